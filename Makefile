@@ -1,0 +1,35 @@
+# Quick start: `make run` serves the demo on http://127.0.0.1:8000, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEV_ENV := var/dev.env
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Development secrets, made once per checkout; production sets these in its environment.
+$(DEV_ENV):
+	mkdir -p var
+	$(BIN)/python -c "import secrets; print('IVR_SECRET_KEY=' + secrets.token_hex(32)); print('TWILIO_AUTH_TOKEN=' + secrets.token_hex(16)); print('IVR_DEMO_PASSWORD=' + secrets.token_urlsafe(12))" > $(DEV_ENV)
+	chmod 600 $(DEV_ENV)
+
+run: $(STAMP) $(DEV_ENV)
+	set -a && . ./$(DEV_ENV) && set +a && $(BIN)/ivr demo && exec $(BIN)/ivr serve
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

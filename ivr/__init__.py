@@ -1,0 +1,65 @@
+"""The telephone side of the OTYS support desk, and the application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from ivr.settings import Settings, load_settings
+from tickets.db import db
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Create the service: settings, database, blueprints and error handling."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    configure(app, settings)
+    register_extensions(app, settings)
+    register_blueprints(app)
+    register_error_handlers(app)
+    return app
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    """Copy the settings Flask and its extensions read into `app.config`."""
+    secure = settings.public_url.startswith("https://")
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+        MAX_CONTENT_LENGTH=256 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        REMEMBER_COOKIE_SECURE=secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    """Bind the database and the web extensions to the app."""
+    db.init_app(
+        app, settings.resolved_database_url, timeout_seconds=settings.database_timeout_seconds
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    """Attach every feature's blueprint."""
+    from ivr import emergency, health, office, voice
+
+    app.register_blueprint(voice.bp)
+    app.register_blueprint(office.bp)
+    app.register_blueprint(emergency.bp)
+    app.register_blueprint(health.bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Make sure a caller never hears Twilio's 'application error'."""
+    from ivr import voice
+
+    voice.register_error_handler(app)

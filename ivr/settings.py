@@ -1,0 +1,309 @@
+"""Load and validate the service's settings from TOML plus environment overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+
+# Environment variable -> dotted settings key it overrides.
+ENV_OVERRIDES = {
+    "IVR_DATABASE_URL": "database_url",
+    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "IVR_PUBLIC_URL": "public_url",
+    "IVR_SECRET_KEY": "secret_key",
+    "IVR_WORKERS": "server.workers",
+    "IVR_JOURNAL_PATH": "journal_path",
+}
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line naming the key."""
+
+
+def _international_number(value: str) -> str:
+    """Accept only a valid phone number written in E.164 (+31318584900)."""
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{value!r} is not a phone number in international format") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"{value!r} is not a valid phone number")
+    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != value:
+        raise ValueError(f"{value!r} must be written in E.164, as {formatted!r}")
+    return value
+
+
+PhoneNumber = Annotated[str, AfterValidator(_international_number)]
+
+
+class Strict(BaseModel):
+    """Base for settings sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(Strict):
+    """Opening hours of a line or department, in the service's time zone."""
+
+    days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    opens: time = time(8, 30)
+    closes: time = time(17, 30)
+    public_holidays_closed: bool = True
+    closed_dates: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _opens_before_closes(self) -> Schedule:
+        if self.opens >= self.closes:
+            raise ValueError("opens must be earlier than closes")
+        return self
+
+
+class Voice(Strict):
+    """How `<Say>` speaks one language."""
+
+    language: str
+    voice: str
+
+
+class Department(Strict):
+    """A team reached from the office menu."""
+
+    key: Literal["1", "2", "3", "4", "5", "6", "7", "8"]
+    names: dict[str, str]
+    numbers: list[PhoneNumber] = Field(min_length=1, max_length=10)
+    dial_timeout: int = Field(default=20, ge=5, le=120)
+    schedule: Schedule | None = None
+
+
+class Colleague(Strict):
+    """A colleague a caller may reach by extension (option 4)."""
+
+    extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")]
+    name: str
+    number: PhoneNumber
+
+
+class OfficeLine(Strict):
+    """The office number and its four-option menu."""
+
+    numbers: list[PhoneNumber] = Field(min_length=1)
+    reception: list[PhoneNumber] = Field(min_length=1, max_length=10)
+    reception_dial_timeout: int = Field(default=30, ge=5, le=120)
+    menu_timeout: int = Field(default=6, ge=1, le=30)
+    max_misses: int = Field(default=3, ge=1, le=10)
+    english_key: Literal["5", "6", "7", "8", "9", "0"] = "9"
+    emergency_key: Literal["1", "2", "3", "4", "5", "6", "7", "8"] = "3"
+    colleague_key: Literal["1", "2", "3", "4", "5", "6", "7", "8"] = "4"
+    extension_timeout: int = Field(default=8, ge=2, le=30)
+    voicemail_max_seconds: int = Field(default=120, ge=10, le=600)
+    departments: dict[str, Department]
+    colleagues: list[Colleague] = Field(default_factory=list)
+    schedule: Schedule | None = None
+
+    @model_validator(mode="after")
+    def _keys_are_distinct(self) -> OfficeLine:
+        keys = [d.key for d in self.departments.values()]
+        keys += [self.emergency_key, self.colleague_key, self.english_key]
+        if len(keys) != len(set(keys)):
+            raise ValueError("menu keys of departments, emergency, colleague and English overlap")
+        extensions = [c.extension for c in self.colleagues]
+        if len(extensions) != len(set(extensions)):
+            raise ValueError("colleague extensions must be unique")
+        return self
+
+
+class Engineer(Strict):
+    """A support engineer on the emergency rota."""
+
+    name: str
+    number: PhoneNumber
+
+
+class EmergencyLine(Strict):
+    """The emergency line for key users and super users."""
+
+    numbers: list[PhoneNumber] = Field(min_length=1)
+    engineers: list[Engineer] = Field(min_length=1, max_length=10)
+    ring_strategy: Literal["simultaneous", "sequential"] = "simultaneous"
+    dial_timeout: int = Field(default=25, ge=5, le=120)
+    screen_timeout: int = Field(default=8, ge=3, le=30)
+    pin_max_tries: int = Field(default=3, ge=1, le=10)
+    pin_timeout: int = Field(default=10, ge=3, le=30)
+    pin_lockout_failures: int = Field(default=5, ge=2, le=100)
+    pin_lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    triage_timeout: int = Field(default=6, ge=2, le=30)
+    triage_max_misses: int = Field(default=2, ge=1, le=5)
+    description_timeout: int = Field(default=4, ge=1, le=10)
+    description_language: str = "nl-NL"
+    repeat_window_minutes: int = Field(default=30, ge=0, le=1440)
+    voicemail_max_seconds: int = Field(default=180, ge=10, le=600)
+    record_calls: bool = True
+    schedule: Schedule | None = None
+
+
+class Server(Strict):
+    """How `ivr serve` runs gunicorn."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1, le=64)
+    threads: int = Field(default=4, ge=1, le=64)
+    timeout: int = Field(default=30, ge=5, le=600)
+
+
+class Settings(Strict):
+    """Every setting of the service, validated."""
+
+    public_url: str = ""
+    database_url: str = ""
+    secret_key: SecretStr
+    twilio_auth_token: SecretStr
+    data_dir: Path = Path("var")
+    journal_path: Path | None = None
+    timezone: str = "Europe/Amsterdam"
+    holiday_country: str = "NL"
+    default_language: str = "nl"
+    trusted_proxies: list[str] = Field(default_factory=list)
+    database_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    server: Server = Field(default_factory=Server)
+    hours: Schedule = Field(default_factory=Schedule)
+    voices: dict[str, Voice]
+    prompts: dict[str, dict[str, str]]
+    office: OfficeLine
+    emergency: EmergencyLine
+
+    @field_validator("secret_key", "twilio_auth_token")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().strip()) < 8:
+            raise ValueError("must be set (at least 8 characters), from the environment")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _languages_complete(self) -> Settings:
+        if self.default_language not in self.prompts:
+            raise ValueError(f"default_language {self.default_language!r} has no prompts")
+        reference = set(self.prompts[self.default_language])
+        for language, table in self.prompts.items():
+            if language not in self.voices:
+                raise ValueError(f"prompts.{language} has no voices.{language}")
+            missing = reference - set(table)
+            if missing:
+                raise ValueError(f"prompts.{language} lacks {', '.join(sorted(missing))}")
+        for name, department in self.office.departments.items():
+            missing = set(self.prompts) - set(department.names)
+            if missing:
+                raise ValueError(
+                    f"office.departments.{name}.names lacks {', '.join(sorted(missing))}"
+                )
+        numbers = set(self.office.numbers) & set(self.emergency.numbers)
+        if numbers:
+            raise ValueError(f"{', '.join(sorted(numbers))} is both an office and emergency number")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Return the time zone every schedule is read in."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Return the database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ivr.sqlite3').resolve()}"
+
+    @property
+    def resolved_journal_path(self) -> Path:
+        """Return where the outage journal is written."""
+        return (self.journal_path or self.data_dir / "journal.jsonl").resolve()
+
+    def schedule_for(self, section: Schedule | None) -> Schedule:
+        """Return a section's own schedule, or the shared default hours."""
+        return section or self.hours
+
+
+def _set_dotted(data: dict, dotted: str, value: str) -> None:
+    """Set `a.b.c` in nested dicts, creating levels as needed."""
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[leaf] = value
+
+
+def _describe(error: dict) -> str:
+    """Render one pydantic error as `key: problem`."""
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        env = [name for name, dotted in ENV_OVERRIDES.items() if dotted == key]
+        hint = f" (set {env[0]} in the environment)" if env else ""
+        return f"{key}: is missing{hint}"
+    return f"{key}: {message}"
+
+
+def load_settings(
+    path: str | os.PathLike | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict | None = None,
+) -> Settings:
+    """Read the TOML file, apply environment overrides and validate everything."""
+    environ = os.environ if environ is None else environ
+    config_path = Path(path or environ.get("IVR_CONFIG") or DEFAULT_CONFIG)
+    try:
+        with open(config_path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"IVR_CONFIG: no configuration file at {config_path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML ({exc})") from exc
+    for variable, dotted in ENV_OVERRIDES.items():
+        if environ.get(variable):
+            _set_dotted(data, dotted, environ[variable])
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        raise ConfigError("configuration error: " + "; ".join(problems)) from None

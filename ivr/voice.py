@@ -1,0 +1,119 @@
+"""The webhooks Twilio's console points at: incoming calls, status changes and the fallback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from ivr import calls, emergency, fallback, office
+from ivr.lines import EMERGENCY, line_for_number
+from ivr.prompts import twiml
+from ivr.settings import Settings
+from ivr.signatures import twilio_only
+from tickets.db import db
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+
+def current_settings() -> Settings:
+    """Return the running service's settings."""
+    return current_app.config["SETTINGS"]
+
+
+@bp.post("/incoming")
+@twilio_only
+def incoming():
+    """Answer any call and hand it to the line its called number belongs to."""
+    settings = current_settings()
+    line = line_for_number(settings, request.form.get("To"))
+    if line == EMERGENCY:
+        return twiml(emergency.answer(settings, request.form))
+    return twiml(office.answer(settings, request.form))
+
+
+@bp.post("/status")
+@twilio_only
+def status():
+    """Record call progress and the end of every call."""
+    settings = current_settings()
+    form = request.form
+    sid = (form.get("CallSid") or "").strip()
+    if not sid:
+        return ("", 204)
+    line = line_for_number(settings, form.get("To"))
+    call = calls.record_call_status(
+        db.session,
+        sid=sid,
+        status=form.get("CallStatus", ""),
+        line=line,
+        from_number=form.get("From"),
+        to_number=form.get("To"),
+        duration=form.get("CallDuration"),
+        sequence=form.get("SequenceNumber"),
+    )
+    if call.line == EMERGENCY:
+        emergency.settle_call(settings, form)
+    return ("", 204)
+
+
+@bp.post("/fallback")
+@twilio_only
+def fallback_call():
+    """Serve a caller when the primary handler failed: no database, no call state."""
+    settings = current_settings()
+    form = request.form
+    log.error(
+        "fallback used for call %s: ErrorCode=%s ErrorUrl=%s",
+        form.get("CallSid"),
+        form.get("ErrorCode"),
+        form.get("ErrorUrl"),
+    )
+    line = line_for_number(settings, form.get("To"))
+    return twiml(fallback.safe_response(settings, line, form.get("From")))
+
+
+@bp.post("/fallback/screen")
+@twilio_only
+def fallback_screen():
+    """Screen an engineer's leg of an unverified emergency call."""
+    caller = request.args.get("caller", "anonymous")[:20]
+    return twiml(fallback.screen_unverified(current_settings(), caller))
+
+
+@bp.post("/fallback/accept")
+@twilio_only
+def fallback_accept():
+    """Bridge the engineer who pressed 1."""
+    return twiml(fallback.accept_unverified(request.form.get("Digits")))
+
+
+def register_error_handler(app) -> None:
+    """Answer any failure inside a voice webhook with TwiML that still serves the caller."""
+
+    @app.errorhandler(Exception)
+    def _serve_caller_anyway(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return exc
+        if not request.path.startswith("/voice/"):
+            log.exception("unhandled error on %s", request.path)
+            if request.path.startswith("/api/"):
+                return {"error": "internal error"}, 500
+            return exc
+        log.exception("voice webhook %s failed; serving the caller without it", request.path)
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - the database may be the thing that is down
+            log.warning("rollback after failure also failed")
+        settings = current_settings()
+        line = line_for_number(settings, request.form.get("To"))
+        if request.path.startswith("/voice/status"):
+            return ("", 204)
+        if request.form.get("Direction", "").startswith("outbound"):
+            # An engineer's leg being screened: never dial from it, screen it as unverified.
+            caller = request.args.get("caller", "anonymous")[:20]
+            return twiml(fallback.screen_unverified(settings, caller))
+        return twiml(fallback.safe_response(settings, line, request.form.get("From")))

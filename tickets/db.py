@@ -1,0 +1,117 @@
+"""Database wiring shared by both sides: the declarative base, time columns and sessions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Store aware datetimes as UTC and always read them back aware (SQLite forgets zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model, with stable constraint names for migrations."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+def make_engine(url: str, *, timeout_seconds: float = 2.0) -> Engine:
+    """Create an engine that fails fast when the database is unreachable."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=15000")
+            cursor.close()
+
+        return engine
+    connect_timeout = max(1, int(round(timeout_seconds)))
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=timeout_seconds,
+        connect_args={
+            "connect_timeout": connect_timeout,
+            "options": f"-c statement_timeout={int(timeout_seconds * 1000) * 2}",
+        },
+    )
+
+
+class Database:
+    """Engine and request-scoped session, bound to a Flask app with `init_app`."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.session_factory: sessionmaker[Session] | None = None
+        self.session: scoped_session[Session] | None = None
+
+    def configure(self, url: str, *, timeout_seconds: float = 2.0) -> None:
+        """Create the engine and session registry for a database URL."""
+        if self.engine is not None:
+            self.engine.dispose()
+        self.engine = make_engine(url, timeout_seconds=timeout_seconds)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.session = scoped_session(self.session_factory)
+
+    def init_app(self, app, url: str, *, timeout_seconds: float = 2.0) -> None:
+        """Bind to a Flask app: configure, and drop the session at the end of each request."""
+        self.configure(url, timeout_seconds=timeout_seconds)
+        app.extensions["database"] = self
+
+        @app.teardown_appcontext
+        def _remove_session(_exc) -> None:
+            if self.session is not None:
+                self.session.remove()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        if self.session is not None:
+            self.session.remove()
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+db = Database()

@@ -1,0 +1,331 @@
+"""Models of the ticket side: directory, staff, tickets, their calls and history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tickets.db import Base, utcnow
+
+ROLES = ("user", "key_user", "super_user")
+ENTITLED_ROLES = ("key_user", "super_user")
+CATEGORIES = ("bug", "question", "other")
+PRIORITIES = ("urgent", "high", "normal", "low")
+STATUSES = (
+    "new",
+    "in_progress",
+    "waiting_for_customer",
+    "with_product_team",
+    "planned",
+    "resolved",
+    "closed",
+)
+OPEN_STATUSES = ("new", "in_progress", "waiting_for_customer", "with_product_team", "planned")
+SOURCES = ("phone", "web", "email")
+REASONS = ("outage", "urgent_bug")
+CALL_OUTCOMES = (
+    "in_progress",
+    "answered",
+    "voicemail",
+    "abandoned_before_triage",
+    "abandoned_while_ringing",
+    "refused",
+    "no_answer",
+)
+FINAL_CALL_OUTCOMES = tuple(o for o in CALL_OUTCOMES if o != "in_progress")
+STAFF_ROLES = ("agent", "admin")
+
+# First ticket number; a ticket's number is this plus its id, so it needs no extra write.
+TICKET_NUMBER_BASE = 100000
+
+
+class Organization(Base):
+    """A client organisation."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    contacts: Mapped[list[Contact]] = relationship(back_populates="organization")
+
+    def __repr__(self) -> str:
+        return f"<Organization {self.id} {self.name!r}>"
+
+
+class Contact(Base):
+    """A person at a client organisation, with their role and optional hashed PIN."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    # Keyed hash (HMAC with the server secret) so a PIN is found by index, never stored plain.
+    pin_hash: Mapped[str | None] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    organization: Mapped[Organization] = relationship(back_populates="contacts")
+    phones: Mapped[list[ContactPhone]] = relationship(
+        back_populates="contact", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_entitled(self) -> bool:
+        """Return whether this contact may use the emergency line."""
+        return self.role in ENTITLED_ROLES
+
+    def __repr__(self) -> str:
+        return f"<Contact {self.id} {self.email!r} {self.role}>"
+
+
+class ContactPhone(Base):
+    """One phone number (E.164) of a contact."""
+
+    __tablename__ = "contact_phones"
+    __table_args__ = (UniqueConstraint("contact_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(20), index=True)
+
+    contact: Mapped[Contact] = relationship(back_populates="phones")
+
+    def __repr__(self) -> str:
+        return f"<ContactPhone {self.number} contact={self.contact_id}>"
+
+
+class StaffUser(Base):
+    """A support-staff account for the dashboard and API."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default="agent")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<StaffUser {self.id} {self.email!r} {self.role}>"
+
+
+class ApiToken(Base):
+    """A bearer token of a staff account; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    staff: Mapped[StaffUser] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.id} staff={self.staff_id}>"
+
+
+class Ticket(Base):
+    """A support ticket; emergency calls open urgent ones."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_created_at_id", "created_at", "id"),
+        Index("ix_tickets_status_priority_created", "status", "priority", "created_at"),
+        Index("ix_tickets_org_status_created", "organization_id", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    priority: Mapped[str] = mapped_column(String(10), default="normal")
+    category: Mapped[str] = mapped_column(String(10), default="bug")
+    status: Mapped[str] = mapped_column(String(30), default="new")
+    source: Mapped[str] = mapped_column(String(10), default="phone")
+    reason: Mapped[str | None] = mapped_column(String(20))
+    description: Mapped[str | None] = mapped_column(Text)
+    caller: Mapped[str | None] = mapped_column(String(64))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
+    in_hours: Mapped[bool] = mapped_column(default=True)
+    verified: Mapped[bool] = mapped_column(default=True)
+    from_journal: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    waiting_question: Mapped[str | None] = mapped_column(Text)
+    release_week: Mapped[str | None] = mapped_column(String(10))
+    rate_approved_at: Mapped[datetime | None]
+    rate_approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    rating: Mapped[int | None]
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    contact: Mapped[Contact | None] = relationship()
+    organization: Mapped[Organization | None] = relationship()
+    acknowledged_by: Mapped[StaffUser | None] = relationship(foreign_keys=[acknowledged_by_id])
+    assigned_to: Mapped[StaffUser | None] = relationship(foreign_keys=[assigned_to_id])
+    calls: Mapped[list[TicketCall]] = relationship(
+        back_populates="ticket", order_by="TicketCall.started_at"
+    )
+    events: Mapped[list[TicketEvent]] = relationship(
+        back_populates="ticket", order_by="TicketEvent.id"
+    )
+    time_entries: Mapped[list[TimeEntry]] = relationship(
+        back_populates="ticket", order_by="TimeEntry.id"
+    )
+
+    @property
+    def number(self) -> str:
+        """Return the ticket number callers and staff use."""
+        return str(TICKET_NUMBER_BASE + self.id)
+
+    @staticmethod
+    def id_from_number(number: str | int) -> int | None:
+        """Return the id of a ticket number, or None if it cannot be one."""
+        try:
+            value = int(str(number))
+        except ValueError:
+            return None
+        return value - TICKET_NUMBER_BASE if value > TICKET_NUMBER_BASE else None
+
+    def __repr__(self) -> str:
+        return f"<Ticket {self.id} {self.priority} {self.status}>"
+
+
+class TicketCall(Base):
+    """A phone call recorded on a ticket."""
+
+    __tablename__ = "ticket_calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    sid: Mapped[str] = mapped_column(String(64), unique=True)
+    line: Mapped[str] = mapped_column(String(20))
+    caller: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(30), default="in_progress")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    duration: Mapped[int | None]
+    ring_seconds: Mapped[int | None]
+    answered_by: Mapped[str | None] = mapped_column(String(200))
+    answered_at: Mapped[datetime | None]
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    recording_duration: Mapped[int | None]
+    transcription: Mapped[str | None] = mapped_column(Text)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="calls")
+
+    def __repr__(self) -> str:
+        return f"<TicketCall {self.sid} ticket={self.ticket_id} {self.outcome}>"
+
+
+class TicketEvent(Base):
+    """One entry of a ticket's timeline and history: call steps, changes, notes."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+    call_sid: Mapped[str | None] = mapped_column(String(64))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+    staff: Mapped[StaffUser | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<TicketEvent {self.id} ticket={self.ticket_id} {self.kind}>"
+
+
+class TimeEntry(Base):
+    """Minutes of work a staff member logged on a ticket."""
+
+    __tablename__ = "time_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    minutes: Mapped[int]
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    billable: Mapped[bool] = mapped_column(default=False)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="time_entries")
+    staff: Mapped[StaffUser] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<TimeEntry {self.id} ticket={self.ticket_id} {self.minutes}min>"
+
+
+class CallbackRequest(Base):
+    """A voicemail left on the office line, for support to call back."""
+
+    __tablename__ = "callback_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    caller: Mapped[str | None] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    recording_duration: Mapped[int | None]
+    in_hours: Mapped[bool] = mapped_column(default=True)
+    called_back_at: Mapped[datetime | None]
+    called_back_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+    called_back_by: Mapped[StaffUser | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<CallbackRequest {self.id} {self.department} {self.caller}>"
+
+
+class HoursOverride(Base):
+    """Support's manual override of the working-hours schedule (one row, id 1)."""
+
+    __tablename__ = "hours_overrides"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mode: Mapped[str] = mapped_column(String(10), default="auto")
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+    set_by: Mapped[str | None] = mapped_column(String(320))
+
+    def __repr__(self) -> str:
+        return f"<HoursOverride {self.mode}>"
+
+
+class Announcement(Base):
+    """A known-outage message emergency callers hear before triage while it is active."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text_nl: Mapped[str] = mapped_column(Text)
+    text_en: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+    def __repr__(self) -> str:
+        return f"<Announcement {self.id} until {self.expires_at}>"
