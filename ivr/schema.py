@@ -22,4 +22,4 @@ def upgrade_database(url: str) -> None:
     """Apply every migration that the database at `url` has not had yet."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "heads")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tickets.models import HoursOverride
+from tickets.db import utcnow
+from tickets.models import Announcement, HoursOverride
 
 OVERRIDE_MODES = ("auto", "open", "closed")
 OVERRIDE_ROW = 1
@@ -26,10 +29,20 @@ def set_hours_override(session: Session, *, mode: str, set_by: str | None) -> Ho
         row = HoursOverride(id=OVERRIDE_ROW, mode=mode, set_by=set_by)
         session.add(row)
     else:
-        from tickets.db import utcnow
-
         row.mode = mode
         row.set_by = set_by
         row.set_at = utcnow()
     session.commit()
     return row
+
+
+def active_announcement(session: Session, *, now: datetime | None = None) -> Announcement | None:
+    """Return the newest known-outage announcement that is active at `now`, if any."""
+    now = now or utcnow()
+    return session.scalar(
+        select(Announcement)
+        .where(Announcement.ended_at.is_(None))
+        .where((Announcement.expires_at.is_(None)) | (Announcement.expires_at > now))
+        .order_by(Announcement.created_at.desc(), Announcement.id.desc())
+        .limit(1)
+    )

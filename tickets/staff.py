@@ -1,0 +1,102 @@
+"""Support-staff accounts, their passwords and API bearer tokens."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+
+from flask import g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from tickets.db import db, utcnow
+from tickets.models import STAFF_ROLES, ApiToken, StaffUser
+
+MIN_PASSWORD_LENGTH = 10
+
+
+class StaffError(ValueError):
+    """A staff account cannot be created or changed as asked."""
+
+
+def find_staff(session: Session, email: str) -> StaffUser | None:
+    """Return the staff account with this e-mail address (case-insensitive)."""
+    return session.scalar(select(StaffUser).where(StaffUser.email == email.strip().lower()))
+
+
+def create_staff(
+    session: Session, *, email: str, name: str, password: str, role: str = "agent"
+) -> StaffUser:
+    """Create a staff account with a hashed password."""
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise StaffError(f"{email!r} is not an e-mail address")
+    if role not in STAFF_ROLES:
+        raise StaffError(f"role must be one of {', '.join(STAFF_ROLES)}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if find_staff(session, email) is not None:
+        raise StaffError(f"{email} already has an account")
+    staff = StaffUser(
+        email=email,
+        name=name.strip() or email,
+        role=role,
+        password_hash=generate_password_hash(password),
+    )
+    session.add(staff)
+    session.commit()
+    return staff
+
+
+def check_password(staff: StaffUser, password: str) -> bool:
+    """Return whether `password` is this account's password."""
+    return check_password_hash(staff.password_hash, password)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, *, staff: StaffUser) -> str:
+    """Create a new API bearer token for `staff`; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    session.add(ApiToken(staff_id=staff.id, token_hash=_token_hash(token)))
+    session.commit()
+    return token
+
+
+def staff_for_token(session: Session, token: str | None) -> StaffUser | None:
+    """Return the active staff account a bearer token belongs to, if it is valid."""
+    if not token or len(token) > 200:
+        return None
+    row = session.scalar(
+        select(ApiToken)
+        .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None))
+        .options(joinedload(ApiToken.staff))
+    )
+    if row is None or not row.staff.active:
+        return None
+    row.last_used_at = utcnow()
+    session.commit()
+    return row.staff
+
+
+def token_required(view):
+    """Answer 401 with a JSON error unless the request carries a valid bearer token."""
+
+    @functools.wraps(view)
+    def checked(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        staff = staff_for_token(db.session, token.strip()) if scheme.lower() == "bearer" else None
+        if staff is None:
+            response = jsonify(error="a valid bearer token is required")
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = 'Bearer realm="support"'
+            return response
+        g.api_staff = staff
+        return view(*args, **kwargs)
+
+    return checked
