@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import string
 import tomllib
 from datetime import date, time
 from pathlib import Path
@@ -118,6 +120,8 @@ class OfficeLine(Strict):
     emergency_key: Literal["1", "2", "3", "4", "5", "6", "7", "8"] = "3"
     colleague_key: Literal["1", "2", "3", "4", "5", "6", "7", "8"] = "4"
     extension_timeout: int = Field(default=8, ge=2, le=30)
+    extension_max_tries: int = Field(default=3, ge=1, le=10)
+    colleague_dial_timeout: int = Field(default=20, ge=5, le=120)
     voicemail_max_seconds: int = Field(default=120, ge=10, le=600)
     departments: dict[str, Department]
     colleagues: list[Colleague] = Field(default_factory=list)
@@ -132,7 +136,23 @@ class OfficeLine(Strict):
         extensions = [c.extension for c in self.colleagues]
         if len(extensions) != len(set(extensions)):
             raise ValueError("colleague extensions must be unique")
+        for name in self.departments:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name) or name == "reception":
+                raise ValueError(
+                    f"departments.{name}: name must be lower-case letters, digits or _ "
+                    "(and not 'reception')"
+                )
         return self
+
+    def menu_keys(self) -> dict[str, str]:
+        """Return the `{..._key}` placeholders the office menu prompt may use."""
+        keys = {f"{name}_key": d.key for name, d in self.departments.items()}
+        keys.update(
+            english_key=self.english_key,
+            emergency_key=self.emergency_key,
+            colleague_key=self.colleague_key,
+        )
+        return keys
 
 
 class Engineer(Strict):
@@ -239,6 +259,15 @@ class Settings(Strict):
         numbers = set(self.office.numbers) & set(self.emergency.numbers)
         if numbers:
             raise ValueError(f"{', '.join(sorted(numbers))} is both an office and emergency number")
+        allowed = set(self.office.menu_keys())
+        for language, table in self.prompts.items():
+            fields = {f for _, f, _, _ in string.Formatter().parse(table.get("office_menu", ""))}
+            unknown = fields - allowed - {None}
+            if unknown:
+                raise ValueError(
+                    f"prompts.{language}.office_menu: unknown placeholder "
+                    f"{{{sorted(unknown)[0]}}} (known: {', '.join(sorted(allowed))})"
+                )
         return self
 
     @property
