@@ -5,10 +5,11 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+from pathlib import Path
 
 import click
 
-from ivr.settings import ConfigError, Settings, load_settings
+from ivr.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,160 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
 
 @main.group()
+def directory() -> None:
+    """The client directory: organisations and their contacts."""
+
+
+@directory.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def directory_import(file: Path) -> None:
+    """Add or update contacts from a CSV file: organization,name,email,role,phone,pin."""
+    from tickets.directory import DirectoryFileError, decode_directory_file, import_directory
+
+    settings = settings_or_exit()
+    try:
+        text = decode_directory_file(file.read_bytes())
+    except OSError as exc:
+        click.echo(f"error: cannot read {file}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    except DirectoryFileError as exc:
+        click.echo(f"error: {file}: {exc}", err=True)
+        sys.exit(1)
+    session = open_database(settings)
+    try:
+        result = import_directory(session, text, secret=settings.secret_key.get_secret_value())
+    except DirectoryFileError as exc:
+        click.echo(f"error: {file}: {exc}", err=True)
+        sys.exit(1)
+    echo_import(file.name, result)
+
+
+def echo_import(label: str, result) -> None:
+    """Print an import's counts and every rejected row with its line number and reasons."""
+    click.echo(
+        f"{label}: {result.added} added, {result.updated} updated, "
+        f"{result.unchanged} unchanged, {len(result.rejected)} rejected"
+    )
+    for row in result.rejected:
+        click.echo(f"  rejected line {row.line} ({row.email or 'no e-mail'}): {row.reason}")
+
+
+@main.group()
+def staff() -> None:
+    """Support-staff accounts for the dashboard and the API."""
+
+
+def stdin_is_terminal() -> bool:
+    """Return whether standard input is a terminal someone types at."""
+    return click.get_text_stream("stdin").isatty()
+
+
+def read_new_password() -> str:
+    """Ask twice on a terminal; otherwise read one line from standard input."""
+    if stdin_is_terminal():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != first:
+            click.echo("error: the two passwords differ", err=True)
+            sys.exit(1)
+        return first
+    return click.get_text_stream("stdin").readline().rstrip("\r\n")
+
+
+@staff.command("add")
+@click.argument("email")
+@click.option("--name", required=True, help="Name shown in the dashboard and on tickets.")
+@click.option("--role", type=click.Choice(["agent", "admin"]), default="agent", show_default=True)
+def staff_add(email: str, name: str, role: str) -> None:
+    """Create a staff account; the password is read from standard input."""
+    from sqlalchemy.exc import IntegrityError
+
+    from tickets.staff import StaffError, create_staff, find_staff
+
+    settings = settings_or_exit()
+    session = open_database(settings)
+    if find_staff(session, email) is not None:
+        click.echo(f"error: {email.strip().lower()} already has an account", err=True)
+        sys.exit(1)
+    password = read_new_password()
+    try:
+        account = create_staff(session, email=email, name=name, password=password, role=role)
+    except StaffError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except IntegrityError:
+        click.echo(f"error: {email.strip().lower()} already has an account", err=True)
+        sys.exit(1)
+    click.echo(f"created {account.role} account {account.email}")
+
+
+@staff.command("token")
+@click.argument("email")
+def staff_token(email: str) -> None:
+    """Print a new API bearer token for a staff account, alone on its line."""
+    from tickets.staff import find_staff, issue_token
+
+    settings = settings_or_exit()
+    session = open_database(settings)
+    account = find_staff(session, email)
+    if account is None or not account.active:
+        click.echo(f"error: no active staff account {email.strip().lower()}", err=True)
+        sys.exit(1)
+    click.echo(issue_token(session, staff=account))
+
+
+DEMO_DIRECTORY = PROJECT_ROOT / "config" / "demo-directory.csv"
+DEMO_STAFF_EMAIL = "demo@otys.example"
+
+
+@main.command()
+@click.option("--password", "password", envvar="IVR_DEMO_PASSWORD", default=None, hidden=True)
+def demo(password: str | None) -> None:
+    """Load the demo directory and staff account (IVR_DEMO_PASSWORD), and say how to try it."""
+    from tickets.directory import decode_directory_file, import_directory
+    from tickets.staff import StaffError, check_password, create_staff, find_staff
+
+    settings = settings_or_exit()
+    session = open_database(settings)
+    text = decode_directory_file(DEMO_DIRECTORY.read_bytes())
+    result = import_directory(session, text, secret=settings.secret_key.get_secret_value())
+    echo_import("demo directory", result)
+    if password:
+        account = find_staff(session, DEMO_STAFF_EMAIL)
+        if account is None:
+            try:
+                create_staff(
+                    session,
+                    email=DEMO_STAFF_EMAIL,
+                    name="Demo Support",
+                    password=password,
+                    role="admin",
+                )
+            except StaffError as exc:
+                click.echo(f"error: demo staff account: {exc}", err=True)
+                sys.exit(1)
+            click.echo(f"demo staff account {DEMO_STAFF_EMAIL} created")
+        elif not check_password(account, password):
+            click.echo(
+                f"note: {DEMO_STAFF_EMAIL} exists with another password than IVR_DEMO_PASSWORD",
+                err=True,
+            )
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    click.echo(
+        f"""
+OTYS support lines demo
+  Service:    {url}
+  Dashboard:  {url}/support
+              log in as {DEMO_STAFF_EMAIL}; the password is IVR_DEMO_PASSWORD in var/dev.env
+  Simulated calls, from another terminal:
+              .venv/bin/ivr call --to office
+              .venv/bin/ivr call --to emergency
+  Demo callers: +31612345678 is a super user of Demo Uitzendbureau, +31687654321 a normal
+              user, and PIN 246810 belongs to a key user without a phone number.
+"""
+    )
+
+
+@main.group()
 def hours() -> None:
     """Working-hours override for both lines."""
 
@@ -65,3 +220,41 @@ def hours_set(mode: str) -> None:
     session = open_database(settings)
     set_hours_override(session, mode=mode, set_by=f"cli:{getpass.getuser()}")
     click.echo(f"hours override: {mode}")
+
+
+@main.command("call")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Running service.")
+@click.option(
+    "--to", "to", default="office", show_default=True, help="A number, office or emergency."
+)
+@click.option(
+    "--from", "from_", default="+31612345678", show_default=True, help="A number, or anonymous."
+)
+@click.option(
+    "--keys",
+    default="",
+    help="Scripted answers, comma-separated, one per question: keys (1, 201#), - (silence), "
+    "say:words, y/n/b (does a dialled number answer), rec:words (a voicemail), hangup.",
+)
+def call(url: str, to: str, from_: str, keys: str) -> None:
+    """Place a simulated Twilio call against a running service: a terminal telephone."""
+    from ivr import phone
+
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter("must start with http:// or https://", param_hint="--url")
+    settings = settings_or_exit()
+    try:
+        called = phone.called_number(settings, to)
+        caller = phone.calling_number(from_)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    code = phone.place_call(
+        settings,
+        url=url,
+        to=called,
+        from_=caller,
+        keys=keys,
+        interactive=sys.stdin.isatty(),
+        echo=click.echo,
+    )
+    sys.exit(code)

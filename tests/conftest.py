@@ -205,3 +205,28 @@ def phone(client):
         return Call(client, to=to, from_=from_, sid=sid)
 
     return make
+
+
+@pytest.fixture
+def cli(app, database_url, monkeypatch):
+    """Return a runner of the `ivr` command on the test database: cli("staff", "token", email)."""
+    from click.testing import CliRunner
+
+    from ivr.cli import main
+
+    environ = {
+        "IVR_DATABASE_URL": database_url,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "IVR_SECRET_KEY": SECRET_KEY,
+        "IVR_PUBLIC_URL": PUBLIC_URL,
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    for name in ("IVR_CONFIG", "IVR_DEMO_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None, env: dict | None = None):
+        return runner.invoke(main, list(args), input=input, env=env, catch_exceptions=False)
+
+    return run

@@ -1,14 +1,21 @@
-"""The client directory: find contacts by phone number or PIN; PINs are keyed hashes."""
+"""The client directory: import it from CSV, find contacts by phone number or PIN."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+import phonenumbers
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload, selectinload
 
-from tickets.models import Contact, ContactPhone
+from tickets.models import ROLES, Contact, ContactPhone, Organization
 
 PIN_MIN_DIGITS = 6
 PIN_MAX_DIGITS = 8
@@ -55,3 +62,368 @@ def find_contact_by_pin(session: Session, pin: str | None, *, secret: str) -> Co
         .where(Contact.pin_hash == hash_pin(pin, secret=secret))
         .options(joinedload(Contact.organization))
     )
+
+
+# --- importing the directory from CSV -------------------------------------------------------
+
+DEFAULT_REGION = "NL"
+COLUMNS = ("organization", "name", "email", "role", "phone", "pin")
+REQUIRED_VALUES = ("organization", "name", "email", "role")
+HEADER_ALIASES = {"organisation": "organization", "e-mail": "email"}
+DELIMITERS = (",", ";", "\t")
+# Several numbers share one cell; a comma is never part of a phone number either.
+PHONE_SEPARATORS = re.compile(r"[;,]")
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 320
+# Bounds the IN (...) lists of the look-ups made before the rows are applied.
+LOOKUP_CHUNK = 500
+
+
+class DirectoryFileError(ValueError):
+    """The directory file as a whole cannot be imported: unreadable text or a bad header."""
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row of the file that changed nothing, and why."""
+
+    line: int
+    email: str
+    reasons: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        """Return every reason in one line."""
+        return "; ".join(self.reasons)
+
+
+@dataclass
+class DirectoryImport:
+    """What an import did: rows added, updated, unchanged and rejected."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Return how many contact rows the file had."""
+        return self.added + self.updated + self.unchanged + len(self.rejected)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A validated row: what one contact should look like after the import."""
+
+    organization: str
+    name: str
+    email: str
+    role: str
+    phones: tuple[str, ...]
+    pin_hash: str | None
+
+
+def normalize_phone_number(raw: str | None, *, region: str = DEFAULT_REGION) -> str | None:
+    """Return a phone number in any usual notation as E.164, or None if it is not valid."""
+    if not raw or len(raw) > 64:
+        return None
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def decode_directory_file(data: bytes) -> str:
+    """Return the text of a directory file: UTF-8 (BOM or not), else Windows-1252 from Excel."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise DirectoryFileError("the file is neither UTF-8 nor Windows-1252 text") from exc
+
+
+def import_directory(
+    session: Session, text: str, *, secret: str, region: str = DEFAULT_REGION
+) -> DirectoryImport:
+    """Add or update contacts from CSV text, keyed on e-mail; a rejected row changes nothing."""
+    columns, width, records = _read_records(text)
+    parsed = [(line, _row_values(cells, columns, width)) for line, cells in records]
+    emails = {values["email"].lower() for _line, values in parsed if values["email"]}
+    contacts = _contacts_by_email(session, emails)
+    pin_hashes = {
+        hash_pin(values["pin"], secret=secret)
+        for _line, values in parsed
+        if is_well_formed_pin(values["pin"])
+    }
+    pin_owners = _pin_owners(session, pin_hashes)
+    organizations: dict[str, Organization] = {}
+    for organization in session.scalars(select(Organization).order_by(Organization.id)):
+        organizations.setdefault(_organization_key(organization.name), organization)
+
+    result = DirectoryImport()
+    email_lines: dict[str, int] = {}
+    pin_lines: dict[str, int] = {}
+    for line, values in parsed:
+        entry, reasons = _validate(values, secret=secret, region=region)
+        email = values["email"].lower()
+        if email:
+            if email in email_lines:
+                reasons.append(f"duplicate e-mail address (also on line {email_lines[email]})")
+            else:
+                email_lines[email] = line
+        if is_well_formed_pin(values["pin"]):
+            digest = hash_pin(values["pin"], secret=secret)
+            if digest in pin_lines:
+                reasons.append(f"PIN already used on line {pin_lines[digest]} of this file")
+            else:
+                pin_lines[digest] = line
+                owner = pin_owners.get(digest)
+                if owner is not None and owner != email:
+                    reasons.append("PIN already taken by another contact")
+        if reasons or entry is None:
+            result.rejected.append(RejectedRow(line, values["email"], tuple(reasons)))
+            continue
+        contact = contacts.get(entry.email)
+        organization = organizations.get(_organization_key(entry.organization))
+        if contact is not None and not _differs(contact, entry, organization):
+            result.unchanged += 1
+            continue
+        try:
+            # A savepoint per row: a conflict nobody could see while validating (a concurrent
+            # import) rejects that row alone and keeps the rows already applied.
+            with session.begin_nested():
+                if organization is None:
+                    organization = Organization(name=entry.organization)
+                    session.add(organization)
+                if contact is None:
+                    contact = _add_contact(session, entry, organization)
+                    outcome = "added"
+                else:
+                    _update_contact(contact, entry, organization)
+                    outcome = "updated"
+        except IntegrityError:
+            reason = "conflicts with a change made at the same time; import the file again"
+            result.rejected.append(RejectedRow(line, values["email"], (reason,)))
+            continue
+        organizations[_organization_key(organization.name)] = organization
+        contacts[entry.email] = contact
+        if entry.pin_hash is not None:
+            pin_owners[entry.pin_hash] = entry.email
+        if outcome == "added":
+            result.added += 1
+        else:
+            result.updated += 1
+    session.commit()
+    return result
+
+
+def _header_key(name: str) -> str:
+    key = "_".join(name.strip().lower().split())
+    return HEADER_ALIASES.get(key, key)
+
+
+def _read_records(text: str) -> tuple[dict[str, int], int, list[tuple[int, list[str]]]]:
+    """Return the header's column positions and width, and each non-blank record's line."""
+    text = text.removeprefix("\ufeff")
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise DirectoryFileError("the file is empty; expected a header " + ",".join(COLUMNS))
+    delimiter = max(DELIMITERS, key=lambda d: len(set(COLUMNS) & _header_keys(first, d)))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    columns: dict[str, int] | None = None
+    width = 0
+    records: list[tuple[int, list[str]]] = []
+    try:
+        while True:
+            line = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            if not any(cell.strip() for cell in cells):
+                continue
+            if columns is None:
+                columns = _header_columns(cells)
+                width = len(cells)
+            else:
+                records.append((line, cells))
+    except csv.Error as exc:
+        raise DirectoryFileError(f"line {reader.line_num}: not readable as CSV ({exc})") from exc
+    if columns is None:
+        raise DirectoryFileError("the file has no header; expected " + ",".join(COLUMNS))
+    return columns, width, records
+
+
+def _header_keys(line: str, delimiter: str) -> set[str]:
+    try:
+        cells = next(csv.reader([line], delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return set()
+    return {_header_key(cell) for cell in cells}
+
+
+def _header_columns(cells: list[str]) -> dict[str, int]:
+    """Return where each known column is, or fail naming what the header lacks."""
+    columns: dict[str, int] = {}
+    for index, cell in enumerate(cells):
+        key = _header_key(cell)
+        if key in COLUMNS:
+            if key in columns:
+                raise DirectoryFileError(f"the header has the column {key!r} twice")
+            columns[key] = index
+    missing = [column for column in COLUMNS if column not in columns]
+    if missing:
+        raise DirectoryFileError(
+            f"the header lacks the column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}; expected {','.join(COLUMNS)}"
+        )
+    return columns
+
+
+def _row_values(cells: list[str], columns: dict[str, int], width: int) -> dict[str, str]:
+    """Return a record's stripped value per column; `extra` is set if it overflows the header."""
+    values = {
+        column: (cells[index].strip() if index < len(cells) else "")
+        for column, index in columns.items()
+    }
+    values["extra"] = "yes" if any(cell.strip() for cell in cells[width:]) else ""
+    return values
+
+
+def _collapse(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _organization_key(name: str) -> str:
+    return _collapse(name).casefold()
+
+
+def _validate(
+    values: dict[str, str], *, secret: str, region: str
+) -> tuple[_Entry | None, list[str]]:
+    """Check one row on its own; return the contact it describes or the reasons it cannot."""
+    reasons = [f"missing value for {column}" for column in REQUIRED_VALUES if not values[column]]
+    if values["extra"]:
+        reasons.append("more values than the header has columns")
+    organization = _collapse(values["organization"])
+    name = _collapse(values["name"])
+    for column, value in (("organization", organization), ("name", name)):
+        if len(value) > MAX_NAME_LENGTH:
+            reasons.append(f"{column} longer than {MAX_NAME_LENGTH} characters")
+    email = values["email"].lower()
+    if email and (len(email) > MAX_EMAIL_LENGTH or not EMAIL_SHAPE.match(email)):
+        reasons.append(f"not an e-mail address: {values['email']!r}")
+    role = "_".join(values["role"].lower().replace("-", " ").split())
+    if values["role"] and role not in ROLES:
+        reasons.append(f"unknown role {values['role']!r} (use {', '.join(ROLES)})")
+    phones: list[str] = []
+    for raw in PHONE_SEPARATORS.split(values["phone"]):
+        raw = raw.strip()
+        if not raw:
+            continue
+        number = normalize_phone_number(raw, region=region)
+        if number is None:
+            reasons.append(f"bad phone number {raw[:40]!r}")
+        elif number not in phones:
+            phones.append(number)
+    pin = values["pin"]
+    pin_hash = None
+    if pin:
+        # The PIN itself is never echoed: the output of an import may end up in logs.
+        if not (pin.isascii() and pin.isdigit()):
+            reasons.append("PIN must be digits only")
+        elif len(pin) < PIN_MIN_DIGITS:
+            reasons.append(
+                f"PIN too short ({len(pin)} digits; {PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} needed)"
+            )
+        elif len(pin) > PIN_MAX_DIGITS:
+            reasons.append(
+                f"PIN too long ({len(pin)} digits; {PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} needed)"
+            )
+        else:
+            pin_hash = hash_pin(pin, secret=secret)
+    if reasons:
+        return None, reasons
+    entry = _Entry(organization, name, email, role, tuple(phones), pin_hash)
+    return entry, reasons
+
+
+def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
+    values = sorted(values)
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        yield values[start : start + LOOKUP_CHUNK]
+
+
+def _contacts_by_email(session: Session, emails: set[str]) -> dict[str, Contact]:
+    """Return the existing contacts with these e-mail addresses, keyed on the lower-case one."""
+    found: dict[str, Contact] = {}
+    for chunk in _chunks(emails):
+        for contact in session.scalars(
+            select(Contact)
+            .where(func.lower(Contact.email).in_(chunk))
+            .options(selectinload(Contact.phones))
+        ):
+            found[contact.email.lower()] = contact
+    return found
+
+
+def _pin_owners(session: Session, pin_hashes: set[str]) -> dict[str, str]:
+    """Return the lower-case e-mail address of the contact holding each of these PIN hashes."""
+    owners: dict[str, str] = {}
+    for chunk in _chunks(pin_hashes):
+        for pin_hash, email in session.execute(
+            select(Contact.pin_hash, Contact.email).where(Contact.pin_hash.in_(chunk))
+        ):
+            owners[pin_hash] = email.lower()
+    return owners
+
+
+def _differs(contact: Contact, entry: _Entry, organization: Organization | None) -> bool:
+    """Return whether applying `entry` would change `contact`."""
+    return (
+        organization is None
+        or contact.organization_id != organization.id
+        or contact.name != entry.name
+        or contact.email != entry.email
+        or contact.role != entry.role
+        or (entry.pin_hash is not None and contact.pin_hash != entry.pin_hash)
+        or {phone.number for phone in contact.phones} != set(entry.phones)
+    )
+
+
+def _add_contact(session: Session, entry: _Entry, organization: Organization) -> Contact:
+    contact = Contact(
+        organization=organization,
+        name=entry.name,
+        email=entry.email,
+        role=entry.role,
+        pin_hash=entry.pin_hash,
+        phones=[ContactPhone(number=number) for number in entry.phones],
+    )
+    session.add(contact)
+    return contact
+
+
+def _update_contact(contact: Contact, entry: _Entry, organization: Organization) -> None:
+    """Make `contact` what `entry` says; an entry without a PIN keeps the contact's PIN."""
+    contact.organization = organization
+    contact.name = entry.name
+    contact.email = entry.email
+    contact.role = entry.role
+    if entry.pin_hash is not None:
+        contact.pin_hash = entry.pin_hash
+    # Keep the rows of numbers that stay, so the (contact, number) unique key never clashes.
+    for phone in list(contact.phones):
+        if phone.number not in entry.phones:
+            contact.phones.remove(phone)
+    kept = {phone.number for phone in contact.phones}
+    contact.phones.extend(ContactPhone(number=n) for n in entry.phones if n not in kept)
