@@ -30,6 +30,7 @@ CALL_OUTCOMES = (
     "answered",
     "voicemail",
     "abandoned_before_triage",
+    "abandoned_after_triage",
     "abandoned_while_ringing",
     "refused",
     "no_answer",

@@ -1,0 +1,469 @@
+"""Urgent tickets opened by emergency calls: open or join, attach calls, record what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.exc import StaleDataError
+
+from tickets.db import utcnow
+from tickets.models import (
+    OPEN_STATUSES,
+    Contact,
+    Ticket,
+    TicketCall,
+    TicketEvent,
+)
+
+URGENT = "urgent"
+RECOGNISED_BY = {"caller_id": "caller ID", "pin": "PIN"}
+
+# Later knowledge may improve an outcome (a voicemail arriving after the hang-up was settled),
+# but an outcome never moves back to a lower rank, nor sideways between final outcomes.
+OUTCOME_RANK = {
+    "in_progress": 0,
+    "abandoned_before_triage": 1,
+    "abandoned_after_triage": 1,
+    "abandoned_while_ringing": 1,
+    "no_answer": 1,
+    "refused": 1,
+    "voicemail": 2,
+    "answered": 3,
+}
+
+# Timeline event kinds written for emergency calls.
+TICKET_OPENED = "ticket_opened"
+CALL_JOINED = "call_joined"
+RECOGNISED = "recognised"
+TRIAGE = "triage"
+DESCRIPTION = "description"
+ENGINEER_RUNG = "engineer_rung"
+ENGINEER_REFUSED = "engineer_refused"
+ENGINEER_ACCEPTED = "engineer_accepted"
+ENGINEERS_UNAVAILABLE = "engineers_unavailable"
+VOICEMAIL = "voicemail"
+CALL_RECORDED = "call_recorded"
+CALL_ENDED = "call_ended"
+
+
+def find_ticket_call(session: Session, sid: str | None) -> TicketCall | None:
+    """Return the ticket call of a CallSid, with its ticket loaded."""
+    if not sid:
+        return None
+    return session.scalar(
+        select(TicketCall).where(TicketCall.sid == sid).options(joinedload(TicketCall.ticket))
+    )
+
+
+def find_ticket(session: Session, number: str | None) -> Ticket | None:
+    """Return the ticket with this ticket number, or None when there is none or it is odd."""
+    if not number or len(number) > 12:
+        return None
+    ticket_id = Ticket.id_from_number(number)
+    if ticket_id is None:
+        return None
+    return session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .options(joinedload(Ticket.contact), joinedload(Ticket.organization))
+    )
+
+
+def find_call_on_ticket(session: Session, *, ticket: Ticket, sid: str | None) -> TicketCall | None:
+    """Return the ticket's call with this sid, else its newest call still in progress."""
+    if sid:
+        call = session.scalar(
+            select(TicketCall).where(TicketCall.sid == sid, TicketCall.ticket_id == ticket.id)
+        )
+        if call is not None:
+            return call
+    return session.scalar(
+        select(TicketCall)
+        .where(TicketCall.ticket_id == ticket.id, TicketCall.outcome == "in_progress")
+        .order_by(TicketCall.started_at.desc(), TicketCall.id.desc())
+        .limit(1)
+    )
+
+
+def _open_ticket_to_join(
+    session: Session, *, organization_id: int, since: datetime
+) -> Ticket | None:
+    """Return the organisation's open urgent ticket with a call since `since`, if any."""
+    return session.scalar(
+        select(Ticket)
+        .join(TicketCall)
+        .where(
+            Ticket.organization_id == organization_id,
+            Ticket.priority == URGENT,
+            Ticket.status.in_(OPEN_STATUSES),
+            TicketCall.started_at >= since,
+        )
+        .order_by(TicketCall.started_at.desc(), Ticket.id.desc())
+        .limit(1)
+    )
+
+
+def _add_event(
+    session: Session,
+    *,
+    ticket_id: int,
+    kind: str,
+    detail: str | None,
+    call_sid: str | None,
+    at: datetime,
+) -> None:
+    """Add a timeline event unless this call already has the very same one (retried webhook)."""
+    duplicate = session.scalar(
+        select(TicketEvent.id).where(
+            TicketEvent.ticket_id == ticket_id,
+            TicketEvent.kind == kind,
+            TicketEvent.call_sid == call_sid,
+            TicketEvent.detail == detail if detail is not None else TicketEvent.detail.is_(None),
+        )
+    )
+    if duplicate is None:
+        session.add(
+            TicketEvent(ticket_id=ticket_id, kind=kind, detail=detail, call_sid=call_sid, at=at)
+        )
+
+
+def open_urgent_ticket(
+    session: Session,
+    *,
+    call_sid: str,
+    line: str,
+    caller: str | None,
+    contact: Contact,
+    in_hours: bool,
+    recognised_by: str,
+    repeat_window_minutes: int,
+    now: datetime | None = None,
+) -> TicketCall:
+    """Attach the call to its organisation's open urgent ticket, or open one; once per call."""
+    existing = find_ticket_call(session, call_sid)
+    if existing is not None:
+        return existing
+    now = now or utcnow()
+    ticket = None
+    if repeat_window_minutes > 0:
+        ticket = _open_ticket_to_join(
+            session,
+            organization_id=contact.organization_id,
+            since=now - timedelta(minutes=repeat_window_minutes),
+        )
+    joined = ticket is not None
+    if ticket is None:
+        ticket = Ticket(
+            priority=URGENT,
+            category="bug",
+            status="new",
+            source="phone",
+            caller=caller,
+            contact_id=contact.id,
+            organization_id=contact.organization_id,
+            in_hours=in_hours,
+            verified=True,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(ticket)
+        session.flush()
+    call = TicketCall(ticket_id=ticket.id, sid=call_sid, line=line, caller=caller, started_at=now)
+    session.add(call)
+    how = RECOGNISED_BY.get(recognised_by, recognised_by)
+    if joined:
+        detail = f"{contact.name} called again; the call was added to this open ticket"
+        session.add(
+            TicketEvent(
+                ticket_id=ticket.id, kind=CALL_JOINED, detail=detail, call_sid=call_sid, at=now
+            )
+        )
+    else:
+        when = "in working hours" if in_hours else "outside working hours"
+        detail = f"opened by an emergency call {when}"
+        session.add(
+            TicketEvent(
+                ticket_id=ticket.id, kind=TICKET_OPENED, detail=detail, call_sid=call_sid, at=now
+            )
+        )
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            kind=RECOGNISED,
+            detail=f"{contact.name} ({contact.role}) by {how}",
+            call_sid=call_sid,
+            at=now,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same CallSid won a concurrent request (a Twilio retry): its ticket is the one.
+        session.rollback()
+        existing = find_ticket_call(session, call_sid)
+        if existing is None:
+            raise
+        return existing
+    return call
+
+
+def is_joined_call(session: Session, call: TicketCall) -> bool:
+    """Return whether the call was added to a ticket an earlier call opened."""
+    first = session.scalar(
+        select(TicketCall.id)
+        .where(TicketCall.ticket_id == call.ticket_id)
+        .order_by(TicketCall.started_at, TicketCall.id)
+        .limit(1)
+    )
+    return first != call.id
+
+
+def _change_ticket(session: Session, ticket_id: int, change: Callable[[Ticket], None]) -> None:
+    """Apply `change` to the ticket and commit, retrying when staff saved it concurrently."""
+    for attempt in range(3):
+        ticket = session.scalar(
+            select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
+        )
+        change(ticket)
+        try:
+            session.commit()
+            return
+        except StaleDataError:
+            session.rollback()
+            if attempt == 2:
+                raise
+
+
+def record_reason(
+    session: Session, *, call: TicketCall, reason: str | None, now: datetime | None = None
+) -> TicketCall:
+    """Record the caller's triage choice; None means no usable choice was made."""
+    now = now or utcnow()
+    _add_event(
+        session,
+        ticket_id=call.ticket_id,
+        kind=TRIAGE,
+        detail=reason or "unknown",
+        call_sid=call.sid,
+        at=now,
+    )
+
+    def change(ticket: Ticket) -> None:
+        if reason is not None:
+            ticket.reason = reason
+
+    _change_ticket(session, call.ticket_id, change)
+    return call
+
+
+def record_description(
+    session: Session,
+    *,
+    call: TicketCall,
+    text: str | None,
+    confidence: float | None = None,
+    now: datetime | None = None,
+) -> TicketCall:
+    """Store the caller's spoken description on the ticket and as the call's transcription."""
+    now = now or utcnow()
+    if not text:
+        _add_event(
+            session,
+            ticket_id=call.ticket_id,
+            kind=DESCRIPTION,
+            detail="skipped",
+            call_sid=call.sid,
+            at=now,
+        )
+        session.commit()
+        return call
+    call.transcription = text
+    detail = text if confidence is None else f"{text} (confidence {confidence:.2f})"
+    _add_event(
+        session,
+        ticket_id=call.ticket_id,
+        kind=DESCRIPTION,
+        detail=detail,
+        call_sid=call.sid,
+        at=now,
+    )
+
+    def change(ticket: Ticket) -> None:
+        if not ticket.description:
+            ticket.description = text
+        elif text not in ticket.description:
+            ticket.description = f"{ticket.description}\n{text}"
+
+    _change_ticket(session, call.ticket_id, change)
+    return call
+
+
+def record_engineers_rung(
+    session: Session, *, call: TicketCall, engineers: list[str], now: datetime | None = None
+) -> TicketCall:
+    """Note on the timeline which engineers' phones are ringing for the call."""
+    now = now or utcnow()
+    for name in engineers:
+        _add_event(
+            session,
+            ticket_id=call.ticket_id,
+            kind=ENGINEER_RUNG,
+            detail=name,
+            call_sid=call.sid,
+            at=now,
+        )
+    session.commit()
+    return call
+
+
+def record_engineer_response(
+    session: Session,
+    *,
+    ticket: Ticket,
+    call: TicketCall | None,
+    engineer: str,
+    accepted: bool,
+    now: datetime | None = None,
+) -> Ticket:
+    """Record an engineer accepting (who answered, after how long) or refusing the call."""
+    now = now or utcnow()
+    sid = call.sid if call is not None else None
+    kind = ENGINEER_ACCEPTED if accepted else ENGINEER_REFUSED
+    _add_event(session, ticket_id=ticket.id, kind=kind, detail=engineer, call_sid=sid, at=now)
+    if accepted and call is not None and call.answered_at is None:
+        call.answered_by = engineer
+        call.answered_at = now
+        first_ring = session.scalar(
+            select(TicketEvent.at)
+            .where(TicketEvent.call_sid == call.sid, TicketEvent.kind == ENGINEER_RUNG)
+            .order_by(TicketEvent.at, TicketEvent.id)
+            .limit(1)
+        )
+        if first_ring is not None:
+            call.ring_seconds = max(0, int((now - first_ring).total_seconds()))
+    session.commit()
+    return ticket
+
+
+def _settle(call: TicketCall, outcome: str) -> bool:
+    """Move the call to `outcome` when that is progress; return whether it moved."""
+    if OUTCOME_RANK.get(outcome, 0) <= OUTCOME_RANK.get(call.outcome, 0):
+        return False
+    call.outcome = outcome
+    return True
+
+
+def record_dial_outcome(session: Session, *, call: TicketCall, outcome: str) -> TicketCall:
+    """Settle what the ringing of engineers came to: answered or abandoned while ringing."""
+    _settle(call, outcome)
+    session.commit()
+    return call
+
+
+def record_engineers_unavailable(
+    session: Session, *, call: TicketCall, now: datetime | None = None
+) -> TicketCall:
+    """Note that no engineer accepted the call."""
+    _add_event(
+        session,
+        ticket_id=call.ticket_id,
+        kind=ENGINEERS_UNAVAILABLE,
+        detail=None,
+        call_sid=call.sid,
+        at=now or utcnow(),
+    )
+    session.commit()
+    return call
+
+
+def record_voicemail(
+    session: Session,
+    *,
+    call: TicketCall,
+    recording_url: str,
+    recording_sid: str | None,
+    duration: int | None,
+    now: datetime | None = None,
+) -> TicketCall:
+    """Store the caller's voicemail on the call; its outcome becomes voicemail."""
+    if call.recording_url is None or call.outcome != "answered":
+        call.recording_url = recording_url
+        call.recording_sid = recording_sid
+        call.recording_duration = duration
+    _settle(call, "voicemail")
+    _add_event(
+        session,
+        ticket_id=call.ticket_id,
+        kind=VOICEMAIL,
+        detail=recording_url,
+        call_sid=call.sid,
+        at=now or utcnow(),
+    )
+    session.commit()
+    return call
+
+
+def record_call_recording(
+    session: Session,
+    *,
+    call: TicketCall,
+    recording_url: str,
+    recording_sid: str | None,
+    duration: int | None,
+    now: datetime | None = None,
+) -> TicketCall:
+    """Store the recording of the conversation between caller and engineer."""
+    call.recording_url = recording_url
+    call.recording_sid = recording_sid
+    call.recording_duration = duration
+    _add_event(
+        session,
+        ticket_id=call.ticket_id,
+        kind=CALL_RECORDED,
+        detail=recording_url,
+        call_sid=call.sid,
+        at=now or utcnow(),
+    )
+    session.commit()
+    return call
+
+
+def outcome_from_events(kinds: set[str]) -> str:
+    """Return the outcome of a call that ended, from the timeline events it left."""
+    if ENGINEER_ACCEPTED in kinds:
+        return "answered"
+    if VOICEMAIL in kinds:
+        return "voicemail"
+    if ENGINEERS_UNAVAILABLE in kinds:
+        return "refused" if ENGINEER_REFUSED in kinds else "no_answer"
+    if ENGINEER_RUNG in kinds:
+        return "abandoned_while_ringing"
+    if TRIAGE in kinds:
+        return "abandoned_after_triage"
+    return "abandoned_before_triage"
+
+
+def settle_ticket_call(
+    session: Session, *, sid: str, duration: int | None, now: datetime | None = None
+) -> TicketCall | None:
+    """Settle a ticket call that ended: its outcome if still open, its duration and end."""
+    call = find_ticket_call(session, sid)
+    if call is None or call.ended_at is not None:
+        return call
+    now = now or utcnow()
+    kinds = set(
+        session.scalars(select(TicketEvent.kind).where(TicketEvent.call_sid == call.sid)).all()
+    )
+    _settle(call, outcome_from_events(kinds))
+    call.ended_at = now
+    call.duration = duration
+    detail = f"{call.outcome}, {duration if duration is not None else '?'} s"
+    _add_event(
+        session, ticket_id=call.ticket_id, kind=CALL_ENDED, detail=detail, call_sid=sid, at=now
+    )
+    session.commit()
+    return call
