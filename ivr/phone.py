@@ -462,22 +462,22 @@ class Telephone:
                 params = {"SpeechResult": words, "Confidence": SPEECH_CONFIDENCE}
                 return Goto(action, goto_method, params)
             if words:
-                self.echo(f"{leg.tag}  (this <Gather> does not listen to speech)")
+                self.echo(f"{leg.tag} (this <Gather> does not listen to speech)")
             answer = SILENCE
         keys = answer.replace(" ", "")
         if keys and keys != SILENCE:
             if not set(keys) <= DTMF_KEYS:
-                self.echo(f"{leg.tag}  ({answer!r} is not key presses: treated as silence)")
+                self.echo(f"{leg.tag} ({answer!r} is not key presses: treated as silence)")
             elif "dtmf" not in inputs:
-                self.echo(f"{leg.tag}  (this <Gather> does not listen to keys)")
+                self.echo(f"{leg.tag} (this <Gather> does not listen to keys)")
             else:
                 digits = self.collect(keys, finish, limit)
                 if digits:
                     return Goto(action, goto_method, {"Digits": digits})
         if verb.get("actionOnEmptyResult") == "true":
-            self.echo(f"{leg.tag}  (no input: actionOnEmptyResult posts the action anyway)")
+            self.echo(f"{leg.tag} (no input: actionOnEmptyResult posts the action anyway)")
             return Goto(action, goto_method, {})
-        self.echo(f"{leg.tag}  (no input: Twilio goes on with the next verb)")
+        self.echo(f"{leg.tag} (no input: Twilio goes on with the next verb)")
         return None
 
     def collect(self, keys: str, finish: str, limit: int | None) -> str:
