@@ -1,0 +1,167 @@
+"""The read side of the JSON API for support: list tickets and show one, by bearer token."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+
+from tickets.db import db
+from tickets.models import PRIORITIES, REASONS, SOURCES, STATUSES, Ticket
+from tickets.serialize import ticket_loading_options, ticket_to_dict
+from tickets.staff import token_required
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+DEFAULT_PER_PAGE = 50
+MAX_PER_PAGE = 500
+# Keeps OFFSET far inside a 64-bit integer whatever a client sends.
+MAX_PAGE = 1_000_000
+MAX_ID = 2**31 - 1
+CHOICE_FILTERS: dict[str, tuple[str, ...]] = {
+    "priority": PRIORITIES,
+    "status": STATUSES,
+    "source": SOURCES,
+    "reason": REASONS,
+}
+LIST_PARAMETERS = (*CHOICE_FILTERS, "organization", "page", "per_page")
+WHOLE_NUMBER = re.compile(r"^[0-9]{1,10}$")
+TICKET_NUMBER = re.compile(r"^[0-9]{6,10}$")
+
+
+class BadParameter(ValueError):
+    """A query parameter of the API is unknown, repeated or has a bad value."""
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    """Which tickets a list request asks for: filters and page."""
+
+    filters: dict[str, str] = field(default_factory=dict)
+    organization_id: int | None = None
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+
+
+def _whole_number(args: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    value = args.get(name)
+    if value is None:
+        return None
+    if not WHOLE_NUMBER.match(value) or not low <= int(value) <= high:
+        raise BadParameter(f"{name} must be a whole number from {low} to {high}")
+    return int(value)
+
+
+def parse_ticket_query(args: MultiDict[str, str]) -> TicketQuery:
+    """Read the list filters and page from query parameters, refusing anything else."""
+    for name in args:
+        if name not in LIST_PARAMETERS:
+            raise BadParameter(f"unknown parameter {name[:40]!r}; use {', '.join(LIST_PARAMETERS)}")
+        if len(args.getlist(name)) > 1:
+            raise BadParameter(f"{name} is given more than once")
+    filters = {}
+    for name, choices in CHOICE_FILTERS.items():
+        value = args.get(name)
+        if value is None:
+            continue
+        if value not in choices:
+            raise BadParameter(f"{name} must be one of {', '.join(choices)}")
+        filters[name] = value
+    return TicketQuery(
+        filters=filters,
+        organization_id=_whole_number(args, "organization", 1, MAX_ID),
+        page=_whole_number(args, "page", 1, MAX_PAGE) or 1,
+        per_page=_whole_number(args, "per_page", 1, MAX_PER_PAGE) or DEFAULT_PER_PAGE,
+    )
+
+
+def find_tickets(session: Session, query: TicketQuery) -> tuple[list[Ticket], bool]:
+    """Return one page of tickets, newest first, and whether another page follows."""
+    statement = select(Ticket)
+    for name, value in query.filters.items():
+        statement = statement.where(getattr(Ticket, name) == value)
+    if query.organization_id is not None:
+        statement = statement.where(Ticket.organization_id == query.organization_id)
+    # One row more than the page tells whether there is a next page, without COUNT(*).
+    statement = (
+        statement.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .offset((query.page - 1) * query.per_page)
+        .limit(query.per_page + 1)
+        .options(*ticket_loading_options())
+    )
+    tickets = list(session.scalars(statement))
+    return tickets[: query.per_page], len(tickets) > query.per_page
+
+
+def find_ticket(session: Session, number: str) -> Ticket | None:
+    """Return the ticket with this number, with its calls and timeline, or None."""
+    if not TICKET_NUMBER.match(number):
+        return None
+    ticket_id = Ticket.id_from_number(number)
+    if ticket_id is None or ticket_id > MAX_ID:
+        return None
+    return session.scalar(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .options(*ticket_loading_options(with_events=True))
+    )
+
+
+def json_error(message: str, status: int):
+    """Return a JSON error response."""
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+@bp.get("/tickets")
+@token_required
+def list_tickets():
+    """List tickets, newest first, filtered and paginated."""
+    try:
+        query = parse_ticket_query(request.args)
+    except BadParameter as exc:
+        return json_error(str(exc), 400)
+    tickets, has_more = find_tickets(db.session, query)
+    return jsonify(
+        tickets=[ticket_to_dict(ticket) for ticket in tickets],
+        page=query.page,
+        per_page=query.per_page,
+        has_more=has_more,
+    )
+
+
+@bp.get("/tickets/<number>")
+@token_required
+def show_ticket(number: str):
+    """Show one ticket with its calls and timeline."""
+    ticket = find_ticket(db.session, number)
+    if ticket is None:
+        return json_error(f"no ticket {number[:20]}", 404)
+    return jsonify(ticket_to_dict(ticket, with_events=True))
+
+
+def is_api_path(path: str) -> bool:
+    """Return whether a request path belongs to the JSON API."""
+    return path == "/api" or path.startswith("/api/")
+
+
+@bp.app_errorhandler(HTTPException)
+def _answer_api_errors_in_json(exc: HTTPException):
+    """Answer HTTP errors under /api (unknown path, wrong method, ...) with JSON."""
+    if not is_api_path(request.path) or exc.code is None:
+        return exc
+    message = exc.name.lower()
+    if exc.description and exc.description != type(exc).description:
+        message = exc.description
+    response = json_error(message, exc.code)
+    for name, value in exc.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
