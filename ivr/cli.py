@@ -97,7 +97,7 @@ def staff() -> None:
 
 def stdin_is_terminal() -> bool:
     """Return whether standard input is a terminal someone types at."""
-    return click.get_text_stream("stdin").isatty()
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 def read_new_password() -> str:
@@ -108,7 +108,7 @@ def read_new_password() -> str:
             click.echo("error: the two passwords differ", err=True)
             sys.exit(1)
         return first
-    return click.get_text_stream("stdin").readline().rstrip("\r\n")
+    return sys.stdin.readline().rstrip("\r\n") if sys.stdin is not None else ""
 
 
 @staff.command("add")
