@@ -308,6 +308,9 @@ def _describe(error: dict) -> str:
         env = [name for name, dotted in ENV_OVERRIDES.items() if dotted == key]
         hint = f" (set {env[0]} in the environment)" if env else ""
         return f"{key}: is missing{hint}"
+    if not error["loc"]:
+        # Whole-file checks already start their message with the keys concerned.
+        return message
     return f"{key}: {message}"
 
 
