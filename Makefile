@@ -27,6 +27,12 @@ run: $(STAMP) $(DEV_ENV)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# Whole calls against `ivr serve` on PostgreSQL (127.0.0.1:5432, database ivr_bench), beside
+# the floor; --all adds the grown database and the burst. Quick look: make bench BENCH_ARGS=
+BENCH_ARGS ?= --all
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

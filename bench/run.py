@@ -1,0 +1,849 @@
+"""Benchmark whole calls against `ivr serve` on PostgreSQL, side by side with the floor.
+
+    .venv/bin/python -m bench.run                    # floor, emergency and mixed flows
+    .venv/bin/python -m bench.run --growth           # ... and again with 1,000,000 tickets
+    .venv/bin/python -m bench.run --burst 500        # ... and 500 emergency calls in 60 s
+    .venv/bin/python -m bench.run --all              # everything the targets speak of
+
+Every run stops by itself (request counts and --time-limit), talks only to 127.0.0.1, and
+stops the servers it started, also on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.orm import Session
+
+from bench.floor import FLOOR_PATH
+from bench.flows import HttpTransport, Plan, Twilio, new_sid, place_call, standard_plans
+from bench.reads import time_support_reads
+from bench.seed import BenchData, count_ticket_calls, grow_database, seed_bench
+from bench.servers import Server, free_port, postgres_backends, process_cpu_seconds
+from ivr.schema import upgrade_database
+from ivr.settings import Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/ivr_bench"
+MIB = 1024
+
+# The targets of issue 6.
+TARGET_P99_MS = 50.0
+TARGET_THROUGHPUT_RATIO = 0.5
+TARGET_CPU_RATIO = 2.5
+TARGET_GROWTH_RATIO = 1.2
+TARGET_READ_P95_MS = 100.0
+TARGET_WORKER_RSS_MIB = 150.0
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Return the nearest-rank percentile of already sorted values (0 when empty)."""
+    if not values:
+        return 0.0
+    rank = max(1, math.ceil(pct / 100 * len(values)))
+    return values[min(rank, len(values)) - 1]
+
+
+@dataclass
+class Phase:
+    """The measurements of one phase: a number of calls or requests at one concurrency."""
+
+    name: str
+    concurrency: int
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    by_endpoint: dict[str, list[float]] = field(default_factory=dict)
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    db_cpu: float = 0.0
+    calls: int = 0
+    bridged: int = 0
+    recorded: int = 0
+    errors: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def webhooks(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.webhooks / self.elapsed if self.elapsed else 0.0
+
+    def p(self, pct: float) -> float:
+        """Return a latency percentile in milliseconds."""
+        return percentile(self.latencies, pct) * 1000
+
+    def per_webhook_ms(self, seconds: float) -> float:
+        return seconds * 1000 / self.webhooks if self.webhooks else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.per_webhook_ms(self.server_cpu)
+
+    def summary(self) -> dict:
+        """Return the phase's figures as plain values (for --json)."""
+        return {
+            "name": self.name,
+            "concurrency": self.concurrency,
+            "calls": self.calls,
+            "webhooks": self.webhooks,
+            "seconds": round(self.elapsed, 3),
+            "webhooks_per_second": round(self.rate, 1),
+            "p50_ms": round(self.p(50), 2),
+            "p95_ms": round(self.p(95), 2),
+            "p99_ms": round(self.p(99), 2),
+            "max_ms": round(self.p(100), 2),
+            "server_cpu_ms_per_webhook": round(self.cpu_ms, 3),
+            "client_cpu_ms_per_webhook": round(self.per_webhook_ms(self.client_cpu), 3),
+            "db_cpu_ms_per_webhook": round(self.per_webhook_ms(self.db_cpu), 3),
+            "bridged": self.bridged,
+            "voicemails": self.recorded,
+            "errors": len(self.errors),
+            "first_errors": self.errors[:5],
+            **self.extra,
+        }
+
+
+class Bench:
+    """One invocation: the database, the two servers, the phases and the report."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.workdir = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
+        self.deadline = time.monotonic() + args.time_limit
+        self.service_port = free_port()
+        self.floor_port = free_port()
+        self.public_url = f"http://127.0.0.1:{self.service_port}"
+        self.auth_token = secrets.token_hex(16)
+        self.env = self._server_env()
+        self.settings: Settings = load_settings(environ=self.env)
+        self.workers = args.workers or self.settings.server.workers
+        self.plans = standard_plans(self.settings)
+        self.alarms = tuple(
+            table["technical_problem"]
+            for table in self.settings.prompts.values()
+            if "technical_problem" in table
+        )
+        self.engine = None
+        self.data: BenchData | None = None
+        self.service: Server | None = None
+        self.floor: Server | None = None
+        self.phases: dict[str, Phase] = {}
+        self.reads: dict[str, dict] = {}
+        self.notes: dict = {}
+        self._entitled = itertools.count()
+        self._anyone = itertools.count()
+        self._burst = itertools.count()
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _server_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_"))}
+        if self.args.config:
+            env["IVR_CONFIG"] = str(Path(self.args.config).resolve())
+        env.update(
+            {
+                "IVR_DATABASE_URL": self.args.database_url,
+                "TWILIO_AUTH_TOKEN": self.auth_token,
+                "IVR_SECRET_KEY": secrets.token_hex(32),
+                "IVR_PUBLIC_URL": self.public_url,
+                "IVR_JOURNAL_PATH": str(self.workdir / "journal.jsonl"),
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
+                ),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if self.args.workers:
+            env["IVR_WORKERS"] = str(self.args.workers)
+        return env
+
+    def say(self, line: str = "") -> None:
+        print(line, flush=True)
+
+    def prepare_database(self) -> None:
+        """Create a fresh database, migrate it and add the bench's callers and staff."""
+        url = make_url(self.args.database_url)
+        if url.get_backend_name() == "postgresql":
+            name = url.database or ""
+            if "bench" not in name:
+                raise SystemExit(f"refusing to recreate database {name!r}: its name lacks 'bench'")
+            admin = create_engine(url.set(database="postgres").render_as_string(False))
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            admin.dispose()
+        elif url.get_backend_name() == "sqlite" and url.database:
+            Path(url.database).unlink(missing_ok=True)
+        upgrade_database(self.args.database_url)
+        # No statement timeout here: growing the database takes minutes, not seconds.
+        self.engine = create_engine(self.args.database_url)
+        with Session(self.engine) as session:
+            self.data = seed_bench(
+                session,
+                callers=self.args.callers,
+                burst_organizations=max(1, self.args.burst // 5),
+                burst_per_org=5,
+                password=secrets.token_urlsafe(16),
+            )
+
+    def start_servers(self) -> None:
+        """Start `ivr serve` and the floor, with the same gunicorn settings."""
+        python = sys.executable
+        ivr_script = Path(python).with_name("ivr")
+        serve = (
+            [str(ivr_script)]
+            if ivr_script.exists()
+            else [python, "-c", "from ivr.cli import main; main()"]
+        )
+        serve += ["serve", "--host", "127.0.0.1", "--port", str(self.service_port)]
+        floor = [python, "-m", "bench.floor", "--port", str(self.floor_port)]
+        if self.args.workers:
+            serve += ["--workers", str(self.args.workers)]
+            floor += ["--workers", str(self.args.workers)]
+        self.service = Server(
+            "ivr serve",
+            serve,
+            env=self.env,
+            cwd=self.workdir,
+            port=self.service_port,
+            log=self.workdir / "service.log",
+        )
+        self.floor = Server(
+            "floor",
+            floor,
+            env=self.env,
+            cwd=self.workdir,
+            port=self.floor_port,
+            log=self.workdir / "floor.log",
+        )
+        self.service.start(workers=self.workers)
+        self.floor.start(workers=self.workers)
+
+    def stop_servers(self) -> None:
+        for server in (self.service, self.floor):
+            if server is not None:
+                server.stop()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    # -- callers -----------------------------------------------------------------------------
+
+    def caller_for(self, plan: Plan) -> str:
+        """Return a caller number: a fresh entitled contact, or any Dutch number."""
+        if plan.caller_kind == "entitled":
+            callers = self.data.callers
+            return callers[next(self._entitled) % len(callers)]
+        return f"+3120{5000000 + next(self._anyone) % 4000000:07d}"
+
+    # -- phases ------------------------------------------------------------------------------
+
+    def measure(self, phase: Phase, server: Server, work) -> Phase:
+        """Run `work` and note elapsed time and CPU of the server, the client and the database."""
+        database = make_url(self.args.database_url).database or ""
+        backends = postgres_backends(database) if server is self.service else []
+        db_before = {pid: process_cpu_seconds(pid) for pid in backends}
+        cpu_before = server.cpu_seconds()
+        client_before = _own_cpu()
+        started = time.perf_counter()
+        work()
+        phase.elapsed = time.perf_counter() - started
+        phase.client_cpu = _own_cpu() - client_before
+        phase.server_cpu = server.cpu_seconds() - cpu_before
+        if server is self.service:
+            after = postgres_backends(database)
+            phase.db_cpu = sum(process_cpu_seconds(pid) - db_before.get(pid, 0.0) for pid in after)
+        server.sample_memory()
+        return phase
+
+    def run_calls(
+        self, name: str, plans: list[Plan], *, calls: int, concurrency: int, record: bool = True
+    ) -> Phase:
+        """Place `calls` whole calls from `concurrency` callers back to back."""
+        phase = Phase(name, concurrency)
+        counter = itertools.count()
+        results = []
+
+        def caller_thread() -> None:
+            transport = HttpTransport("127.0.0.1", self.service_port)
+            twilio = Twilio(transport, public_url=self.public_url, auth_token=self.auth_token)
+            try:
+                while time.monotonic() < self.deadline:
+                    number = next(counter)
+                    if number >= calls:
+                        break
+                    plan = plans[number % len(plans)]
+                    results.append(
+                        place_call(twilio, plan, caller=self.caller_for(plan), alarms=self.alarms)
+                    )
+            finally:
+                transport.close()
+
+        self.measure(phase, self.service, lambda: _run_threads(caller_thread, concurrency))
+        _collect(phase, results)
+        if record:
+            self.phases[name] = phase
+        return phase
+
+    def run_floor(self, name: str, *, requests: int, concurrency: int) -> Phase:
+        """Send `requests` signed webhooks to the floor from `concurrency` threads."""
+        phase = Phase(name, concurrency)
+        counter = itertools.count()
+        samples_per_thread: list[list] = []
+        errors: list[str] = []
+        # The floor checks signatures against the configured public URL, as the service does.
+        floor_twilio_url = self.public_url
+
+        def floor_thread() -> None:
+            transport = HttpTransport("127.0.0.1", self.floor_port)
+            twilio = Twilio(transport, public_url=floor_twilio_url, auth_token=self.auth_token)
+            samples: list = []
+            samples_per_thread.append(samples)
+            form = {
+                "AccountSid": "AC" + "0" * 32,
+                "ApiVersion": "2010-04-01",
+                "CallSid": new_sid(),
+                "CallStatus": "in-progress",
+                "Called": self.settings.emergency.numbers[0],
+                "Caller": self.data.callers[0],
+                "Direction": "inbound",
+                "From": self.data.callers[0],
+                "To": self.settings.emergency.numbers[0],
+                "ToCountry": "NL",
+                "Digits": "1",
+            }
+            try:
+                while time.monotonic() < self.deadline and next(counter) < requests:
+                    try:
+                        status, body = twilio.send(FLOOR_PATH, form, samples)
+                    except OSError as exc:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                        continue
+                    if status != 200 or not body.startswith(b"<?xml"):
+                        errors.append(f"floor answered HTTP {status}")
+            finally:
+                transport.close()
+
+        self.measure(phase, self.floor, lambda: _run_threads(floor_thread, concurrency))
+        for samples in samples_per_thread:
+            for endpoint, seconds in samples:
+                phase.latencies.append(seconds)
+                phase.by_endpoint.setdefault(endpoint, []).append(seconds)
+        phase.latencies.sort()
+        phase.errors = errors
+        self.phases[name] = phase
+        return phase
+
+    def run_burst(self, count: int, *, window: float, think: float) -> Phase:
+        """Start `count` emergency calls spread evenly over `window` seconds; all must connect."""
+        plan = self.plans["emergency-accept"]
+        phase = Phase(f"burst of {count}", concurrency=0)
+        results: list = []
+        sids = [new_sid() for _ in range(count)]
+        starts: list[float] = []
+
+        def one_call(index: int) -> None:
+            transport = HttpTransport("127.0.0.1", self.service_port)
+            twilio = Twilio(transport, public_url=self.public_url, auth_token=self.auth_token)
+            burst = self.data.burst_callers
+            caller = burst[next(self._burst) % len(burst)]
+            try:
+                results.append(
+                    place_call(
+                        twilio,
+                        plan,
+                        caller=caller,
+                        sid=sids[index],
+                        think=think,
+                        alarms=self.alarms,
+                    )  # fmt: skip
+                )
+            finally:
+                transport.close()
+
+        def work() -> None:
+            threads = []
+            began = time.monotonic()
+            for index in range(count):
+                delay = began + window * index / count - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                if time.monotonic() > self.deadline:
+                    break
+                thread = threading.Thread(target=one_call, args=(index,), daemon=True)
+                starts.append(time.monotonic() - began)
+                thread.start()
+                threads.append(thread)
+            for thread in threads:
+                thread.join(timeout=max(0.0, self.deadline - time.monotonic()))
+
+        self.measure(phase, self.service, work)
+        _collect(phase, results)
+        with Session(self.engine) as session:
+            on_tickets = count_ticket_calls(session, sids)
+        intervals = sorted((r.started, r.ended) for r in results)
+        phase.concurrency = _max_overlap(intervals)
+        phase.extra = {
+            "calls_started": len(starts),
+            "start_span_seconds": round(starts[-1] - starts[0], 1) if starts else 0.0,
+            "think_seconds": think,
+            "calls_on_tickets": on_tickets,
+            "max_calls_at_once": phase.concurrency,
+        }
+        self.phases[phase.name] = phase
+        return phase
+
+    def time_reads(self, label: str) -> None:
+        """Time the dashboard and API lists at the database's current size."""
+        self.reads[label] = time_support_reads(
+            self.public_url,
+            email=self.data.staff_email,
+            password=self.data.staff_password,
+            token=self.data.api_token,
+            count=self.args.reads,
+            deadline=self.deadline,
+        )
+
+    def grow(self) -> None:
+        """Grow the database to the size of years of use, then let PostgreSQL analyze it."""
+        self.say(
+            f"growing the database: {self.args.tickets:,} tickets, {self.args.contacts:,} contacts"
+        )
+        started = time.perf_counter()
+        timings = grow_database(
+            self.engine,
+            tickets=self.args.tickets,
+            contacts=self.args.contacts,
+            organizations=max(1, self.args.contacts // 10),
+            call_logs=max(1, self.args.tickets // 5),
+            report=self.say,
+        )
+        self.notes["growth_seconds"] = round(time.perf_counter() - started, 1)
+        self.notes["growth_timings"] = {k: round(v, 1) for k, v in timings.items()}
+        with self.engine.connect() as connection:
+            self.notes["growth_database_size"] = connection.scalar(
+                text("SELECT pg_size_pretty(pg_database_size(current_database()))")
+            )
+        self.say(
+            f"  grown in {self.notes['growth_seconds']} s; "
+            f"database size {self.notes['growth_database_size']}"
+        )
+
+    # -- the whole run -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        args = self.args
+        self.say(self.header())
+        self.prepare_database()
+        self.start_servers()
+        self.say(
+            f"servers: ivr serve pid {self.service.pid}, floor pid {self.floor.pid}; "
+            f"gunicorn gthread, {self.workers} workers x {self.settings.server.threads} threads"
+        )
+        emergency = [self.plans["emergency-accept"]]
+        mixed = list(self.plans.values())
+        concurrency = args.concurrency
+        self.say("warming up ...")
+        self.run_calls(
+            "warm-up", mixed, calls=2 * concurrency, concurrency=concurrency, record=False
+        )
+        self.run_floor("floor warm-up", requests=20 * concurrency, concurrency=concurrency)
+        del self.phases["floor warm-up"]
+
+        self.say(f"emergency flow: {args.calls} calls, {concurrency} at a time ...")
+        app = self.run_calls("emergency", emergency, calls=args.calls, concurrency=concurrency)
+        self.say(f"floor: {app.webhooks} signed webhooks, {concurrency} at a time ...")
+        self.run_floor("floor", requests=app.webhooks, concurrency=concurrency)
+        self.say(f"all flows mixed: {args.calls} calls ...")
+        self.run_calls("mixed", mixed, calls=args.calls, concurrency=concurrency)
+        if args.growth:
+            self.time_reads("empty")
+            self.grow()
+            self.run_calls("warm-up", mixed, calls=2 * concurrency, concurrency=concurrency,
+                           record=False)  # fmt: skip
+            self.say(f"emergency flow at size: {args.calls} calls ...")
+            self.run_calls("emergency, grown", emergency, calls=args.calls, concurrency=concurrency)
+            self.say(f"all flows mixed at size: {args.calls} calls ...")
+            self.run_calls("mixed, grown", mixed, calls=args.calls, concurrency=concurrency)
+            self.say(f"support reads at size: {args.reads} of each ...")
+            self.time_reads("grown")
+        if args.burst:
+            self.say(f"burst: {args.burst} emergency calls within {args.burst_window:.0f} s ...")
+            self.run_burst(args.burst, window=args.burst_window, think=args.burst_think)
+        for server in (self.service, self.floor):
+            server.sample_memory()
+        report = self.report()
+        if args.json:
+            Path(args.json).write_text(json.dumps(self.as_json(), indent=2) + "\n")
+            self.say(f"figures written to {args.json}")
+        return report
+
+    # -- the report --------------------------------------------------------------------------
+
+    def header(self) -> str:
+        cpu_model = ""
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        self.notes.update(
+            {
+                "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "cpus": len(os.sched_getaffinity(0)),
+                "cpu_model": cpu_model or platform.processor(),
+                "python": platform.python_version(),
+                "kernel": platform.release(),
+                "commit": _git_commit(),
+                "load_before": [round(x, 2) for x in os.getloadavg()],
+            }
+        )
+        n = self.notes
+        return (
+            f"OTYS IVR benchmark, {n['date']}\n"
+            f"machine: {n['cpus']} CPUs ({n['cpu_model']}), Linux {n['kernel']}, "
+            f"Python {n['python']}, commit {n['commit']}\n"
+            f"load average before: {n['load_before']}"
+        )
+
+    def report(self) -> int:
+        """Print every figure, the ratios and the targets; return the exit status."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as connection:
+                version = connection.scalar(text("SELECT version()")) or ""
+            self.notes["database"] = " ".join(version.split()[:2])
+        else:
+            self.notes["database"] = self.engine.dialect.name
+        self.notes["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        self.say()
+        self.say(
+            f"database: {self.notes['database']}; load average after: {self.notes['load_after']}"
+        )
+        self.say(
+            f"{'phase':<18}{'calls':>6}{'webhooks':>9}{'err':>5}{'wh/s':>8}{'p50 ms':>8}"
+            f"{'p95 ms':>8}{'p99 ms':>8}{'max ms':>8}{'CPU ms/wh':>10}{'db ms/wh':>9}"
+            f"{'bench ms/wh':>12}"
+        )
+        for phase in self.phases.values():
+            self.say(
+                f"{phase.name:<18}{phase.calls:>6}{phase.webhooks:>9}{len(phase.errors):>5}"
+                f"{phase.rate:>8.0f}{phase.p(50):>8.1f}{phase.p(95):>8.1f}{phase.p(99):>8.1f}"
+                f"{phase.p(100):>8.1f}{phase.cpu_ms:>10.2f}"
+                f"{phase.per_webhook_ms(phase.db_cpu):>9.2f}"
+                f"{phase.per_webhook_ms(phase.client_cpu):>12.2f}"
+            )
+        self.say("(CPU ms/wh: all gunicorn processes of that server; db: its PostgreSQL backends;")
+        self.say(" bench: this load generator, which shares the machine)")
+        for phase in self.phases.values():
+            for error in sorted(set(phase.errors))[:5]:
+                self.say(f"  error in {phase.name}: {error}")
+        self.print_endpoints()
+        self.print_memory()
+        self.print_reads()
+        targets = self.targets()
+        self.say()
+        self.say("targets:")
+        for name, value, target, passed in targets:
+            verdict = "PASS" if passed else "FAIL"
+            self.say(f"  {verdict}  {name:<44} {value:>14}   target {target}")
+        self.notes["targets"] = [
+            {"name": n, "value": v, "target": t, "pass": p} for n, v, t, p in targets
+        ]
+        return 0 if all(p for *_, p in targets) else 1
+
+    def print_endpoints(self) -> None:
+        phase = self.phases.get("mixed") or self.phases.get("emergency")
+        if phase is None or not phase.by_endpoint:
+            return
+        self.say()
+        self.say(f"webhooks of '{phase.name}' by endpoint (slowest total first):")
+        rows = sorted(phase.by_endpoint.items(), key=lambda item: -sum(item[1]))
+        for endpoint, values in rows[:14]:
+            values.sort()
+            self.say(
+                f"  {endpoint:<40}{len(values):>6}  p50 {percentile(values, 50) * 1000:6.1f} ms"
+                f"  p99 {percentile(values, 99) * 1000:6.1f} ms"
+            )
+
+    def print_memory(self) -> None:
+        self.say()
+        for server in (self.service, self.floor):
+            peaks = sorted(server.peak_rss_kib.values())
+            text_peaks = ", ".join(f"{kib / MIB:.0f}" for kib in peaks)
+            threads = sorted(set(server.threads.values()))
+            self.say(
+                f"peak RSS per worker, {server.name}: {text_peaks} MiB "
+                f"(threads per worker seen: {threads})"
+            )
+
+    def print_reads(self) -> None:
+        for label, reads in self.reads.items():
+            self.say()
+            self.say(f"support reads, {label} database ({self.args.reads} requests each, in turn):")
+            for name, result in reads.items():
+                if "unavailable" in result:
+                    self.say(
+                        f"  {name:<20} {result['path']:<48} unavailable: {result['unavailable']}"
+                    )
+                    continue
+                values = sorted(result["latencies"])
+                self.say(
+                    f"  {name:<20} {result['path']:<48} p50 {percentile(values, 50) * 1000:6.1f}"
+                    f"  p95 {percentile(values, 95) * 1000:6.1f}"
+                    f"  p99 {percentile(values, 99) * 1000:6.1f} ms"
+                    f"  errors {len(result['errors'])}"
+                )
+
+    def targets(self) -> list[tuple[str, str, str, bool]]:
+        """Return (target, measured, wanted, met) for every target this run measured."""
+        rows = []
+        app, floor = self.phases.get("emergency"), self.phases.get("floor")
+        if app and floor:
+            rows.append(
+                (
+                    f"emergency p99 at {app.concurrency} concurrent calls",
+                    f"{app.p(99):.1f} ms",
+                    f"< {TARGET_P99_MS:.0f} ms",
+                    app.p(99) < TARGET_P99_MS,
+                )  # fmt: skip
+            )
+            ratio = app.rate / floor.rate if floor.rate else 0.0
+            rows.append(
+                (
+                    "emergency throughput / floor",
+                    f"{ratio:.2f}",
+                    f">= {TARGET_THROUGHPUT_RATIO}",
+                    ratio >= TARGET_THROUGHPUT_RATIO,
+                )  # fmt: skip
+            )
+            ratio = app.cpu_ms / floor.cpu_ms if floor.cpu_ms else math.inf
+            rows.append(
+                (
+                    "emergency CPU per webhook / floor",
+                    f"{ratio:.2f}",
+                    f"<= {TARGET_CPU_RATIO}",
+                    ratio <= TARGET_CPU_RATIO,
+                )  # fmt: skip
+            )
+            errors = sum(len(p.errors) for p in self.phases.values())
+            rows.append(("errors in every phase", str(errors), "0", errors == 0))
+        grown = self.phases.get("emergency, grown")
+        if app and grown:
+            ratio = grown.p(99) / app.p(99) if app.p(99) else math.inf
+            rows.append(
+                (
+                    "growth: emergency p99 grown / empty",
+                    f"{ratio:.2f}",
+                    f"<= {TARGET_GROWTH_RATIO}",
+                    ratio <= TARGET_GROWTH_RATIO,
+                )  # fmt: skip
+            )
+            ratio = grown.cpu_ms / app.cpu_ms if app.cpu_ms else math.inf
+            rows.append(
+                (
+                    "growth: CPU per webhook grown / empty",
+                    f"{ratio:.2f}",
+                    f"<= {TARGET_GROWTH_RATIO}",
+                    ratio <= TARGET_GROWTH_RATIO,
+                )  # fmt: skip
+            )
+        for name, result in self.reads.get("grown", {}).items():
+            if "unavailable" in result:
+                rows.append((f"growth: {name} p95", "unavailable", "< 100 ms", False))
+                continue
+            p95 = percentile(sorted(result["latencies"]), 95) * 1000
+            ok = p95 < TARGET_READ_P95_MS and not result["errors"]
+            rows.append((f"growth: {name} p95", f"{p95:.1f} ms", "< 100 ms", ok))
+        burst = next((p for p in self.phases.values() if p.name.startswith("burst")), None)
+        if burst:
+            wanted = self.args.burst
+            rows.append(
+                (
+                    "burst: callers bridged",
+                    f"{burst.bridged}/{wanted}",
+                    f"{wanted}",
+                    burst.bridged == wanted,
+                )  # fmt: skip
+            )
+            on_tickets = burst.extra["calls_on_tickets"]
+            rows.append(
+                ("burst: calls on tickets", str(on_tickets), str(wanted), on_tickets == wanted)
+            )
+            span = burst.extra["start_span_seconds"]
+            rows.append(
+                (
+                    "burst: calls started within",
+                    f"{span:.1f} s",
+                    f"<= {self.args.burst_window:.0f} s",
+                    span <= self.args.burst_window,
+                )  # fmt: skip
+            )
+            rows.append(("burst: errors", str(len(burst.errors)), "0", not burst.errors))
+        peak = max(self.service.peak_rss_kib.values(), default=0) / MIB
+        rows.append(
+            (
+                "memory: largest service worker RSS",
+                f"{peak:.0f} MiB",
+                f"< {TARGET_WORKER_RSS_MIB:.0f} MiB",
+                0 < peak < TARGET_WORKER_RSS_MIB,
+            )  # fmt: skip
+        )
+        return rows
+
+    def as_json(self) -> dict:
+        memory = {
+            server.name: sorted(round(k / MIB, 1) for k in server.peak_rss_kib.values())
+            for server in (self.service, self.floor)
+        }
+        reads = {
+            label: {
+                name: (
+                    {"path": r["path"], "unavailable": r["unavailable"]}
+                    if "unavailable" in r
+                    else {
+                        "path": r["path"],
+                        "count": len(r["latencies"]),
+                        "p50_ms": round(percentile(sorted(r["latencies"]), 50) * 1000, 2),
+                        "p95_ms": round(percentile(sorted(r["latencies"]), 95) * 1000, 2),
+                        "p99_ms": round(percentile(sorted(r["latencies"]), 99) * 1000, 2),
+                        "errors": len(r["errors"]),
+                    }
+                )
+                for name, r in reads.items()
+            }
+            for label, reads in self.reads.items()
+        }
+        return {
+            "machine": self.notes,
+            "workers": self.workers,
+            "threads": self.settings.server.threads,
+            "phases": [phase.summary() for phase in self.phases.values()],
+            "worker_peak_rss_mib": memory,
+            "reads": reads,
+        }
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _run_threads(target, count: int) -> None:
+    threads = [threading.Thread(target=target, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _collect(phase: Phase, results: list) -> None:
+    """Fold call results into a phase."""
+    by_endpoint: dict[str, list[float]] = defaultdict(list)
+    for result in results:
+        for endpoint, seconds in result.samples:
+            phase.latencies.append(seconds)
+            by_endpoint[endpoint].append(seconds)
+        phase.calls += 1
+        phase.bridged += result.bridged
+        phase.recorded += result.recorded
+        if result.error:
+            phase.errors.append(f"{result.plan}: {result.error}")
+    phase.latencies.sort()
+    phase.by_endpoint = dict(by_endpoint)
+
+
+def _max_overlap(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    current = peak = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def _git_commit() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description="Benchmark whole calls against `ivr serve`, side by side with the floor.",
+    )
+    parser.add_argument("--concurrency", type=int, default=16, help="simultaneous calls (16)")
+    parser.add_argument("--calls", type=int, default=480, help="calls per phase (480)")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (config)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("IVR_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="database the bench recreates (its name must contain 'bench'); "
+        "default IVR_BENCH_DATABASE_URL or " + DEFAULT_DATABASE_URL,
+    )
+    parser.add_argument("--config", default=None, help="service configuration (IVR_CONFIG)")
+    parser.add_argument("--callers", type=int, default=4000, help="entitled callers to seed")
+    parser.add_argument("--growth", action="store_true", help="measure again at size")
+    parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets for --growth")
+    parser.add_argument("--contacts", type=int, default=100_000, help="contacts for --growth")
+    parser.add_argument("--reads", type=int, default=200, help="requests per support read")
+    parser.add_argument("--burst", type=int, default=0, help="emergency calls in the burst")
+    parser.add_argument("--burst-window", type=float, default=60.0, help="seconds (60)")
+    parser.add_argument(
+        "--burst-think", type=float, default=1.0,
+        help="seconds a burst caller listens before each answer (1.0)",
+    )  # fmt: skip
+    parser.add_argument("--all", action="store_true", help="--growth and --burst 500")
+    parser.add_argument("--time-limit", type=float, default=1200.0, help="seconds (1200)")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    if args.all:
+        args.growth = True
+        args.burst = args.burst or 500
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit 0 when every measured target is met."""
+    args = parse_args(argv)
+    bench = Bench(args)
+
+    def _terminate(_signum, _frame):
+        raise SystemExit("stopped by signal")
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return bench.run()
+    finally:
+        bench.stop_servers()
+        signal.signal(signal.SIGTERM, previous)
+        bench.say(f"server logs in {bench.workdir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
