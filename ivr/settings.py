@@ -30,6 +30,7 @@ DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
 ENV_OVERRIDES = {
     "IVR_DATABASE_URL": "database_url",
     "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
     "IVR_PUBLIC_URL": "public_url",
     "IVR_SECRET_KEY": "secret_key",
     "IVR_WORKERS": "server.workers",
@@ -201,6 +202,8 @@ class Settings(Strict):
     database_url: str = ""
     secret_key: SecretStr
     twilio_auth_token: SecretStr
+    # Only needed to play recordings in the dashboard (Twilio serves them with basic auth).
+    twilio_account_sid: Annotated[str, Field(pattern=r"^(AC[0-9a-fA-F]{32})?$")] = ""
     data_dir: Path = Path("var")
     journal_path: Path | None = None
     timezone: str = "Europe/Amsterdam"

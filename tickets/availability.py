@@ -46,3 +46,62 @@ def active_announcement(session: Session, *, now: datetime | None = None) -> Ann
         .order_by(Announcement.created_at.desc(), Announcement.id.desc())
         .limit(1)
     )
+
+
+ANNOUNCEMENT_MAX_LENGTH = 600
+
+
+class AnnouncementError(ValueError):
+    """An announcement cannot be posted or ended as asked."""
+
+
+def create_announcement(
+    session: Session,
+    *,
+    text_nl: str,
+    text_en: str | None = None,
+    expires_at: datetime | None = None,
+    created_by_id: int | None = None,
+) -> Announcement:
+    """Post a known-outage announcement that emergency callers hear until it ends or expires."""
+    dutch = (text_nl or "").strip()
+    english = (text_en or "").strip() or None
+    if not dutch:
+        raise AnnouncementError("the Dutch text is required")
+    if len(dutch) > ANNOUNCEMENT_MAX_LENGTH or len(english or "") > ANNOUNCEMENT_MAX_LENGTH:
+        raise AnnouncementError(f"keep the text under {ANNOUNCEMENT_MAX_LENGTH} characters")
+    now = utcnow()
+    if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
+        raise AnnouncementError("the expiry must be a moment in the future")
+    row = Announcement(
+        text_nl=dutch,
+        text_en=english,
+        created_at=now,
+        expires_at=expires_at,
+        created_by_id=created_by_id,
+    )
+    session.add(row)
+    session.commit()
+    return row
+
+
+def end_announcement(session: Session, *, announcement_id: int) -> Announcement:
+    """End an announcement now; callers no longer hear it."""
+    row = session.get(Announcement, announcement_id)
+    if row is None:
+        raise AnnouncementError("there is no such announcement")
+    if row.ended_at is None:
+        row.ended_at = utcnow()
+        session.commit()
+    return row
+
+
+def recent_announcements(session: Session, *, limit: int = 20) -> list[Announcement]:
+    """Return the newest announcements, active or not."""
+    return list(
+        session.scalars(
+            select(Announcement)
+            .order_by(Announcement.created_at.desc(), Announcement.id.desc())
+            .limit(limit)
+        )
+    )
