@@ -409,18 +409,19 @@ def store_voicemail(
         speak.say(response, "voicemail_empty")
         response.hangup()
         return response
-    _guarded(
-        record_callback_request,
+    details = {
         # Twilio always sends CallSid; without one the message is still kept, just not deduplicated.
-        call_sid=_clean(form.get("CallSid")) or f"unknown-{uuid.uuid4().hex}",
-        caller=caller_id(form.get("From")),
-        department=department,
-        recording_url=url,
-        recording_sid=_clean(form.get("RecordingSid")) or None,
-        recording_duration=seconds,
-        in_hours=args.get("hours") == "in",
-        at=current_time(),
-    )
+        "call_sid": _clean(form.get("CallSid")) or f"unknown-{uuid.uuid4().hex}",
+        "caller": caller_id(form.get("From")),
+        "department": department,
+        "recording_url": url,
+        "recording_sid": _clean(form.get("RecordingSid")) or None,
+        "recording_duration": seconds,
+        "in_hours": args.get("hours") == "in",
+    }
+    if _guarded(record_callback_request, at=current_time(), **details) is None:
+        # The recording itself stays in Twilio; this line is what support needs to find it.
+        log.error("voicemail NOT stored for call-back, recover it by hand: %s", details)
     _note(form, f"voicemail:{department}")
     speak.say(response, "voicemail_thanks")
     response.hangup()

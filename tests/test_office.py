@@ -586,14 +586,18 @@ def test_a_failing_call_log_still_serves_the_caller(phone, settings, monkeypatch
     assert dialled(call.press(root, "1")) == FINANCE
 
 
-def test_a_failing_voicemail_store_still_thanks_the_caller(phone, settings, monkeypatch):
+def test_a_failing_voicemail_store_still_thanks_the_caller_and_logs_the_recording(
+    phone, settings, monkeypatch, caplog
+):
     def broken(*args, **kwargs):
         raise OperationalError("INSERT", {}, Exception("database is down"))
 
     call = phone()
     root = call.dial_result(call.press(call.start(), "1"), "no-answer")
     monkeypatch.setattr("ivr.office.record_callback_request", broken)
-    assert spoken(leave_message(call, root)) == text(settings, "voicemail_thanks")
+    with caplog.at_level("ERROR", logger="ivr.office"):
+        assert spoken(leave_message(call, root)) == text(settings, "voicemail_thanks")
+    assert "RE123" in caplog.text and "finance" in caplog.text
 
 
 def test_an_unreadable_override_follows_the_schedule(phone, monkeypatch):
