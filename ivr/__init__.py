@@ -50,12 +50,13 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach every feature's blueprint."""
-    from ivr import emergency, health, office, voice
+    from ivr import emergency, health, office, outage, voice
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(office.bp)
     app.register_blueprint(emergency.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(outage.bp)
 
     from tickets import api as tickets_api
 
@@ -64,6 +65,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_error_handlers(app: Flask) -> None:
     """Make sure a caller never hears Twilio's 'application error'."""
-    from ivr import voice
+    from ivr import outage, voice
 
     voice.register_error_handler(app)
+    outage.init_app(app, app.config["SETTINGS"])

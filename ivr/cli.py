@@ -222,6 +222,39 @@ def hours_set(mode: str) -> None:
     click.echo(f"hours override: {mode}")
 
 
+@main.group()
+def journal() -> None:
+    """The outage journal: calls served while the database was unreachable."""
+
+
+@journal.command("status")
+def journal_status() -> None:
+    """Show how many journal entries wait for the database."""
+    from ivr.recovery import journal_status_lines
+
+    for line in journal_status_lines(settings_or_exit()):
+        click.echo(line)
+
+
+@journal.command("replay")
+def journal_replay() -> None:
+    """Replay the journal into the database now (the service also does this by itself)."""
+    from ivr.recovery import replay_journal
+
+    settings = settings_or_exit()
+    open_database(settings)
+    report = replay_journal(settings)
+    click.echo(
+        f"applied {report.applied}, already in {report.already}, failed {report.failed}, "
+        f"unknown {report.unknown}, unreadable lines {report.skipped_lines}"
+    )
+    if report.archived:
+        click.echo(f"journal complete; archived as {report.archived}")
+    if not report.complete:
+        click.echo("journal not complete: see the log; it is tried again later", err=True)
+        sys.exit(1)
+
+
 @main.command("call")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Running service.")
 @click.option(

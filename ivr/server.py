@@ -25,8 +25,11 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         from ivr import create_app
+        from ivr.recovery import start_replay_thread
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        start_replay_thread(app)
+        return app
 
 
 def run_server(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import string
@@ -210,7 +211,11 @@ class Settings(Strict):
     holiday_country: str = "NL"
     default_language: str = "nl"
     trusted_proxies: list[str] = Field(default_factory=list)
-    database_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    database_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
+    # After a database failure, webhooks of this process skip it for this long (then retry).
+    database_retry_seconds: float = Field(default=5.0, ge=0, le=300)
+    # How often each server process tries to replay a non-empty outage journal.
+    journal_replay_seconds: float = Field(default=10.0, ge=1, le=3600)
     server: Server = Field(default_factory=Server)
     hours: Schedule = Field(default_factory=Schedule)
     voices: dict[str, Voice]
@@ -223,6 +228,16 @@ class Settings(Strict):
     def _not_blank(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value().strip()) < 8:
             raise ValueError("must be set (at least 8 characters), from the environment")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{proxy!r} is not an IP address or network") from exc
         return value
 
     @field_validator("public_url")

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from ivr import calls, emergency, fallback, office
+from ivr import calls, emergency, office, outage
 from ivr.lines import EMERGENCY, line_for_number
 from ivr.prompts import twiml
 from ivr.settings import Settings
@@ -64,7 +64,6 @@ def status():
 @twilio_only
 def fallback_call():
     """Serve a caller when the primary handler failed: no database, no call state."""
-    settings = current_settings()
     form = request.form
     log.error(
         "fallback used for call %s: ErrorCode=%s ErrorUrl=%s",
@@ -72,23 +71,21 @@ def fallback_call():
         form.get("ErrorCode"),
         form.get("ErrorUrl"),
     )
-    line = line_for_number(settings, form.get("To"))
-    return twiml(fallback.safe_response(settings, line, form.get("From")))
+    return outage.respond_without_database()
 
 
 @bp.post("/fallback/screen")
 @twilio_only
 def fallback_screen():
     """Screen an engineer's leg of an unverified emergency call."""
-    caller = request.args.get("caller", "anonymous")[:20]
-    return twiml(fallback.screen_unverified(current_settings(), caller))
+    return outage.respond_without_database()
 
 
 @bp.post("/fallback/accept")
 @twilio_only
 def fallback_accept():
     """Bridge the engineer who pressed 1."""
-    return twiml(fallback.accept_unverified(request.form.get("Digits")))
+    return outage.respond_without_database()
 
 
 def register_error_handler(app) -> None:
@@ -98,22 +95,4 @@ def register_error_handler(app) -> None:
     def _serve_caller_anyway(exc: Exception):
         if isinstance(exc, HTTPException):
             return exc
-        if not request.path.startswith("/voice/"):
-            log.exception("unhandled error on %s", request.path)
-            if request.path.startswith("/api/"):
-                return {"error": "internal error"}, 500
-            return exc
-        log.exception("voice webhook %s failed; serving the caller without it", request.path)
-        try:
-            db.session.rollback()
-        except Exception:  # noqa: BLE001 - the database may be the thing that is down
-            log.warning("rollback after failure also failed")
-        settings = current_settings()
-        line = line_for_number(settings, request.form.get("To"))
-        if request.path.startswith("/voice/status"):
-            return ("", 204)
-        if request.form.get("Direction", "").startswith("outbound"):
-            # An engineer's leg being screened: never dial from it, screen it as unverified.
-            caller = request.args.get("caller", "anonymous")[:20]
-            return twiml(fallback.screen_unverified(settings, caller))
-        return twiml(fallback.safe_response(settings, line, request.form.get("From")))
+        return outage.answer_failed_request(exc)

@@ -55,7 +55,11 @@ class Base(DeclarativeBase):
 def make_engine(url: str, *, timeout_seconds: float = 2.0) -> Engine:
     """Create an engine that fails fast when the database is unreachable."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 15, "check_same_thread": False},
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -70,6 +74,8 @@ def make_engine(url: str, *, timeout_seconds: float = 2.0) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
+        # Error messages and logs must not carry values such as PIN hashes or phone numbers.
+        hide_parameters=True,
         pool_size=5,
         max_overflow=5,
         pool_timeout=timeout_seconds,
