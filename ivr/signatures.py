@@ -5,11 +5,18 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import re
+from urllib.parse import quote
 
 from flask import abort, current_app, request
 from twilio.request_validator import RequestValidator
 
 log = logging.getLogger(__name__)
+
+# Characters left as they are when a decoded path is percent-encoded again (RFC 3986 pchar).
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# A host name, IPv4 or [IPv6] address, with an optional port.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
 def _from_trusted_proxy(remote_addr: str | None, proxies: list[str]) -> bool:
@@ -29,17 +36,47 @@ def _from_trusted_proxy(remote_addr: str | None, proxies: list[str]) -> bool:
     return False
 
 
+def _requested_target() -> str:
+    """Return the path and query string as the client sent them (percent-encoding kept)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw and raw.startswith("/"):
+        return raw
+    path = quote(request.script_root + request.path, safe=_PATH_SAFE)
+    query = request.query_string.decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+def _first_value(header: str) -> str:
+    """Return the first (client-facing) value of a comma-separated proxy header."""
+    return (request.headers.get(header) or "").split(",")[0].strip()
+
+
+def _forwarded_base() -> str | None:
+    """Return scheme://host[:port] from the proxy headers, None when they are missing or odd."""
+    proto = _first_value("X-Forwarded-Proto").lower() or request.scheme
+    host = _first_value("X-Forwarded-Host") or request.host
+    port = _first_value("X-Forwarded-Port")
+    if proto not in ("http", "https") or not _HOST.fullmatch(host):
+        return None
+    if port and ":" not in host.rsplit("]", 1)[-1]:
+        if not port.isdigit():
+            return None
+        if (proto, port) not in (("http", "80"), ("https", "443")):
+            host = f"{host}:{port}"
+    return f"{proto}://{host}"
+
+
 def public_request_url() -> str:
     """Rebuild the URL Twilio requested, from the configured public base or trusted proxy."""
     settings = current_app.config["SETTINGS"]
-    path = request.full_path.rstrip("?") if request.query_string else request.path
+    target = _requested_target()
     if settings.public_url:
-        return settings.public_url + path
+        return settings.public_url + target
     if _from_trusted_proxy(request.remote_addr, settings.trusted_proxies):
-        proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
-        return f"{proto}://{host}{path}"
-    return f"{request.scheme}://{request.host}{path}"
+        base = _forwarded_base()
+        if base is not None:
+            return base + target
+    return f"{request.scheme}://{request.host}{target}"
 
 
 def request_is_from_twilio() -> bool:
