@@ -45,7 +45,7 @@ def status():
     if not sid:
         return ("", 204)
     line = line_for_number(settings, form.get("To"))
-    call = calls.record_call_status(
+    calls.record_call_status(
         db.session,
         sid=sid,
         status=form.get("CallStatus", ""),
@@ -55,8 +55,8 @@ def status():
         duration=form.get("CallDuration"),
         sequence=form.get("SequenceNumber"),
     )
-    if call.line == EMERGENCY:
-        emergency.settle_call(settings, form)
+    # Also office calls: option 3 hands them to the emergency flow (a no-op without a ticket).
+    emergency.settle_call(settings, form)
     return ("", 204)
 
 
