@@ -47,6 +47,10 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         app, settings.resolved_database_url, timeout_seconds=settings.database_timeout_seconds
     )
 
+    from tickets import auth
+
+    auth.init_app(app)
+
 
 def register_blueprints(app: Flask) -> None:
     """Attach every feature's blueprint."""
@@ -56,6 +60,12 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(office.bp)
     app.register_blueprint(emergency.bp)
     app.register_blueprint(health.bp)
+
+    from tickets import api_actions, auth, dashboard
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(api_actions.bp)
     app.register_blueprint(outage.bp)
 
     from tickets import api as tickets_api

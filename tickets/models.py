@@ -147,6 +147,7 @@ class Ticket(Base):
         Index("ix_tickets_created_at_id", "created_at", "id"),
         Index("ix_tickets_status_priority_created", "status", "priority", "created_at"),
         Index("ix_tickets_org_status_created", "organization_id", "status", "created_at"),
+        Index("ix_tickets_caller", "caller"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

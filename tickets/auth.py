@@ -1,0 +1,225 @@
+"""Staff sign-in for the dashboard: Flask-Login sessions, CSRF on every form, login throttling."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as cookie_session
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from tickets.db import db, utcnow
+from tickets.forms import LoginForm, LogoutForm
+from tickets.models import StaffUser
+from tickets.staff import check_password, find_staff
+
+MAX_FAILED_LOGINS = 5
+LOCK_MINUTES = 15
+# Twilio webhooks (signed) and the bearer-token API carry no session cookie, so no CSRF token.
+MACHINE_PREFIXES = ("/voice/", "/api/")
+LOGIN_REFUSED = (
+    "That did not work: the e-mail address or password is not right, or the account is "
+    "locked for a while after too many attempts."
+)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+bp = Blueprint("auth", __name__, url_prefix="/support", template_folder="templates")
+
+
+class StaffLogin(UserMixin):
+    """The signed-in staff member, as Flask-Login sees them."""
+
+    def __init__(self, staff: StaffUser) -> None:
+        self.staff = staff
+
+    def get_id(self) -> str:
+        # A password change alters the fingerprint, which signs out every other session.
+        return f"{self.staff.id}:{_fingerprint(self.staff)}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.staff.active
+
+
+def _fingerprint(staff: StaffUser) -> str:
+    return hashlib.sha256(staff.password_hash.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash("not-a-real-password")
+
+
+def authenticate(session: Session, *, email: str, password: str) -> StaffUser | None:
+    """Return the staff member if the password is right and the account not locked.
+
+    Every failure counts towards a lock of LOCK_MINUTES after MAX_FAILED_LOGINS; callers get the
+    same answer whether the account exists, is locked or the password is wrong.
+    """
+    staff = find_staff(session, email) if email and len(email) <= 320 else None
+    if staff is None:
+        check_password_hash(_dummy_hash(), password)  # take as long as a real check
+        return None
+    now = utcnow()
+    if staff.locked_until is not None and staff.locked_until > now:
+        return None
+    if staff.active and check_password(staff, password):
+        if staff.failed_logins or staff.locked_until:
+            staff.failed_logins = 0
+            staff.locked_until = None
+            session.commit()
+        return staff
+    if staff.locked_until is not None:
+        # The previous lock has run out: count afresh.
+        staff.failed_logins = 0
+        staff.locked_until = None
+        session.flush()
+    session.execute(
+        update(StaffUser)
+        .where(StaffUser.id == staff.id)
+        .values(failed_logins=StaffUser.failed_logins + 1)
+    )
+    session.refresh(staff)
+    if staff.failed_logins >= MAX_FAILED_LOGINS:
+        staff.locked_until = now + timedelta(minutes=LOCK_MINUTES)
+    session.commit()
+    return None
+
+
+def current_staff() -> StaffUser:
+    """Return the signed-in staff member's account."""
+    return current_user.staff
+
+
+def _safe_next(target: str | None) -> str:
+    """Return `target` if it is a path of the dashboard itself, else the ticket list."""
+    if target:
+        parts = urlsplit(target)
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and target.startswith("/support")
+            and "\\" not in target
+        ):
+            return target
+    return url_for("dashboard.tickets")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign a staff member in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.tickets"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        staff = authenticate(db.session, email=form.email.data, password=form.password.data)
+        if staff is not None:
+            target = _safe_next(request.args.get("next"))
+            cookie_session.clear()
+            login_user(StaffLogin(staff))
+            flash(f"Signed in as {staff.name}.", "success")
+            return redirect(target, code=303)
+        return render_template("support/login.html", form=form, error=LOGIN_REFUSED), 401
+    status = 400 if request.method == "POST" else 200
+    return render_template("support/login.html", form=form, error=None), status
+
+
+@bp.post("/logout")
+def logout():
+    """Sign the staff member out."""
+    form = LogoutForm()
+    form.validate_on_submit()
+    logout_user()
+    cookie_session.clear()
+    flash("You are signed out.", "success")
+    return redirect(url_for("auth.login"), code=303)
+
+
+@login_manager.user_loader
+def _load_staff(identifier: str) -> StaffLogin | None:
+    staff_id, _, fingerprint = identifier.partition(":")
+    if not staff_id.isdigit():
+        return None
+    staff = db.session.get(StaffUser, int(staff_id))
+    if staff is None or not staff.active or fingerprint != _fingerprint(staff):
+        return None
+    return StaffLogin(staff)
+
+
+@login_manager.unauthorized_handler
+def _sign_in_first():
+    if request.path.startswith("/support/feed") or request.accept_mimetypes.best == (
+        "application/json"
+    ):
+        return jsonify(error="sign in first"), 401
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _protect_forms() -> None:
+    """Check the CSRF token of every form post, except signed webhooks and the token API."""
+    rule = request.url_rule
+    if rule is None or rule.rule.startswith(MACHINE_PREFIXES):
+        return
+    csrf.protect()
+
+
+def _refuse_forged_form(error: CSRFError):
+    return (
+        render_template(
+            "support/error.html",
+            title="Form refused",
+            message="This form has expired or did not come from this site. "
+            "Go back, reload the page and try again.",
+        ),
+        400,
+    )
+
+
+def _harden(response):
+    """Keep dashboard pages out of caches and frames; allow only our own scripts and media."""
+    if request.path.startswith("/support") and not request.path.startswith("/support/static"):
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Set up sign-in and CSRF protection on the app."""
+    login_manager.init_app(app)
+    login_manager.session_protection = "strong"
+    login_manager.login_message = "Sign in to see the support dashboard."
+    login_manager.login_message_category = "info"
+    # Our own before_request decides which routes need a token, so new webhook or API
+    # blueprints are exempt by their path without anyone having to remember it.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    csrf.init_app(app)
+    app.before_request(_protect_forms)
+    app.register_error_handler(CSRFError, _refuse_forged_form)
+    app.after_request(_harden)

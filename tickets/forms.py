@@ -1,0 +1,168 @@
+"""The dashboard's forms; each carries a CSRF token, ticket forms also the version they show."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    DateTimeLocalField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from tickets.lifecycle import MAX_MINUTES_PER_ENTRY, STATUS_LABELS
+from tickets.models import CATEGORIES, PRIORITIES, REASONS
+
+REASON_LABELS = {"outage": "Major outage", "urgent_bug": "Urgent bug"}
+ANNOUNCEMENT_LIMIT = 600
+HOURS_MODES = {"auto": "Follow the schedule", "open": "Force open", "closed": "Force closed"}
+
+
+class LoginForm(FlaskForm):
+    """Staff sign-in."""
+
+    email = StringField("E-mail address", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class LogoutForm(FlaskForm):
+    """Sign out (a form, so another site cannot sign staff out)."""
+
+
+class FilterForm(FlaskForm):
+    """Filters and search of the ticket list (a GET form: no CSRF token needed)."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField("Search", validators=[Optional(), Length(max=100)])
+    status = SelectField(
+        "Status",
+        choices={"": "Any status", "open": "Any open status", **STATUS_LABELS},
+        validators=[Optional()],
+    )
+    priority = SelectField(
+        "Priority",
+        choices={"": "Any priority", **{p: p.capitalize() for p in PRIORITIES}},
+        validators=[Optional()],
+    )
+    reason = SelectField(
+        "Reason",
+        choices={"": "Any reason", **{r: REASON_LABELS[r] for r in REASONS}},
+        validators=[Optional()],
+    )
+    organization = SelectField("Organisation", choices={"": "Any organisation"})
+    created_from = DateField("Created from", validators=[Optional()])
+    created_to = DateField("Created until", validators=[Optional()])
+
+
+class VersionedForm(FlaskForm):
+    """A change to a ticket, made on the version the page showed."""
+
+    version = HiddenField()
+
+
+class AcknowledgeForm(VersionedForm):
+    """Acknowledge a ticket and assign it to me."""
+
+
+class StatusForm(VersionedForm):
+    """Move a ticket to another status, with what that status needs."""
+
+    status = SelectField("New status", choices=dict(STATUS_LABELS), validate_choice=False)
+    question = TextAreaField(
+        "Question asked to the customer", validators=[Optional(), Length(max=2000)]
+    )
+    release_week = StringField("Release week (YYYY-Www)", validators=[Optional(), Length(max=10)])
+    rating = SelectField(
+        "Customer's rating",
+        choices={"": "—", **{str(n): str(n) for n in range(1, 6)}},
+        validate_choice=False,
+    )
+    comment = TextAreaField("Customer's comment", validators=[Optional(), Length(max=5000)])
+
+
+class CategoryForm(VersionedForm):
+    """Change a ticket's category."""
+
+    category = SelectField(
+        "Category", choices={c: c.capitalize() for c in CATEGORIES}, validate_choice=False
+    )
+
+
+class NoteForm(FlaskForm):
+    """Add an internal note."""
+
+    text = TextAreaField("Internal note", validators=[DataRequired(), Length(max=5000)])
+
+
+class TimeForm(VersionedForm):
+    """Log minutes of work."""
+
+    minutes = IntegerField(
+        "Minutes",
+        validators=[
+            InputRequired(message="Enter the minutes worked."),
+            NumberRange(
+                min=1,
+                max=MAX_MINUTES_PER_ENTRY,
+                message=f"Minutes must be between 1 and {MAX_MINUTES_PER_ENTRY} per entry.",
+            ),
+        ],
+    )
+    note = StringField("What was done", validators=[Optional(), Length(max=1000)])
+
+
+class RateApprovalForm(VersionedForm):
+    """Record that the customer approved the standard rate."""
+
+
+class ReleaseWeekForm(VersionedForm):
+    """Change the release week of a planned ticket."""
+
+    release_week = StringField(
+        "Release week (YYYY-Www)", validators=[DataRequired(), Length(max=10)]
+    )
+
+
+class ReopenForm(VersionedForm):
+    """Reopen a closed ticket (admins)."""
+
+
+class CalledBackForm(FlaskForm):
+    """Mark an office voicemail as called back."""
+
+
+class HoursOverrideForm(FlaskForm):
+    """Force both lines open or closed, or follow the schedule."""
+
+    mode = SelectField(
+        "Working hours",
+        choices=HOURS_MODES,
+    )
+
+
+class AnnouncementForm(FlaskForm):
+    """Post a known-outage announcement for emergency callers."""
+
+    text_nl = TextAreaField(
+        "Announcement in Dutch", validators=[DataRequired(), Length(max=ANNOUNCEMENT_LIMIT)]
+    )
+    text_en = TextAreaField(
+        "Announcement in English (optional)",
+        validators=[Optional(), Length(max=ANNOUNCEMENT_LIMIT)],
+    )
+    expires_at = DateTimeLocalField(
+        "Expires at (local time, optional)",
+        format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+        validators=[Optional()],
+    )
+
+
+class EndAnnouncementForm(FlaskForm):
+    """End an announcement now."""
