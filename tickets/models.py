@@ -147,7 +147,10 @@ class Ticket(Base):
         Index("ix_tickets_created_at_id", "created_at", "id"),
         Index("ix_tickets_status_priority_created", "status", "priority", "created_at"),
         Index("ix_tickets_org_status_created", "organization_id", "status", "created_at"),
-        Index("ix_tickets_caller", "caller"),
+        # Equality on one API filter, then newest first, read straight off the index.
+        Index("ix_tickets_priority_created_id", "priority", "created_at", "id"),
+        Index("ix_tickets_source_created_id", "source", "created_at", "id"),
+        Index("ix_tickets_reason_created_id", "reason", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
