@@ -151,6 +151,7 @@ class Ticket(Base):
         Index("ix_tickets_priority_created_id", "priority", "created_at", "id"),
         Index("ix_tickets_source_created_id", "source", "created_at", "id"),
         Index("ix_tickets_reason_created_id", "reason", "created_at", "id"),
+        Index("ix_tickets_caller", "caller"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
