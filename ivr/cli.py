@@ -199,8 +199,11 @@ OTYS support lines demo
   Simulated calls, from another terminal:
               .venv/bin/ivr call --to office
               .venv/bin/ivr call --to emergency
-  Demo callers: +31612345678 is a super user of Demo Uitzendbureau, +31687654321 a normal
-              user, and PIN 246810 belongs to a key user without a phone number.
+                (calls from +31612345678, a super user of Demo Uitzendbureau)
+              .venv/bin/ivr call --to emergency --from +31687654321
+                (a normal user: turned away politely)
+              .venv/bin/ivr call --to emergency --from anonymous
+                (then key in PIN 246810# of a key user without a phone number)
 """
     )
 
