@@ -14,7 +14,13 @@ from typing import TypeVar
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import calls, menus
@@ -56,16 +62,33 @@ def _clean(value: str | None, limit: int = 64) -> str:
     return "".join(ch for ch in (value or "")[: limit * 4] if ch.isprintable())[:limit].strip()
 
 
-def _guarded(action: Callable[..., T], /, **kwargs: object) -> T | None:
-    """Run a database service function; when the database fails, log it and carry on."""
+def database_unreachable(exc: SQLAlchemyError) -> bool:
+    """Return whether an error means the database itself is away, not that one write failed."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return False
+
+
+def _guarded(action: Callable[..., T], /, *, context: object = None, **kwargs: object) -> T | None:
+    """Run a database service function; when one write fails, log it and carry on.
+
+    An unreachable database is re-raised instead: the app's outage handling then serves the
+    caller from configuration, journals the call for replay and spares the next webhooks the
+    wait, which a flow swallowing the error would prevent.
+    """
     try:
         return action(db.session, **kwargs)
-    except SQLAlchemyError:
-        log.exception("%s failed; serving the caller without the database", action.__name__)
+    except SQLAlchemyError as exc:
         try:
             db.session.rollback()
         except SQLAlchemyError:
             log.warning("rollback after the failed %s also failed", action.__name__)
+        if database_unreachable(exc):
+            log.error("database unreachable in %s; handing over (%s)", action.__name__, context)
+            raise
+        log.exception("%s failed; serving the caller without it (%s)", action.__name__, context)
         return None
 
 
@@ -419,9 +442,8 @@ def store_voicemail(
         "recording_duration": seconds,
         "in_hours": args.get("hours") == "in",
     }
-    if _guarded(record_callback_request, at=current_time(), **details) is None:
-        # The recording itself stays in Twilio; this line is what support needs to find it.
-        log.error("voicemail NOT stored for call-back, recover it by hand: %s", details)
+    # On failure the log line names the recording, which stays in Twilio, for support to find.
+    _guarded(record_callback_request, context=details, at=current_time(), **details)
     _note(form, f"voicemail:{department}")
     speak.say(response, "voicemail_thanks")
     response.hangup()

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import OFFICE_NUMBER, PUBLIC_URL, dialled, spoken
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from ivr.models import CallLog
 from ivr.prompts import Speaker
@@ -574,12 +574,18 @@ def test_office_schedule_of_its_own_keeps_reception_open_on_saturday(phone, cloc
 # ------------------------------------------------------------------ the database failing
 
 
-def test_a_failing_call_log_still_serves_the_caller(phone, settings, monkeypatch):
-    def broken(*args, **kwargs):
-        raise OperationalError("INSERT", {}, Exception("database is down"))
+def failing(statement: str, error: type = DataError):
+    """Return a stand-in service function whose database write fails."""
 
-    monkeypatch.setattr("ivr.calls.record_call_start", broken)
-    monkeypatch.setattr("ivr.calls.note_step", broken)
+    def broken(*args, **kwargs):
+        raise error(statement, {}, Exception("simulated failure"))
+
+    return broken
+
+
+def test_a_failing_call_log_write_still_serves_the_whole_menu(phone, settings, monkeypatch):
+    monkeypatch.setattr("ivr.calls.record_call_start", failing("INSERT"))
+    monkeypatch.setattr("ivr.calls.note_step", failing("UPDATE"))
     call = phone()
     root = call.start()
     assert_menu(root, settings)
@@ -589,24 +595,36 @@ def test_a_failing_call_log_still_serves_the_caller(phone, settings, monkeypatch
 def test_a_failing_voicemail_store_still_thanks_the_caller_and_logs_the_recording(
     phone, settings, monkeypatch, caplog
 ):
-    def broken(*args, **kwargs):
-        raise OperationalError("INSERT", {}, Exception("database is down"))
-
     call = phone()
     root = call.dial_result(call.press(call.start(), "1"), "no-answer")
-    monkeypatch.setattr("ivr.office.record_callback_request", broken)
+    monkeypatch.setattr("ivr.office.record_callback_request", failing("INSERT"))
     with caplog.at_level("ERROR", logger="ivr.office"):
         assert spoken(leave_message(call, root)) == text(settings, "voicemail_thanks")
     assert "RE123" in caplog.text and "finance" in caplog.text
 
 
 def test_an_unreadable_override_follows_the_schedule(phone, monkeypatch):
-    def broken(*args, **kwargs):
-        raise OperationalError("SELECT", {}, Exception("database is down"))
-
-    monkeypatch.setattr("ivr.office.get_hours_override", broken)
+    monkeypatch.setattr("ivr.office.get_hours_override", failing("SELECT"))
     call = phone()
     assert dialled(call.press(call.start(), "1")) == FINANCE
+
+
+def test_an_unreachable_database_leaves_the_caller_to_the_outage_handling(phone, monkeypatch):
+    monkeypatch.setattr("ivr.calls.record_call_start", failing("INSERT", OperationalError))
+    root = phone().start()
+    # Served from configuration alone, as every office caller is while the database is away.
+    assert dialled(root) == RECEPTION
+    assert spoken(root)
+
+
+def test_an_unreachable_database_at_the_voicemail_still_answers_the_caller(phone, monkeypatch):
+    call = phone()
+    root = call.dial_result(call.press(call.start(), "1"), "no-answer")
+    monkeypatch.setattr("ivr.office.record_callback_request", failing("INSERT", OperationalError))
+    root = leave_message(call, root)
+    assert spoken(root)
+    assert top_verbs(root)[-1] in ("Hangup", "Dial")
+    assert set(dialled(root)) <= set(RECEPTION)
 
 
 # ------------------------------------------------------------------ odd input
