@@ -456,6 +456,8 @@ def screen(
         timeout=settings.emergency.screen_timeout,
         action=_url(ACCEPT_PATH, ticket=ticket.number, eng=index),
         method="POST",
+        # Silence is reported too, so the timeline shows an engineer who did not accept.
+        action_on_empty_result=True,
     )
     speak.say(
         gather,
@@ -464,7 +466,7 @@ def screen(
         name=ticket.contact.name,
         reason=speak.text(reason),
     )
-    # No key within the timeout (a voicemail, a pocket): refuse this leg, the others ring on.
+    # Should the action not be asked (a voicemail, a pocket): refuse this leg, others ring on.
     response.hangup()
     return response
 
@@ -475,7 +477,11 @@ def accept(
     """Bridge the engineer who pressed 1 and note who answered; hang up on anything else."""
     speak = _speaker(settings, settings.default_language)
     session = db.session
-    accepted = clean_digits(form.get("Digits")) == "1"
+    digits = clean_digits(form.get("Digits"))
+    accepted = digits == "1"
+    engineer = _engineer_name(settings, index, form.get("To"))
+    if not digits:
+        engineer = f"{engineer} (no key pressed)"
     ticket: Ticket | None = urgent.find_ticket(session, ticket_number)
     if ticket is not None:
         call = urgent.find_call_on_ticket(
@@ -485,7 +491,7 @@ def accept(
             session,
             ticket=ticket,
             call=call,
-            engineer=_engineer_name(settings, index, form.get("To")),
+            engineer=engineer,
             accepted=accepted,
             now=current_time(),
         )

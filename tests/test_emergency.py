@@ -528,7 +528,8 @@ def test_engineer_hears_who_and_why_and_accepts_with_one(phone, session, directo
         "Urgente oproep van Acme Uitzendbureau, Sanne Visser. Reden: dringende bug. "
         "Toets 1 om het gesprek aan te nemen."
     )
-    # No key (a voicemail picking up): the verb after the Gather hangs up this leg.
+    # No key (a voicemail picking up) is reported, and the verb after the Gather hangs up.
+    assert gather.get("actionOnEmptyResult") == "true"
     assert verbs(screen) == ["Gather", "Hangup"]
     accepted = leg.press(screen, "1")
     assert accepted.find("Hangup") is None
@@ -552,7 +553,8 @@ def test_engineer_not_pressing_one_is_hung_up(phone, session, directory, digits)
     refused = leg.press(screen, digits)
     assert verbs(refused) == ["Hangup"]
     assert ticket_call(session, call.sid).answered_by is None
-    assert ("engineer_refused", "Support engineer 1") in events(session)
+    expected = "Support engineer 1" if digits else "Support engineer 1 (no key pressed)"
+    assert ("engineer_refused", expected) in events(session)
 
 
 def test_screen_uses_the_reason_unknown_when_triage_was_skipped(phone, directory):
