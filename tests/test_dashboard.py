@@ -286,6 +286,8 @@ def test_filters_by_status_priority_reason_organisation_and_date(signed_in, sess
     ) == [normal.number]
     recent = (now - timedelta(days=2)).date().isoformat()
     assert normal.number not in queue_numbers(signed_in.get(f"/support?created_from={recent}"))
+    assert "(ignored)" not in text(signed_in.get("/support"))
+    assert "(ignored)" not in text(signed_in.get("/support?organization=&status=&q="))
     odd = signed_in.get("/support?created_from=yesterday&status=bogus")
     assert odd.status_code == 200
     assert "(ignored)" in text(odd)
@@ -340,7 +342,7 @@ def test_ticket_page_shows_caller_call_timeline_and_recording(signed_in, session
         "Petra de Boer",
         "Super user",
         "Acme Recruitment",
-        "emergency",
+        "Emergency",
         "Within working hours",
         "Verified",
         "Major outage",
@@ -465,7 +467,7 @@ def test_category_note_time_and_rate_approval_from_the_page(signed_in, session, 
     page = text(signed_in.get(f"/support/tickets/{ticket.number}"))
     assert "35 min, of which 5 at the standard rate" in page
     assert "Rang the key user" in page
-    assert "approved by the customer" in page
+    assert re.search(r"approved by the customer, recorded [^<]* by Agent Smith", page)
 
 
 def test_release_week_form_and_admin_reopen(client, session, agent, admin, acme):

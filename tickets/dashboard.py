@@ -48,6 +48,7 @@ from tickets.models import (
     CallbackRequest,
     Contact,
     Organization,
+    StaffUser,
     Ticket,
     TicketCall,
     TicketEvent,
@@ -301,6 +302,11 @@ def _ticket_forms(ticket: Ticket) -> dict[str, FlaskForm]:
     }
 
 
+def _staff_name(staff_id: int | None) -> str | None:
+    staff = db.session.get(StaffUser, staff_id) if staff_id is not None else None
+    return staff.name if staff is not None else None
+
+
 def _render_ticket(
     number: str, *, error: str | None = None, status: int = 200, keep: dict | None = None
 ):
@@ -334,6 +340,7 @@ def _render_ticket(
         time_to_acknowledge=lifecycle.time_to_acknowledge(ticket),
         lines=sorted({call.line for call in ticket.calls}),
         is_admin=current_staff().role == "admin",
+        rate_approver=_staff_name(ticket.rate_approved_by_id),
         free_minutes=lifecycle.FREE_QUESTION_MINUTES,
     )
     return body, status

@@ -56,7 +56,9 @@ class FilterForm(FlaskForm):
         choices={"": "Any reason", **{r: REASON_LABELS[r] for r in REASONS}},
         validators=[Optional()],
     )
-    organization = SelectField("Organisation", choices={"": "Any organisation"})
+    organization = SelectField(
+        "Organisation", choices={"": "Any organisation"}, validators=[Optional()]
+    )
     created_from = DateField("Created from", validators=[Optional()])
     created_to = DateField("Created until", validators=[Optional()])
 

@@ -1,0 +1,196 @@
+"""Drive the support dashboard in Debian's Chromium: sign in, live alert, a ticket's lifecycle.
+
+Set IVR_SCREENSHOT_DIR to keep screenshots of the list and the ticket page.
+"""
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from support_helpers import PASSWORD, make_call_ticket, make_organization, make_staff, make_ticket
+from werkzeug.serving import make_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is missing"
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+expect = sync_api.expect
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def server(app):
+    """Serve the app on 127.0.0.1 on a free port in a thread, as a browser sees it."""
+    app.config["SESSION_COOKIE_SECURE"] = False  # plain http on the loopback interface
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(base_url=server, viewport={"width": 1360, "height": 900})
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    errors = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def screenshot(page, name: str) -> None:
+    folder = os.environ.get("IVR_SCREENSHOT_DIR")
+    if folder:
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
+def sign_in(page, email: str = "agent@otys.test") -> None:
+    page.goto("/support")
+    expect(page).to_have_url(re.compile(r"/support/login"))
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Tickets")).to_be_visible()
+
+
+def test_wrong_password_is_refused_politely(page, session):
+    make_staff(session)
+    page.goto("/support/login")
+    page.get_by_label("E-mail address").fill("agent@otys.test")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert").filter(has_text="did not work")).to_be_visible()
+    page.goto("/support")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_new_urgent_ticket_appears_on_the_open_list_without_reload(page, session):
+    make_staff(session)
+    acme = make_organization(session, "Acme Recruitment")
+    make_ticket(session, priority="normal", reason=None, status="in_progress")
+    first = make_call_ticket(session, organization=acme)
+    sign_in(page)
+    rows = page.locator("#queue tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text(first.number)
+    page.get_by_role("button", name="Sound off").click()
+    expect(page.locator("#sound-toggle")).to_have_attribute("aria-pressed", "true")
+    page.evaluate("window.__loaded = true")  # gone if the page reloads
+
+    globex = make_organization(session, "Globex Staffing")
+    fresh = make_ticket(session, organization=globex, reason="urgent_bug", caller="+31201112233")
+    row = page.locator(f'#queue tr[data-ticket-id="{fresh.id}"]')
+    expect(row).to_be_visible(timeout=15_000)
+    expect(rows.first).to_contain_text(fresh.number)
+    expect(row).to_contain_text("Globex Staffing")
+    alert = page.locator("#live-alert")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text(f"Urgent ticket {fresh.number}")
+    expect(page).to_have_title(re.compile(r"^\(1\) New urgent ticket"))
+    assert page.evaluate("window.__loaded") is True
+    screenshot(page, "support-list.png")
+
+    page.get_by_role("button", name="Dismiss the alert").click()
+    expect(alert).to_be_hidden()
+    expect(page).to_have_title("Tickets · OTYS support")
+
+
+def test_ticket_lifecycle_in_the_browser(page, session):
+    make_staff(session)
+    acme = make_organization(session, "Acme Recruitment")
+    ticket = make_call_ticket(session, organization=acme)
+    sign_in(page)
+    page.get_by_role("link", name=ticket.number).click()
+    expect(page.get_by_role("heading", name=f"Ticket {ticket.number}")).to_be_visible()
+    for fact in ("Petra de Boer", "Super user", "Acme Recruitment", "Engineer accepted"):
+        expect(page.locator("main")).to_contain_text(fact)
+    expect(page.locator("audio").first).to_have_attribute(
+        "src", f"/support/recordings/{ticket.calls[0].id}"
+    )
+    status = page.locator("#ticket-status")
+    expect(status).to_contain_text("New")
+    screenshot(page, "support-ticket.png")
+
+    page.get_by_role("button", name="Acknowledge & assign to me").click()
+    expect(page.locator("#acknowledged")).to_contain_text("by Agent Smith")
+    expect(page.locator("#assigned")).to_contain_text("Agent Smith")
+    expect(status).to_contain_text("In progress")
+
+    question = page.get_by_label("Question asked to the customer")
+    week = page.get_by_label("Release week (YYYY-Www)").first
+    rating = page.get_by_label("Customer's rating")
+
+    def change(to: str, label: str, fill=None) -> None:
+        page.get_by_label("New status").select_option(to)
+        if fill:
+            fill()
+        page.get_by_role("button", name="Change status").click()
+        expect(status).to_contain_text(label)
+        expect(page.get_by_role("status").filter(has_text="Status changed")).to_be_visible()
+
+    page.get_by_label("New status").select_option("waiting_for_customer")
+    expect(question).to_be_visible()
+    expect(rating).to_be_hidden()
+    change(
+        "waiting_for_customer",
+        "Waiting for the customer",
+        lambda: question.fill("Which vacancies are missing?"),
+    )
+    expect(page.locator("main")).to_contain_text("Which vacancies are missing?")
+    change("in_progress", "In progress")
+    change("with_product_team", "With the product team")
+    page.get_by_label("New status").select_option("planned")
+    expect(week).to_have_value(re.compile(r"^\d{4}-W\d{2}$"))
+    change("planned", "Planned for release", lambda: week.fill("2030-W22"))
+    expect(page.locator("#release-week")).to_contain_text("2030-W22")
+    change("resolved", "Resolved")
+
+    page.get_by_label("New status").select_option("closed")
+    page.get_by_role("button", name="Change status").click()
+    expect(page.get_by_role("alert").filter(has_text="rating")).to_be_visible()
+    expect(status).to_contain_text("Resolved")
+
+    def rate() -> None:
+        rating.select_option("4")
+        page.get_by_label("Customer's comment").fill("Solved before lunch")
+
+    change("closed", "Closed", rate)
+    expect(page.locator("#rating")).to_contain_text("4 / 5")
+    expect(page.locator("#rating")).to_contain_text("Solved before lunch")
+    expect(page.locator("#history")).to_contain_text("resolved → closed; rating 4")
+    screenshot(page, "support-ticket-closed.png")
+
+    page.get_by_role("link", name="← Tickets").click()
+    row = page.locator(f'#queue tr[data-ticket-id="{ticket.id}"]')
+    expect(row).to_contain_text("Closed")
+    expect(row.get_by_label("rated 4 out of 5")).to_be_visible()
