@@ -275,9 +275,20 @@ class Bench:
         return phase
 
     def run_calls(
-        self, name: str, plans: list[Plan], *, calls: int, concurrency: int, record: bool = True
+        self,
+        name: str,
+        plans: list[Plan],
+        *,
+        calls: int,
+        concurrency: int,
+        think: float = 0.0,
+        record: bool = True,
     ) -> Phase:
-        """Place `calls` whole calls from `concurrency` callers back to back."""
+        """Place `calls` whole calls from `concurrency` callers back to back.
+
+        With `think` 0 every caller answers at once, so the server is never idle: that is
+        the throughput the service can give. With a pause, callers listen like people do.
+        """
         phase = Phase(name, concurrency)
         counter = itertools.count()
         results = []
@@ -291,8 +302,9 @@ class Bench:
                     if number >= calls:
                         break
                     plan = plans[number % len(plans)]
+                    caller = self.caller_for(plan)
                     results.append(
-                        place_call(twilio, plan, caller=self.caller_for(plan), alarms=self.alarms)
+                        place_call(twilio, plan, caller=caller, think=think, alarms=self.alarms)
                     )
             finally:
                 transport.close()
@@ -474,6 +486,18 @@ class Bench:
         self.run_floor("floor", requests=app.webhooks, concurrency=concurrency)
         self.say(f"all flows mixed: {args.calls} calls ...")
         self.run_calls("mixed", mixed, calls=args.calls, concurrency=concurrency)
+        if args.paced_calls:
+            self.say(
+                f"emergency flow, paced: {args.paced_calls} calls, {concurrency} at a time, "
+                f"{args.pace:.2f} s of listening before each answer ..."
+            )
+            self.run_calls(
+                "emergency, paced",
+                emergency,
+                calls=args.paced_calls,
+                concurrency=concurrency,
+                think=args.pace,
+            )
         if args.growth:
             self.time_reads("empty")
             self.grow()
@@ -800,6 +824,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="simultaneous calls (16)")
     parser.add_argument("--calls", type=int, default=480, help="calls per phase (480)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (config)")
+    parser.add_argument(
+        "--paced-calls", type=int, default=160,
+        help="emergency calls placed with pauses, like people listening (160; 0 skips)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pace", type=float, default=0.3, help="seconds a paced caller listens (0.3)"
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("IVR_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),

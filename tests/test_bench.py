@@ -78,6 +78,8 @@ def test_bench_runs_a_tiny_configuration_end_to_end(tmp_path):
             "--workers", "1",
             "--concurrency", "2",
             "--calls", "4",
+            "--paced-calls", "2",
+            "--pace", "0.01",
             "--callers", "20",
             "--reads", "2",
             "--burst", "3",
@@ -89,7 +91,7 @@ def test_bench_runs_a_tiny_configuration_end_to_end(tmp_path):
     )  # fmt: skip
     report = json.loads(figures.read_text())
     phases = {phase["name"]: phase for phase in report["phases"]}
-    assert set(phases) == {"emergency", "floor", "mixed", "burst of 3"}
+    assert set(phases) == {"emergency", "floor", "mixed", "emergency, paced", "burst of 3"}
     for phase in phases.values():
         assert phase["errors"] == 0, phase
         assert phase["webhooks"] > 0
