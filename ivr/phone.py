@@ -32,6 +32,10 @@ MAX_REQUESTS = 60
 # Simulated seconds of conversation once a <Dial> is bridged.
 TALK_SECONDS = 45
 SPEECH_CONFIDENCE = "0.92"
+INTERACTIVE_HINT = (
+    "Answer each ? with keys (1, 201#), Enter for silence, 'say: words' to speak, "
+    "y/n/b when a number rings, your message at a recording, or 'hangup'."
+)
 # Parameters too long or random to be worth reading in the transcript.
 UNSHOWN = frozenset({"RecordingUrl", "RecordingSid", "DialCallSid", "RecordingStartTime"})
 DTMF_KEYS = frozenset("0123456789*#")
@@ -259,6 +263,8 @@ class Telephone:
             number=from_,
         )
         self.echo(f"Calling {to} from {from_} via {self.base_url} (CallSid {leg.sid})")
+        if self.answers.interactive:
+            self.echo(INTERACTIVE_HINT)
         started = self.clock()
         try:
             ended = self.follow(leg, Goto(self.public_url + "/voice/incoming"))

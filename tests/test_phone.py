@@ -563,6 +563,7 @@ def test_an_interactive_session_asks_the_terminal_after_the_script():
     assert line.forms("/voice/again")[0]["Digits"] == "1"
     assert line.forms("/voice/choice")[0]["Digits"] == "2"
     assert len(questions) == 1 and "1 key" in questions[0]
+    assert "Enter for silence" in line.transcript
 
 
 def test_end_of_input_at_the_terminal_is_silence():
