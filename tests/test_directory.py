@@ -362,3 +362,22 @@ def test_demo_without_password_creates_no_staff_account(cli, session):
     result = cli("demo")
     assert result.exit_code == 0, result.output
     assert find_staff(session, "demo@otys.example") is None
+
+
+def test_demo_callers_are_recognised_by_the_emergency_line(cli, phone, session):
+    from conftest import EMERGENCY_NUMBER
+
+    from tickets.models import Ticket, TicketCall
+
+    assert cli("demo").exit_code == 0
+    super_user = phone(to=EMERGENCY_NUMBER, from_="+31612345678")
+    super_user.start()
+    by_pin = phone(to=EMERGENCY_NUMBER, from_="anonymous")
+    by_pin.press(by_pin.start(), "246810")
+    normal_user = phone(to=EMERGENCY_NUMBER, from_="+31687654321")
+    normal_user.start()
+    session.expire_all()
+    # Both entitled callers are of Demo Uitzendbureau: the second call joins the open ticket.
+    ticket = session.scalars(select(Ticket)).one()
+    assert (ticket.organization.name, ticket.priority) == ("Demo Uitzendbureau", "urgent")
+    assert set(session.scalars(select(TicketCall.sid))) == {super_user.sid, by_pin.sid}
