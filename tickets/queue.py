@@ -20,6 +20,7 @@ from tickets.models import OPEN_STATUSES, STATUSES, Organization, Ticket
 
 MAX_PER_PAGE = 200
 FEED_LIMIT = 20
+MAX_SEARCH_ORGANISATIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def caller_number(text: str, region: str = "NL") -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def search_condition(text: str, region: str = "NL") -> ColumnElement[bool]:
+def search_condition(session: Session, text: str, region: str = "NL") -> ColumnElement[bool]:
     """Match a ticket number, a caller's phone number or part of an organisation's name."""
     text = text.strip()[:100]
     matches: list[ColumnElement[bool]] = []
@@ -84,14 +85,20 @@ def search_condition(text: str, region: str = "NL") -> ColumnElement[bool]:
     if number:
         matches.append(Ticket.caller == number)
     if len(text) >= 2:
-        organisations = select(Organization.id).where(
+        named = select(Organization.id).where(
             func.lower(Organization.name).contains(text.lower(), autoescape=True)
         )
-        matches.append(Ticket.organization_id.in_(organisations))
+        # Looked up first (a small table) so the planner gets plain values it can use an index
+        # for; only a very broad search falls back to the (slower) subquery.
+        organisations = session.scalars(named.limit(MAX_SEARCH_ORGANISATIONS + 1)).all()
+        if len(organisations) > MAX_SEARCH_ORGANISATIONS:
+            matches.append(Ticket.organization_id.in_(named))
+        elif organisations:
+            matches.append(Ticket.organization_id.in_(organisations))
     return or_(*matches) if matches else false()
 
 
-def filter_conditions(filters: QueueFilter) -> list[ColumnElement[bool]]:
+def filter_conditions(session: Session, filters: QueueFilter) -> list[ColumnElement[bool]]:
     """Return the WHERE conditions of a filter."""
     conditions: list[ColumnElement[bool]] = []
     if filters.status == "open":
@@ -109,7 +116,7 @@ def filter_conditions(filters: QueueFilter) -> list[ColumnElement[bool]]:
     if filters.created_before is not None:
         conditions.append(Ticket.created_at < filters.created_before)
     if filters.search:
-        conditions.append(search_condition(filters.search, filters.region))
+        conditions.append(search_condition(session, filters.search, filters.region))
     return conditions
 
 
@@ -132,7 +139,7 @@ def list_queue(
     """Return one page of tickets: open urgent ones first, then the rest, newest first."""
     page = max(1, page)
     per_page = max(1, min(per_page, MAX_PER_PAGE))
-    conditions = filter_conditions(filters)
+    conditions = filter_conditions(session, filters)
     urgent = open_urgent()
     urgent_total = session.scalar(select(func.count(Ticket.id)).where(*conditions, urgent)) or 0
     offset = (page - 1) * per_page
