@@ -22,6 +22,10 @@ class _Gunicorn(BaseApplication):
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn 25+ opens one admin socket per user; instances sharing a host would
+            # take it from each other, and we do not use it.
+            self.cfg.set("control_socket_disable", True)
 
     def load(self):
         from ivr import create_app
