@@ -176,6 +176,7 @@ def _sign_in_first():
         "application/json"
     ):
         return jsonify(error="sign in first"), 401
+    flash("Sign in to see the support dashboard.", "info")
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
@@ -214,8 +215,6 @@ def init_app(app: Flask) -> None:
     """Set up sign-in and CSRF protection on the app."""
     login_manager.init_app(app)
     login_manager.session_protection = "strong"
-    login_manager.login_message = "Sign in to see the support dashboard."
-    login_manager.login_message_category = "info"
     # Our own before_request decides which routes need a token, so new webhook or API
     # blueprints are exempt by their path without anyone having to remember it.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
