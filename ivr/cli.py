@@ -30,7 +30,8 @@ def open_database(settings: Settings):
 
     url = settings.resolved_database_url
     upgrade_database(url)
-    db.configure(url, timeout_seconds=settings.database_timeout_seconds)
+    # Commands run by people may take their time (a large import); webhooks must not.
+    db.configure(url, timeout_seconds=10, limit_statements=False)
     return db.session()
 
 

@@ -52,8 +52,12 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
-def make_engine(url: str, *, timeout_seconds: float = 2.0) -> Engine:
-    """Create an engine that fails fast when the database is unreachable."""
+def make_engine(url: str, *, timeout_seconds: float = 2.0, limit_statements: bool = True) -> Engine:
+    """Create an engine that fails fast when the database is unreachable.
+
+    With `limit_statements`, PostgreSQL also cancels any statement running longer than twice
+    the timeout; migrations turn that off, since building an index on a big table takes longer.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -71,6 +75,9 @@ def make_engine(url: str, *, timeout_seconds: float = 2.0) -> Engine:
 
         return engine
     connect_timeout = max(1, int(round(timeout_seconds)))
+    options = {}
+    if limit_statements:
+        options["options"] = f"-c statement_timeout={int(timeout_seconds * 1000) * 2}"
     return create_engine(
         url,
         pool_pre_ping=True,
@@ -79,10 +86,7 @@ def make_engine(url: str, *, timeout_seconds: float = 2.0) -> Engine:
         pool_size=5,
         max_overflow=5,
         pool_timeout=timeout_seconds,
-        connect_args={
-            "connect_timeout": connect_timeout,
-            "options": f"-c statement_timeout={int(timeout_seconds * 1000) * 2}",
-        },
+        connect_args={"connect_timeout": connect_timeout, **options},
     )
 
 
@@ -94,11 +98,15 @@ class Database:
         self.session_factory: sessionmaker[Session] | None = None
         self.session: scoped_session[Session] | None = None
 
-    def configure(self, url: str, *, timeout_seconds: float = 2.0) -> None:
+    def configure(
+        self, url: str, *, timeout_seconds: float = 2.0, limit_statements: bool = True
+    ) -> None:
         """Create the engine and session registry for a database URL."""
         if self.engine is not None:
             self.engine.dispose()
-        self.engine = make_engine(url, timeout_seconds=timeout_seconds)
+        self.engine = make_engine(
+            url, timeout_seconds=timeout_seconds, limit_statements=limit_statements
+        )
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.session = scoped_session(self.session_factory)
 

@@ -18,7 +18,9 @@ def run_migrations() -> None:
     if connection is not None:
         _migrate(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    engine = make_engine(
+        config.get_main_option("sqlalchemy.url"), timeout_seconds=10, limit_statements=False
+    )
     with engine.connect() as connection:
         _migrate(connection)
     engine.dispose()
