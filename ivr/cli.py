@@ -249,8 +249,9 @@ def journal_replay() -> None:
     open_database(settings)
     report = replay_journal(settings)
     click.echo(
-        f"applied {report.applied}, already in {report.already}, failed {report.failed}, "
-        f"unknown {report.unknown}, unreadable lines {report.skipped_lines}"
+        f"applied {report.applied}, already in {report.already}, waiting {report.deferred}, "
+        f"failed {report.failed}, unknown {report.unknown}, "
+        f"unreadable lines {report.skipped_lines}"
     )
     if report.archived:
         click.echo(f"journal complete; archived as {report.archived}")

@@ -42,6 +42,10 @@ ADVISORY_LOCK_KEY = 0x1A7E_0001
 Handler = Callable[[Session, "Entry"], "str | None"]
 
 
+class Deferred(Exception):
+    """Raised by a handler whose entry must wait, e.g. for the call it belongs to."""
+
+
 def entry_id(call_sid: str, step: str) -> str:
     """Return the idempotency key of one event of a call: its CallSid and step.
 
@@ -257,6 +261,7 @@ class ReplayReport:
     already: int = 0
     failed: int = 0
     unknown: int = 0
+    deferred: int = 0
     skipped_lines: int = 0
     busy: bool = False
     interrupted: bool = False
@@ -266,7 +271,7 @@ class ReplayReport:
     @property
     def complete(self) -> bool:
         """Return whether every entry of the journal is now in the database."""
-        return not (self.busy or self.interrupted or self.failed or self.unknown)
+        return not (self.busy or self.interrupted or self.failed or self.unknown or self.deferred)
 
 
 def replay_engine(url: str, *, timeout_seconds: float) -> Engine:
@@ -399,6 +404,10 @@ def _replay_entries(
                 continue
             try:
                 summary = _apply(connection, entry, handler)
+            except Deferred as wait:
+                report.deferred += 1
+                log.info("journal entry %s waits: %s", entry.id, wait)
+                continue
             except Exception as exc:
                 if _is_outage(exc):
                     raise

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import psycopg
 from flask import Blueprint, Flask, Response, abort, current_app, request
@@ -28,11 +29,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import fallback
+from ivr.emergency import DESCRIPTION_PATH, TRIAGE_PATH
 from ivr.journal import Journal
 from ivr.lines import EMERGENCY, OFFICE, caller_id, line_for_number
 from ivr.prompts import Speaker, twiml
 from ivr.settings import Settings
 from ivr.signatures import request_is_from_twilio, twilio_only
+from ivr.triage import clean_sid, clean_speech, reason_for_key
 from tickets.db import db
 from tickets.models import REASONS
 
@@ -43,7 +46,8 @@ bp = Blueprint("outage", __name__, url_prefix="/voice/outage")
 VOICEMAIL_PATH = "/voice/outage/voicemail"
 
 # Webhooks that never touch the database, so they need no short cut while it is down.
-DATABASE_FREE_PATHS = ("/voice/fallback", "/voice/outage/")
+OUTAGE_PATHS = ("/voice/fallback", "/voice/outage/")
+DATABASE_FREE_PATHS = OUTAGE_PATHS
 
 CALL_FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
@@ -215,9 +219,14 @@ def _outage_line(args: Mapping, fallback_line: str) -> str:
     return line if line in (OFFICE, EMERGENCY) else fallback_line
 
 
-def voicemail_response(settings: Settings, speak: Speaker, line: str) -> VoiceResponse:
+def voicemail_response(
+    settings: Settings, speak: Speaker, line: str, department: str | None = None
+) -> VoiceResponse:
     """Invite the caller to leave a message, journalled by the outage voicemail webhook."""
     response = VoiceResponse()
+    query = {"line": line, "lang": speak.language}
+    if line == OFFICE and department in settings.office.departments:
+        query["dept"] = department
     if line == EMERGENCY:
         speak.say(response, "engineers_unavailable")
         limit = settings.emergency.voicemail_max_seconds
@@ -226,7 +235,7 @@ def voicemail_response(settings: Settings, speak: Speaker, line: str) -> VoiceRe
         speak.say(response, "voicemail_invitation")
         limit = settings.office.voicemail_max_seconds
     response.record(
-        action=f"{VOICEMAIL_PATH}?line={line}&lang={speak.language}",
+        action=f"{VOICEMAIL_PATH}?{urlencode(query)}",
         method="POST",
         max_length=limit,
         finish_on_key="#",
@@ -272,24 +281,33 @@ def is_status_callback(path: str, form: Mapping) -> bool:
 def journal_events(
     settings: Settings, path: str, args: Mapping, form: Mapping
 ) -> list[tuple[str, str, str, dict]]:
-    """Return the journal entries (kind, call sid, step, data) one webhook stands for."""
+    """Return the journal entries (kind, call sid, step, data) one webhook stands for.
+
+    Never the keys a caller typed (they may be a PIN), except a triage choice.
+    """
     events: list[tuple[str, str, str, dict]] = []
-    sid = (form.get("CallSid") or "").strip()
+    sid = clean_sid(form.get("CallSid"))
     line = _outage_line(args, line_of_request(settings, path, form))
     if is_engineer_leg(path, form):
-        parent = (form.get("ParentCallSid") or "").strip()
-        if parent and sid and line == EMERGENCY and (form.get("Digits") or "").strip() == "1":
-            events.append(("answered", parent, f"answered:{sid}", {"engineer": form.get("To")}))
+        parent, digits = clean_sid(form.get("ParentCallSid")), (form.get("Digits") or "").strip()
+        if parent and sid and line == EMERGENCY and digits == "1":
+            engineer = {"engineer": form.get("To"), "ticket": args.get("ticket")}
+            events.append(("answered", parent, f"answered:{sid}", engineer))
         return events
-    if not sid:
+    if sid is None:
         return events
     if not is_status_callback(path, form):
         # Only a caller still being served stands for a call to record (a status callback
         # can be the end of a call that was refused, say to a normal user, before the outage).
         events.append(("call", sid, "call", _call_details(settings, path, args, form, line)))
-    reason = args.get("reason")
-    if reason in REASONS:
+    reason = args.get("reason") if args.get("reason") in REASONS else None
+    if path == TRIAGE_PATH:
+        reason = reason_for_key(form.get("Digits")) or reason
+    if reason is not None:
         events.append(("reason", sid, "reason", {"reason": reason}))
+    description = clean_speech(form.get("SpeechResult")) if path == DESCRIPTION_PATH else None
+    if description:
+        events.append(("description", sid, "description", {"text": description}))
     if form.get("DialCallStatus"):
         dial = {
             "status": form.get("DialCallStatus"),
@@ -305,11 +323,16 @@ def journal_events(
             "url": form.get("RecordingUrl"),
             "recording_sid": form.get("RecordingSid"),
             "duration": form.get("RecordingDuration"),
+            "status": form.get("RecordingStatus"),
             "line": line,
+            "department": args.get("dept"),
+            "hours": args.get("hours"),
         }
         step = form.get("RecordingSid") or form.get("RecordingUrl")
         kind = "recording" if form.get("RecordingStatus") else "voicemail"
-        events.append((kind, sid, f"{kind}:{step}", recording))
+        # Our own recording callbacks name the call they belong to.
+        owner = (clean_sid(args.get("call")) if kind == "recording" else None) or sid
+        events.append((kind, owner, f"{kind}:{step}", recording))
     status = (form.get("CallStatus") or "").strip().lower()[:20]
     if path == "/voice/status" or status in CALL_FINAL_STATUSES:
         details = {
@@ -348,7 +371,11 @@ def twiml_without_database(
     if dial_status:
         if dial_status == "completed" or (form.get("DialBridged") or "").lower() == "true":
             return _goodbye(speak)
-        return voicemail_response(settings, speak, line)
+        sequential = settings.emergency.ring_strategy == "sequential"
+        if line == EMERGENCY and sequential and not path.startswith(OUTAGE_PATHS):
+            # The flow rang one engineer; without the database ring them all, unverified.
+            return fallback.safe_response(settings, line, form.get("From"), language=speak.language)
+        return voicemail_response(settings, speak, line, args.get("dept"))
     if form.get("RecordingUrl") or path.startswith(VOICEMAIL_PATH):
         if not form.get("RecordingUrl"):
             return _goodbye(speak, "voicemail_empty")

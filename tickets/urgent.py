@@ -48,6 +48,7 @@ ENGINEERS_UNAVAILABLE = "engineers_unavailable"
 VOICEMAIL = "voicemail"
 CALL_RECORDED = "call_recorded"
 CALL_ENDED = "call_ended"
+JOURNAL = "journal"
 
 
 def find_ticket_call(session: Session, sid: str | None) -> TicketCall | None:
@@ -209,6 +210,85 @@ def open_urgent_ticket(
             raise
         return existing
     return call
+
+
+def open_journalled_ticket(
+    session: Session,
+    *,
+    call_sid: str,
+    line: str,
+    caller: str | None,
+    contact: Contact | None,
+    in_hours: bool,
+    repeat_window_minutes: int,
+    at: datetime,
+    note: str,
+) -> TicketCall:
+    """Record a call served while the database was away: an unverified urgent ticket, once.
+
+    The caller could not be checked during the call, so the ticket is not verified even when
+    the caller ID matches a contact now; it is marked as coming from the outage journal.
+    """
+    existing = find_ticket_call(session, call_sid)
+    if existing is not None:
+        return existing
+    ticket = None
+    if contact is not None and contact.is_entitled and repeat_window_minutes > 0:
+        ticket = _open_ticket_to_join(
+            session,
+            organization_id=contact.organization_id,
+            since=at - timedelta(minutes=repeat_window_minutes),
+        )
+    joined = ticket is not None
+    if ticket is None:
+        ticket = Ticket(
+            priority=URGENT,
+            category="bug",
+            status="new",
+            source="phone",
+            caller=caller,
+            contact_id=contact.id if contact is not None else None,
+            organization_id=contact.organization_id if contact is not None else None,
+            in_hours=in_hours,
+            verified=False,
+            from_journal=True,
+            created_at=at,
+            updated_at=at,
+        )
+        session.add(ticket)
+        session.flush()
+    call = TicketCall(ticket_id=ticket.id, sid=call_sid, line=line, caller=caller, started_at=at)
+    session.add(call)
+    if joined:
+        detail = "an unverified call during a database outage was added to this open ticket"
+        kind = CALL_JOINED
+    else:
+        when = "in working hours" if in_hours else "outside working hours"
+        detail = f"opened from the outage journal for an emergency call {when}"
+        kind = TICKET_OPENED
+    session.add(
+        TicketEvent(ticket_id=ticket.id, kind=kind, detail=detail, call_sid=call_sid, at=at)
+    )
+    session.add(
+        TicketEvent(ticket_id=ticket.id, kind=JOURNAL, detail=note, call_sid=call_sid, at=at)
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = find_ticket_call(session, call_sid)
+        if existing is None:
+            raise
+        return existing
+    return call
+
+
+def note_from_journal(session: Session, *, call: TicketCall, detail: str, at: datetime) -> None:
+    """Note on the call's timeline what the outage journal added to it."""
+    _add_event(
+        session, ticket_id=call.ticket_id, kind=JOURNAL, detail=detail, call_sid=call.sid, at=at
+    )
+    session.commit()
 
 
 def is_joined_call(session: Session, call: TicketCall) -> bool:
