@@ -192,6 +192,18 @@ class IvrServer:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def ivr(self, *arguments: str) -> subprocess.CompletedProcess:
+        """Run an `ivr` command with this server's configuration."""
+        return subprocess.run(
+            [IVR, *arguments],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
     def post(self, path: str, form: dict, *, timeout: float = 10) -> requests.Response:
         """Post a webhook signed like Twilio signs it for our public URL."""
         headers = {"X-Twilio-Signature": sign(PUBLIC_URL + path, form)}

@@ -1,50 +1,34 @@
 import json
 import logging
+import threading
 
 import pytest
 from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
-from sqlalchemy import event, select
+from resilience_helpers import (
+    MONDAY_MORNING,
+    SUPER_PHONE,
+    USER_PHONE,
+    DatabaseOutage,
+    make_directory,
+)
+from sqlalchemy import select
 
 from ivr import outage
-from ivr.journal import Journal, entry_id
+from ivr.journal import Journal, ReplayReport, _replay_entries, entry_id, replay_engine
 from ivr.models import CallLog
-from ivr.recovery import replay_journal
+from ivr.recovery import handlers_for, replay_journal
+from tickets.availability import set_hours_override
 from tickets.db import db
+from tickets.models import CallbackRequest, Ticket, TicketCall, TicketEvent
 
 ENGINEERS = ["+31318584941", "+31318584942"]
 RECEPTION = ["+31318584901"]
 
 
-class Outage:
-    """A database that refuses every new connection, and a count of the attempts."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.attempts = 0
-        self.active = False
-
-    def refuse(self, *_args):
-        self.attempts += 1
-        raise self.engine.dialect.loaded_dbapi.OperationalError("connection refused (simulated)")
-
-    def start(self):
-        db.session.remove()
-        self.engine.dispose()
-        event.listen(self.engine, "do_connect", self.refuse)
-        self.active = True
-
-    def end(self):
-        if self.active:
-            event.remove(self.engine, "do_connect", self.refuse)
-            self.engine.dispose()
-            self.active = False
-
-
 @pytest.fixture
 def database_down(app):
     """Take the database away for the rest of the test (the app stays up)."""
-    down = Outage(db.engine)
-    down.start()
+    down = DatabaseOutage().start()
     yield down
     down.end()
 
@@ -132,8 +116,7 @@ def test_an_office_call_that_loses_the_database_mid_menu_goes_to_reception(
 ):
     call = phone(to=OFFICE_NUMBER)
     root = call.start()
-    down = Outage(db.engine)
-    down.start()
+    down = DatabaseOutage().start()
     try:
         gather = root.find("Gather")
         action = gather.get("action") if gather is not None else "/voice/office/menu?lang=nl"
@@ -394,3 +377,298 @@ def test_outage_module_has_no_call_state():
         if isinstance(value, dict | list | set) and not name.startswith("__")
     }
     assert state == set()
+
+
+# ---------------------------------------------------------------- urgent tickets from the journal
+
+
+@pytest.fixture
+def directory(app, session):
+    app.config["CLOCK"] = lambda: MONDAY_MORNING
+    people = make_directory(session)
+    set_hours_override(session, mode="open", set_by="test")  # replay reads the real clock
+    return people
+
+
+def tickets_of(session):
+    session.expire_all()
+    return session.scalars(select(Ticket).order_by(Ticket.id)).all()
+
+
+def timeline(session, ticket):
+    return [
+        (event.kind, event.detail)
+        for event in session.scalars(
+            select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
+        )
+    ]
+
+
+def outage_call(call, *, answered=True):
+    """Walk a call served entirely without the database: rung, screened, answered, ended."""
+    root = call.start()
+    assert dialled(root) == ENGINEERS
+    number = root.find("Dial/Number")
+    screen = engineer_leg(call, number.get("url"), To=number.text)
+    if answered:
+        engineer_leg(call, screen.find("Gather").get("action"), To=number.text, Digits="1")
+        call.post(
+            root.find("Dial").get("action"),
+            DialCallStatus="completed",
+            DialCallSid="CA" + "d" * 32,
+            DialBridged="true",
+        )
+        call.post(
+            root.find("Dial").get("recordingStatusCallback"),
+            RecordingStatus="completed",
+            RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE9",
+            RecordingSid="RE" + "9" * 32,
+            RecordingDuration="80",
+        )
+    else:
+        voicemail = call.post(root.find("Dial").get("action"), DialCallStatus="no-answer")
+        call.post(
+            voicemail.find("Record").get("action"),
+            RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE8",
+            RecordingSid="RE" + "8" * 32,
+            RecordingDuration="21",
+        )
+    call.hang_up(duration="95")
+
+
+def test_an_emergency_call_during_the_outage_becomes_an_unverified_urgent_ticket(
+    phone, directory, session, settings, caplog
+):
+    down = DatabaseOutage().start()
+    try:
+        call = phone(to=EMERGENCY_NUMBER, from_=SUPER_PHONE)
+        outage_call(call)
+    finally:
+        down.end()
+    assert tickets_of(session) == []
+    with caplog.at_level(logging.WARNING, logger="ivr.journal"):
+        report = replay_journal(settings)
+    assert report.complete and report.archived is not None
+    [ticket] = tickets_of(session)
+    assert (ticket.priority, ticket.source, ticket.from_journal, ticket.verified) == (
+        "urgent",
+        "phone",
+        True,
+        False,
+    )
+    assert ticket.caller == SUPER_PHONE and ticket.in_hours
+    assert ticket.contact.name == "Sanne Visser" and ticket.organization.name.startswith("Acme")
+    [ticket_call] = ticket.calls
+    session.refresh(ticket_call)
+    assert ticket_call.sid == call.sid and ticket_call.outcome == "answered"
+    assert ticket_call.answered_by == "Support engineer 1"
+    assert ticket_call.recording_url.endswith("/RE9") and ticket_call.duration == 95
+    kinds = [kind for kind, _ in timeline(session, ticket)]
+    assert kinds.count("journal") == 1 and "engineer_accepted" in kinds
+    journal_note = dict(timeline(session, ticket))["journal"]
+    assert "without being verified" in journal_note and "Sanne Visser" in journal_note
+    assert f"urgent ticket {ticket.number} from the outage journal" in caplog.text
+
+
+def test_a_second_replay_changes_nothing(phone, directory, session, settings):
+    down = DatabaseOutage().start()
+    try:
+        outage_call(phone(to=EMERGENCY_NUMBER, from_=SUPER_PHONE))
+    finally:
+        down.end()
+    journal = Journal(settings.resolved_journal_path)
+    snapshot = journal.read()
+    replay_journal(settings)
+    [ticket] = tickets_of(session)
+    before = timeline(session, ticket)
+    # The same journal again (as if restored from the archive) is recognised entry by entry.
+    for entry in snapshot.entries:
+        journal.append(entry)
+    report = replay_journal(settings)
+    assert report.applied == 0 and report.already == len(snapshot.entries)
+    [again] = tickets_of(session)
+    assert again.id == ticket.id and timeline(session, again) == before
+
+
+def test_replayers_racing_each_other_open_one_ticket_per_call(phone, directory, session, settings):
+    down = DatabaseOutage().start()
+    try:
+        calls_made = [phone(to=EMERGENCY_NUMBER, from_=SUPER_PHONE) for _ in range(3)]
+        calls_made.append(phone(to=EMERGENCY_NUMBER, from_="anonymous"))
+        for call in calls_made:
+            outage_call(call, answered=False)
+    finally:
+        down.end()
+    entries_ = Journal(settings.resolved_journal_path).read().entries
+    reports = [ReplayReport() for _ in range(3)]
+
+    def run(report):
+        engine = replay_engine(settings.resolved_database_url, timeout_seconds=5.0)
+        try:
+            _replay_entries(entries_, engine, handlers_for(settings), report)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=run, args=(report,)) for report in reports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(report.failed for report in reports) == 0
+    session.expire_all()
+    sids = session.scalars(select(TicketCall.sid)).all()
+    assert sorted(sids) == sorted(call.sid for call in calls_made)
+    tickets = tickets_of(session)
+    assert all(not ticket.verified and ticket.from_journal for ticket in tickets)
+    anonymous = [ticket for ticket in tickets if ticket.contact is None]
+    assert [ticket.caller for ticket in anonymous] == ["anonymous"]
+
+
+def test_instances_replaying_at_once_take_turns_and_join_an_organisations_calls(
+    phone, directory, session, settings
+):
+    down = DatabaseOutage().start()
+    try:
+        calls_made = [phone(to=EMERGENCY_NUMBER, from_=SUPER_PHONE) for _ in range(3)]
+        for call in calls_made:
+            outage_call(call, answered=False)
+    finally:
+        down.end()
+    reports = []
+    threads = [
+        threading.Thread(target=lambda: reports.append(replay_journal(settings))) for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    while not any(report.archived for report in reports):  # those that found it busy retry
+        reports.append(replay_journal(settings))
+        assert len(reports) < 10
+    [archived] = [report.archived for report in reports if report.archived]
+    written = {entry.id for entry in Journal(archived).read().entries}
+    assert sum(report.applied for report in reports) == len(written)
+    [ticket] = tickets_of(session)  # one organisation, within the window: one ticket
+    assert sorted(call.sid for call in ticket.calls) == sorted(call.sid for call in calls_made)
+
+
+def test_the_outage_part_of_a_call_is_added_to_the_ticket_it_already_had(
+    phone, directory, session, settings
+):
+    call = phone(to=EMERGENCY_NUMBER, from_=SUPER_PHONE)
+    triage = call.start()
+    [ticket] = tickets_of(session)
+    assert ticket.verified
+    down = DatabaseOutage().start()
+    try:
+        root = call.press(triage, "2")
+        assert dialled(root) == ENGINEERS
+        voicemail = call.post(root.find("Dial").get("action"), DialCallStatus="no-answer")
+        call.post(
+            voicemail.find("Record").get("action"),
+            RecordingUrl="https://api.twilio.com/rec/RE7",
+            RecordingSid="RE7",
+            RecordingDuration="12",
+        )
+        call.hang_up(duration="70")
+    finally:
+        down.end()
+    assert replay_journal(settings).complete
+    [same] = tickets_of(session)
+    assert same.id == ticket.id and same.verified and not same.from_journal
+    assert same.reason == "urgent_bug"
+    [ticket_call] = same.calls
+    session.refresh(ticket_call)
+    assert ticket_call.outcome == "voicemail" and ticket_call.recording_url.endswith("/RE7")
+    assert "journal" in [kind for kind, _ in timeline(session, same)]
+
+
+def test_a_spoken_description_during_the_outage_reaches_the_ticket(
+    phone, directory, session, settings
+):
+    call = phone(to=EMERGENCY_NUMBER, from_=SUPER_PHONE)
+    description = call.press(call.start(), "1")
+    down = DatabaseOutage().start()
+    try:
+        root = call.speak(description, "het rooster laadt niet")
+        assert dialled(root) == ENGINEERS
+        call.hang_up()
+    finally:
+        down.end()
+    replay_journal(settings)
+    [ticket] = tickets_of(session)
+    assert ticket.description == "het rooster laadt niet" and ticket.reason == "outage"
+
+
+def test_an_office_voicemail_during_the_outage_is_kept_for_call_back(
+    phone, directory, session, settings
+):
+    down = DatabaseOutage().start()
+    try:
+        call = phone(to=OFFICE_NUMBER, from_="+31622222222")
+        call.base["CallStatus"] = "in-progress"
+        voicemail = call.post("/voice/office/dialed?dept=finance&lang=nl", DialCallStatus="busy")
+        action = voicemail.find("Record").get("action")
+        assert "dept=finance" in action
+        call.post(action, RecordingUrl="https://api.twilio.com/rec/RE6", RecordingDuration="9")
+    finally:
+        down.end()
+    assert replay_journal(settings).complete
+    session.expire_all()
+    [request] = session.scalars(select(CallbackRequest)).all()
+    assert (request.call_sid, request.department, request.caller) == (
+        call.sid,
+        "finance",
+        "+31622222222",
+    )
+    assert tickets_of(session) == []
+
+
+def test_an_event_journalled_before_its_call_waits_for_it(directory, session, settings):
+    journal = Journal(settings.resolved_journal_path)
+    sid = "CA" + "7" * 32
+    journal.record("answered", call_sid=sid, step="answered:CA1", data={"engineer": ENGINEERS[1]})
+    report = replay_journal(settings)
+    assert (report.applied, report.deferred) == (0, 1) and report.archived is None
+    journal.record(
+        "call",
+        call_sid=sid,
+        step="call",
+        data={"line": "emergency", "caller": SUPER_PHONE, "from": SUPER_PHONE},
+    )
+    first = replay_journal(settings)
+    assert (first.applied, first.deferred) == (1, 1)
+    second = replay_journal(settings)
+    assert second.applied == 1 and second.complete and second.archived is not None
+    [ticket] = tickets_of(session)
+    assert ticket.calls[0].answered_by == "Support engineer 2"
+
+
+def test_a_normal_users_refused_call_ending_during_the_outage_opens_no_ticket(
+    phone, directory, session, settings
+):
+    call = phone(to=EMERGENCY_NUMBER, from_=USER_PHONE)
+    root = call.start()
+    assert root[-1].tag == "Hangup"
+    down = DatabaseOutage().start()
+    try:
+        call.hang_up(duration="8")
+    finally:
+        down.end()
+    assert replay_journal(settings).complete
+    assert tickets_of(session) == []
+
+
+@pytest.mark.parametrize("settings_overrides", [{"emergency.ring_strategy": "sequential"}])
+def test_with_sequential_ringing_an_outage_after_the_first_engineer_rings_them_all(
+    phone, directory, session
+):
+    call = phone(to=EMERGENCY_NUMBER, from_=SUPER_PHONE)
+    root = call.silence(call.press(call.start(), "1"))
+    assert dialled(root) == ENGINEERS[:1]
+    down = DatabaseOutage().start()
+    try:
+        root = call.dial_result(root, "no-answer")
+    finally:
+        down.end()
+    assert dialled(root) == ENGINEERS
