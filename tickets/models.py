@@ -247,6 +247,8 @@ class TicketEvent(Base):
     """One entry of a ticket's timeline and history: call steps, changes, notes."""
 
     __tablename__ = "ticket_events"
+    # A call's events are looked up by its sid when it is answered and when it ends.
+    __table_args__ = (Index("ix_ticket_events_call_sid_kind", "call_sid", "kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
