@@ -29,6 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import fallback
+from ivr.deadlines import watch_engine
 from ivr.emergency import DESCRIPTION_PATH, TRIAGE_PATH
 from ivr.journal import Journal
 from ivr.lines import EMERGENCY, OFFICE, caller_id, line_for_number
@@ -115,9 +116,13 @@ def guard_connections(engine: Engine, timeout: float) -> None:
 
     psycopg never waits less than 2 s to connect; the probe answers first. An open connection
     whose peer vanished would wait for TCP retransmissions; `tcp_user_timeout` cuts that short.
+    A server that keeps the connection but never answers is cut off by the deadline watchdog
+    (`ivr.deadlines`): pings after 0.25 s, statements shortly after the server's own
+    statement_timeout (twice `timeout`).
     """
     if engine.dialect.name != "postgresql":
         return
+    watch_engine(engine, statement_seconds=2 * timeout)
     host = engine.url.host
     port = engine.url.port or 5432
     probe = bool(host) and not host.startswith("/") and "," not in host

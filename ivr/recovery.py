@@ -15,6 +15,7 @@ from ivr.journal import Deferred, Entry, Handler, Journal, ReplayReport, replay,
 from ivr.lines import EMERGENCY, OFFICE, caller_id
 from ivr.menus import RECEPTION
 from ivr.models import CALL_FINAL_STATUSES
+from ivr.outage import guard_connections
 from ivr.settings import Settings
 from ivr.triage import clean_recording_url, clean_sid, clean_speech, parse_seconds
 from tickets import urgent
@@ -304,6 +305,7 @@ def replay_journal(settings: Settings) -> ReplayReport:
     engine = replay_engine(
         settings.resolved_database_url, timeout_seconds=settings.database_timeout_seconds
     )
+    guard_connections(engine, settings.database_timeout_seconds)
     try:
         report = replay(journal, engine, handlers_for(settings))
     finally:
