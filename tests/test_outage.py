@@ -1,6 +1,9 @@
 import json
 import logging
+import os
+import socket
 import threading
+import time
 
 import pytest
 from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
@@ -12,8 +15,10 @@ from resilience_helpers import (
     make_directory,
 )
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from ivr import outage
+from ivr.deadlines import watchdog
 from ivr.journal import Journal, ReplayReport, _replay_entries, entry_id, replay_engine
 from ivr.models import CallLog
 from ivr.recovery import handlers_for, replay_journal
@@ -672,3 +677,39 @@ def test_with_sequential_ringing_an_outage_after_the_first_engineer_rings_them_a
     finally:
         down.end()
     assert dialled(root) == ENGINEERS
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+@pytest.mark.skipif(
+    not os.environ.get("IVR_TEST_DATABASE_URL"), reason="needs PostgreSQL (IVR_TEST_DATABASE_URL)"
+)
+def test_a_statement_past_its_deadline_is_cut_off_by_the_watchdog(app, caplog):
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("SET statement_timeout = 0")  # as if the server never answered
+        started = time.monotonic()
+        with pytest.raises(OperationalError) as failure:
+            connection.exec_driver_sql("SELECT pg_sleep(20)")
+        assert time.monotonic() - started < 10
+        assert failure.value.connection_invalidated
+    assert "past its deadline" in caplog.text
+    assert outage.is_database_failure(failure.value)
+
+
+def test_the_watchdog_leaves_calls_that_finish_in_time_alone():
+    left, right = socket.socketpair()
+    with left, right:
+        token = watchdog.arm(left.fileno(), 0.05)
+        watchdog.disarm(token)
+        time.sleep(0.2)
+        left.sendall(b"x")
+        assert right.recv(1) == b"x"
+
+
+def test_the_watchdog_cuts_a_socket_past_its_deadline():
+    left, right = socket.socketpair()
+    with left, right:
+        watchdog.arm(left.fileno(), 0.05)
+        right.settimeout(5)
+        assert right.recv(1) == b""  # the peer sees the connection shut down

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import EMERGENCY_NUMBER, OFFICE_NUMBER
+from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER
 from real_servers import IvrServer, PostgresServer, postgres_binaries, wait_until, write_config
 from resilience_helpers import SUPER_PHONE, make_directory
 from sqlalchemy import create_engine, func, select
@@ -140,6 +140,15 @@ class RealCall:
         return max(seconds for _, seconds in self.timings)
 
 
+def report_timings(label: str, calls: list[RealCall]) -> None:
+    """Print the webhook answer times (shown with pytest -s; the README quotes them)."""
+    times = sorted(seconds for call in calls for _, seconds in call.timings)
+    print(
+        f"\n{label}: {len(times)} webhooks, median {times[len(times) // 2] * 1000:.0f} ms, "
+        f"slowest {times[-1] * 1000:.0f} ms"
+    )
+
+
 def dialled(root: ET.Element) -> list[str]:
     return [(number.text or "").strip() for number in root.iter("Number")]
 
@@ -215,6 +224,7 @@ def test_the_database_stopped_mid_call_keeps_serving_and_replays_once(
         office.post(one, "/voice/status", CallStatus="completed", CallDuration="20")
         for call in (known, stranger, office):
             assert call.slowest() < OUTAGE_ANSWER_SECONDS, call.timings
+        report_timings("PostgreSQL stopped", [known, stranger, office])
     finally:
         postgres.start()
 
@@ -249,6 +259,36 @@ def test_the_database_stopped_mid_call_keeps_serving_and_replays_once(
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(JournalReplay)) == applied
         assert session.scalar(select(func.count()).select_from(TicketCall)) == 2
+
+
+def test_a_hung_database_server_cannot_hold_a_caller(postgres, database, config, servers):
+    """The server keeps its connections but answers nothing: pings and statements are cut."""
+    url, engine = database
+    server = servers(url, config, workers=2)
+    for _ in range(4):  # both workers hold pooled connections to the server
+        assert RealCall(to=OFFICE_NUMBER, from_=SUPER_PHONE).post(server, "/voice/incoming")
+    frozen = postgres.freeze()
+    calls_made = []
+    try:
+        for number in (EMERGENCY_NUMBER, OFFICE_NUMBER, EMERGENCY_NUMBER, EMERGENCY_0900):
+            call = RealCall(to=number, from_="+31622222222")
+            root = call.post(server, "/voice/incoming")
+            expected = RECEPTION if number == OFFICE_NUMBER else ENGINEERS
+            assert dialled(root) == expected
+            call.post(server, "/voice/status", CallStatus="completed", CallDuration="30")
+            calls_made.append(call)
+    finally:
+        postgres.thaw(frozen)
+    for call in calls_made:
+        assert call.slowest() < OUTAGE_ANSWER_SECONDS, call.timings
+    report_timings("PostgreSQL hung (SIGSTOP)", calls_made)
+    journal = Journal(server.workdir.parent / "var" / "journal.jsonl")
+    wait_until(lambda: journal.archives(), timeout=30, what="the journal replay to finish")
+    with Session(engine) as session:
+        sids = sorted(session.scalars(select(TicketCall.sid)).all())
+    emergency_calls = [call.sid for call in calls_made if call.base["To"] != OFFICE_NUMBER]
+    assert sids == sorted(emergency_calls)
+    assert "past its deadline" in server.log()
 
 
 # ---------------------------------------------------------------- two instances, one database
