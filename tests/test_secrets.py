@@ -4,12 +4,14 @@ import logging
 import xml.etree.ElementTree as ET
 
 import pytest
+import requests
 from conftest import AUTH_TOKEN, EMERGENCY_NUMBER, SECRET_KEY, Call
 from resilience_helpers import MONDAY_MORNING, SUPER_PIN, DatabaseOutage, make_directory
 from sqlalchemy import event
 
 from tickets.db import db
 from tickets.directory import hash_pin
+from tickets.models import Ticket, TicketCall
 from tickets.staff import create_staff, issue_token
 
 WRONG_PIN = "13579246"
@@ -131,3 +133,26 @@ def test_a_pin_call_and_failing_webhooks_leave_no_secret_in_logs_or_answers(
 def test_settings_never_show_their_secrets(settings):
     assert AUTH_TOKEN not in repr(settings) and AUTH_TOKEN not in str(settings)
     assert SECRET_KEY not in repr(settings)
+
+
+def test_recordings_are_only_for_signed_in_staff(app, client, session, world, monkeypatch):
+    fetched = []
+    monkeypatch.setattr(requests, "get", lambda url, **kwargs: fetched.append(url))
+    ticket = Ticket(priority="urgent", caller="+31612345678")
+    session.add(ticket)
+    session.flush()
+    call = TicketCall(
+        ticket_id=ticket.id,
+        sid="CA" + "3" * 32,
+        line="emergency",
+        recording_url="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
+    )
+    session.add(call)
+    session.commit()
+    path = f"/support/recordings/{call.id}"
+    anonymous = client.get(path)
+    assert anonymous.status_code in (302, 401)
+    assert anonymous.status_code == 401 or "/login" in anonymous.headers["Location"]
+    token = client.get(path, headers={"Authorization": f"Bearer {world['token']}"})
+    assert token.status_code in (302, 401)  # an API token is not a dashboard sign-in
+    assert fetched == []
