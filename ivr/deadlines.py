@@ -58,7 +58,10 @@ class Watchdog:
             token = next(self._tokens)
             self._armed[token] = fd
             heapq.heappush(self._queue, (time.monotonic() + seconds, token))
-            self._condition.notify()
+            # The thread sleeps until the earliest deadline; waking it for every statement
+            # (each one a GIL hand-off) is only needed when this one is now the earliest.
+            if self._queue[0][1] == token:
+                self._condition.notify()
             return token
 
     def disarm(self, token: int | None) -> None:
