@@ -218,10 +218,12 @@ def language_of(settings: Settings, args: Mapping) -> str:
     return language if language in settings.prompts else settings.default_language
 
 
-def _outage_line(args: Mapping, fallback_line: str) -> str:
-    """Return the `line` our own outage URLs carry, else the line found otherwise."""
+def _outage_line(settings: Settings, path: str, args: Mapping, form: Mapping) -> str:
+    """Return the `line` our own outage URLs carry, else the line of the path or number."""
     line = args.get("line")
-    return line if line in (OFFICE, EMERGENCY) else fallback_line
+    if path.startswith(OUTAGE_PATHS) and line in (OFFICE, EMERGENCY):
+        return line
+    return line_of_request(settings, path, form)
 
 
 def voicemail_response(
@@ -292,7 +294,7 @@ def journal_events(
     """
     events: list[tuple[str, str, str, dict]] = []
     sid = clean_sid(form.get("CallSid"))
-    line = _outage_line(args, line_of_request(settings, path, form))
+    line = _outage_line(settings, path, args, form)
     if is_engineer_leg(path, form):
         parent, digits = clean_sid(form.get("ParentCallSid")), (form.get("Digits") or "").strip()
         if parent and sid and line == EMERGENCY and digits == "1":
@@ -355,7 +357,7 @@ def twiml_without_database(
 ) -> VoiceResponse | None:
     """Return TwiML that serves this webhook's caller from configuration; None: no body."""
     speak = Speaker.for_language(settings, language_of(settings, args))
-    line = _outage_line(args, line_of_request(settings, path, form))
+    line = _outage_line(settings, path, args, form)
     if path == "/voice/status":
         return None
     if is_status_callback(path, form):

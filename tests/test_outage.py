@@ -713,3 +713,10 @@ def test_the_watchdog_cuts_a_socket_past_its_deadline():
         watchdog.arm(left.fileno(), 0.05)
         right.settimeout(5)
         assert right.recv(1) == b""  # the peer sees the connection shut down
+
+
+def test_a_line_in_the_query_counts_only_on_our_outage_urls(phone, database_down):
+    call = phone(to=OFFICE_NUMBER)
+    call.base["CallStatus"] = "in-progress"
+    root = call.post("/voice/office/choice?lang=nl&misses=0&line=emergency", Digits="1")
+    assert dialled(root) == RECEPTION
