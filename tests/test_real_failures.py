@@ -62,7 +62,8 @@ def database(postgres, request):
         set_hours_override(session, mode="open", set_by="test")
     yield url, engine
     engine.dispose()
-    postgres.start() if not _running(postgres) else None
+    if not _running(postgres):  # a test that stopped the server failed before starting it
+        postgres.start()
 
 
 def _running(postgres: PostgresServer) -> bool:
