@@ -74,9 +74,8 @@ def app(settings):
     application = create_app(settings)
     application.config["TESTING"] = True
     _empty_all_tables()
-    with application.app_context():
-        yield application
-        db.session.remove()
+    yield application
+    db.session.remove()
     _empty_all_tables()
 
 

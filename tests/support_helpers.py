@@ -6,7 +6,6 @@ import functools
 import re
 from datetime import datetime, timedelta
 
-from flask import g
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
@@ -18,17 +17,7 @@ CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 class IsolatedClient(FlaskClient):
-    """A test client whose every request starts with an empty `flask.g`, as in production.
-
-    The shared `app` fixture keeps one app context pushed for the whole test, and Flask reuses
-    it for test requests, so without this `g` (Flask-Login's cached user, Flask-WTF's CSRF
-    token) would leak from one request into the next.
-    """
-
-    def open(self, *args, **kwargs):
-        for key in list(g):
-            g.pop(key)
-        return super().open(*args, **kwargs)
+    """A test client; each request gets its own app context, `g` and session, as in production."""
 
 
 @functools.cache

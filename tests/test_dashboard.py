@@ -158,6 +158,7 @@ def test_five_failures_lock_the_account_for_fifteen_minutes(client, session, age
     assert "locked for a while" in text(locked)
     assert client.get("/support").status_code == 302
 
+    staff = session.get(StaffUser, agent.id)  # each request closed the test's session
     staff.locked_until = utcnow() - timedelta(seconds=1)
     session.commit()
     assert sign_in(client).status_code == 303
@@ -168,6 +169,7 @@ def test_five_failures_lock_the_account_for_fifteen_minutes(client, session, age
 
 def test_a_deactivated_account_cannot_sign_in_and_is_signed_out(client, session, agent):
     sign_in(client)
+    agent = session.get(StaffUser, agent.id)  # each request closed the test's session
     agent.active = False
     session.commit()
     assert client.get("/support").status_code == 302
@@ -560,7 +562,7 @@ def test_recording_failures_are_clear_and_never_leak_the_token(
     assert secret not in text(unset)
 
     app.config["SETTINGS"] = settings
-    call = ticket.calls[0]
+    call = reload(session, ticket).calls[0]
     call.recording_url = "https://evil.example/recording"
     session.commit()
     before = len(calls)
