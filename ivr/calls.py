@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,9 +20,13 @@ def _clip(value: str | None, limit: int = 64) -> str | None:
     return None if value is None else value[:limit]
 
 
+# Built once: nearly every webhook looks its call up, so skip building the query each time.
+_CALL_BY_SID = select(CallLog).where(CallLog.sid == bindparam("sid"))
+
+
 def get_call(session: Session, sid: str) -> CallLog | None:
     """Return the call log row of a CallSid, if any."""
-    return session.scalar(select(CallLog).where(CallLog.sid == sid))
+    return session.scalar(_CALL_BY_SID, {"sid": sid})
 
 
 def record_call_start(

@@ -14,9 +14,13 @@ OVERRIDE_MODES = ("auto", "open", "closed")
 OVERRIDE_ROW = 1
 
 
+# Built once: every call in hours asks for it.
+_OVERRIDE_MODE = select(HoursOverride.mode).where(HoursOverride.id == OVERRIDE_ROW)
+
+
 def get_hours_override(session: Session) -> str:
     """Return the current override: 'auto' (follow the schedule), 'open' or 'closed'."""
-    mode = session.scalar(select(HoursOverride.mode).where(HoursOverride.id == OVERRIDE_ROW))
+    mode = session.scalar(_OVERRIDE_MODE)
     return mode or "auto"
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import phonenumbers
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -36,17 +36,21 @@ def is_well_formed_pin(pin: str | None) -> bool:
     )
 
 
+# Built once: every emergency call looks its caller up.
+_CONTACTS_BY_PHONE = (
+    select(Contact)
+    .join(ContactPhone)
+    .where(ContactPhone.number == bindparam("number"))
+    .options(joinedload(Contact.organization))
+    .order_by(Contact.id)
+)
+
+
 def find_contact_by_phone(session: Session, number: str | None) -> Contact | None:
     """Return the contact with this E.164 number, preferring entitled roles if shared."""
     if not number:
         return None
-    contacts = session.scalars(
-        select(Contact)
-        .join(ContactPhone)
-        .where(ContactPhone.number == number)
-        .options(joinedload(Contact.organization))
-        .order_by(Contact.id)
-    ).all()
+    contacts = session.scalars(_CONTACTS_BY_PHONE, {"number": number}).all()
     if not contacts:
         return None
     entitled = [contact for contact in contacts if contact.is_entitled]

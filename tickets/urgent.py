@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
@@ -51,13 +51,30 @@ CALL_ENDED = "call_ended"
 JOURNAL = "journal"
 
 
+# Hot lookups built once: SQLAlchemy then skips building and hashing the query per webhook.
+_CALL_BY_SID = (
+    select(TicketCall)
+    .where(TicketCall.sid == bindparam("sid"))
+    .options(joinedload(TicketCall.ticket))
+)
+_TICKET_BY_ID = (
+    select(Ticket)
+    .where(Ticket.id == bindparam("ticket_id"))
+    .options(joinedload(Ticket.contact), joinedload(Ticket.organization))
+)
+_SAME_EVENT = select(TicketEvent.id).where(
+    TicketEvent.ticket_id == bindparam("ticket_id"),
+    TicketEvent.kind == bindparam("kind"),
+    TicketEvent.call_sid == bindparam("call_sid"),
+    TicketEvent.detail == bindparam("detail"),
+)
+
+
 def find_ticket_call(session: Session, sid: str | None) -> TicketCall | None:
     """Return the ticket call of a CallSid, with its ticket loaded."""
     if not sid:
         return None
-    return session.scalar(
-        select(TicketCall).where(TicketCall.sid == sid).options(joinedload(TicketCall.ticket))
-    )
+    return session.scalar(_CALL_BY_SID, {"sid": sid})
 
 
 def find_ticket(session: Session, number: str | None) -> Ticket | None:
@@ -67,11 +84,7 @@ def find_ticket(session: Session, number: str | None) -> Ticket | None:
     ticket_id = Ticket.id_from_number(number)
     if ticket_id is None:
         return None
-    return session.scalar(
-        select(Ticket)
-        .where(Ticket.id == ticket_id)
-        .options(joinedload(Ticket.contact), joinedload(Ticket.organization))
-    )
+    return session.scalar(_TICKET_BY_ID, {"ticket_id": ticket_id})
 
 
 def find_call_on_ticket(session: Session, *, ticket: Ticket, sid: str | None) -> TicketCall | None:
@@ -118,14 +131,20 @@ def _add_event(
     at: datetime,
 ) -> None:
     """Add a timeline event unless this call already has the very same one (retried webhook)."""
-    duplicate = session.scalar(
-        select(TicketEvent.id).where(
-            TicketEvent.ticket_id == ticket_id,
-            TicketEvent.kind == kind,
-            TicketEvent.call_sid == call_sid,
-            TicketEvent.detail == detail if detail is not None else TicketEvent.detail.is_(None),
+    if call_sid is not None and detail is not None:
+        same = {"ticket_id": ticket_id, "kind": kind, "call_sid": call_sid, "detail": detail}
+        duplicate = session.scalar(_SAME_EVENT, same)
+    else:
+        duplicate = session.scalar(
+            select(TicketEvent.id).where(
+                TicketEvent.ticket_id == ticket_id,
+                TicketEvent.kind == kind,
+                TicketEvent.call_sid == call_sid,
+                TicketEvent.detail == detail
+                if detail is not None
+                else TicketEvent.detail.is_(None),
+            )
         )
-    )
     if duplicate is None:
         session.add(
             TicketEvent(ticket_id=ticket_id, kind=kind, detail=detail, call_sid=call_sid, at=at)
@@ -173,7 +192,10 @@ def open_urgent_ticket(
         )
         session.add(ticket)
         session.flush()
-    call = TicketCall(ticket_id=ticket.id, sid=call_sid, line=line, caller=caller, started_at=now)
+    # Setting the relationship too spares a query when the flow reads call.ticket next.
+    call = TicketCall(
+        ticket_id=ticket.id, ticket=ticket, sid=call_sid, line=line, caller=caller, started_at=now
+    )
     session.add(call)
     how = RECOGNISED_BY.get(recognised_by, recognised_by)
     if joined:
@@ -305,9 +327,15 @@ def is_joined_call(session: Session, call: TicketCall) -> bool:
 def _change_ticket(session: Session, ticket_id: int, change: Callable[[Ticket], None]) -> None:
     """Apply `change` to the ticket and commit, retrying when staff saved it concurrently."""
     for attempt in range(3):
-        ticket = session.scalar(
-            select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
-        )
+        if attempt == 0:
+            # Usually loaded with the call moments ago; the version check catches staleness.
+            ticket = session.get(Ticket, ticket_id)
+        else:
+            ticket = session.scalar(
+                select(Ticket)
+                .where(Ticket.id == ticket_id)
+                .execution_options(populate_existing=True)
+            )
         change(ticket)
         try:
             session.commit()
@@ -417,12 +445,14 @@ def record_engineer_response(
     if accepted and call is not None and call.answered_at is None:
         call.answered_by = engineer
         call.answered_at = now
-        first_ring = session.scalar(
-            select(TicketEvent.at)
-            .where(TicketEvent.call_sid == call.sid, TicketEvent.kind == ENGINEER_RUNG)
-            .order_by(TicketEvent.at, TicketEvent.id)
-            .limit(1)
-        )
+        # Without autoflush the call is written once, with its ring time, at the commit.
+        with session.no_autoflush:
+            first_ring = session.scalar(
+                select(TicketEvent.at)
+                .where(TicketEvent.call_sid == call.sid, TicketEvent.kind == ENGINEER_RUNG)
+                .order_by(TicketEvent.at, TicketEvent.id)
+                .limit(1)
+            )
         if first_ring is not None:
             call.ring_seconds = max(0, int((now - first_ring).total_seconds()))
     session.commit()
