@@ -444,11 +444,20 @@ def screen(
 ) -> VoiceResponse:
     """Tell the engineer who calls and why; only a key press of 1 bridges the caller."""
     speak = _speaker(settings, settings.default_language)
-    ticket = urgent.find_ticket(db.session, ticket_number)
-    if ticket is None or ticket.contact is None or ticket.organization is None:
+    session = db.session
+    ticket = urgent.find_ticket(session, ticket_number)
+    call = None
+    if ticket is not None:
+        # The caller on this line, who may have joined a ticket someone else opened.
+        call = urgent.find_call_on_ticket(
+            session, ticket=ticket, sid=clean_sid(form.get("ParentCallSid"))
+        )
+    contact = (call.contact if call is not None else None) or (ticket and ticket.contact)
+    if ticket is None or contact is None or ticket.organization is None:
         caller = caller_id(clean_caller(form.get("From"))) or "anonymous"
         return fallback.screen_unverified(settings, caller)
-    reason = f"reason_{ticket.reason}" if ticket.reason else "reason_unknown"
+    given = (call.reason if call is not None else None) or ticket.reason
+    reason = f"reason_{given}" if given else "reason_unknown"
     response = VoiceResponse()
     gather = response.gather(
         input="dtmf",
@@ -463,7 +472,7 @@ def screen(
         gather,
         "screen_prompt",
         organization=ticket.organization.name,
-        name=ticket.contact.name,
+        name=contact.name,
         reason=speak.text(reason),
     )
     # Should the action not be asked (a voicemail, a pocket): refuse this leg, others ring on.

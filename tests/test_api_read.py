@@ -317,6 +317,8 @@ def test_ticket_fields_in_list_and_detail(client, session, auth, engineer, acme)
             "sid": "CA0123456789abcdef",
             "line": "emergency",
             "caller": "+31612345678",
+            "contact_id": None,
+            "reason": None,
             "outcome": "voicemail",
             "started_at": "2026-11-27T09:15:02+00:00",
             "answered_at": None,

@@ -820,6 +820,23 @@ def test_second_call_from_the_organisation_joins_the_open_ticket(phone, session,
     assert count(session, Ticket) == 2
 
 
+def test_engineers_hear_who_is_on_a_joined_call_and_why(phone, session, directory, clock):
+    first = call_emergency(phone)
+    to_dial(first, key="1")
+    first.hang_up()
+    clock.now = MONDAY_MORNING + timedelta(minutes=10)
+    second = call_emergency(phone, from_=KEY_PHONE)
+    root = to_dial(second, key="2")
+    _, screen = engineer_leg(phone, second, root.find("Dial/Number"))
+    heard = spoken(screen)
+    assert "Ruud Bakker" in heard and "Sanne Visser" not in heard
+    assert "Reden: dringende bug." in heard
+    ticket = only_ticket(session)
+    assert ticket.reason == "outage"  # why the ticket was opened stays as it was
+    assert ticket_call(session, second.sid).reason == "urgent_bug"
+    assert ticket_call(session, second.sid).contact_id == directory["key"].id
+
+
 def test_other_organisation_gets_its_own_ticket(phone, session, directory):
     to_dial(call_emergency(phone))
     to_dial(call_emergency(phone, from_="+31633333333"))

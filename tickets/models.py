@@ -225,6 +225,9 @@ class TicketCall(Base):
     sid: Mapped[str] = mapped_column(String(64), unique=True)
     line: Mapped[str] = mapped_column(String(20))
     caller: Mapped[str | None] = mapped_column(String(64))
+    # Who is on this call and why: a call that joins an open ticket may be someone else.
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    reason: Mapped[str | None] = mapped_column(String(20))
     outcome: Mapped[str] = mapped_column(String(30), default="in_progress")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
@@ -238,6 +241,7 @@ class TicketCall(Base):
     transcription: Mapped[str | None] = mapped_column(Text)
 
     ticket: Mapped[Ticket] = relationship(back_populates="calls")
+    contact: Mapped[Contact | None] = relationship()
 
     def __repr__(self) -> str:
         return f"<TicketCall {self.sid} ticket={self.ticket_id} {self.outcome}>"

@@ -60,6 +60,8 @@ def call_to_dict(call: TicketCall) -> dict:
         "sid": call.sid,
         "line": call.line,
         "caller": e164_or_none(call.caller),
+        "contact_id": call.contact_id,
+        "reason": call.reason,
         "outcome": call.outcome,
         "started_at": iso(call.started_at),
         "answered_at": iso(call.answered_at),

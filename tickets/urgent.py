@@ -194,7 +194,14 @@ def open_urgent_ticket(
         session.flush()
     # Setting the relationship too spares a query when the flow reads call.ticket next.
     call = TicketCall(
-        ticket_id=ticket.id, ticket=ticket, sid=call_sid, line=line, caller=caller, started_at=now
+        ticket_id=ticket.id,
+        ticket=ticket,
+        sid=call_sid,
+        line=line,
+        caller=caller,
+        contact_id=contact.id,
+        contact=contact,
+        started_at=now,
     )
     session.add(call)
     how = RECOGNISED_BY.get(recognised_by, recognised_by)
@@ -279,7 +286,14 @@ def open_journalled_ticket(
         )
         session.add(ticket)
         session.flush()
-    call = TicketCall(ticket_id=ticket.id, sid=call_sid, line=line, caller=caller, started_at=at)
+    call = TicketCall(
+        ticket_id=ticket.id,
+        sid=call_sid,
+        line=line,
+        caller=caller,
+        contact_id=contact.id if contact is not None else None,
+        started_at=at,
+    )
     session.add(call)
     if joined:
         detail = "an unverified call during a database outage was added to this open ticket"
@@ -349,22 +363,30 @@ def _change_ticket(session: Session, ticket_id: int, change: Callable[[Ticket], 
 def record_reason(
     session: Session, *, call: TicketCall, reason: str | None, now: datetime | None = None
 ) -> TicketCall:
-    """Record the caller's triage choice; None means no usable choice was made."""
+    """Record the caller's triage choice; None means no usable choice was made.
+
+    The reason belongs to the call; the ticket keeps the first reason it was given, so a
+    later call that joins the open ticket does not rewrite why it was opened.
+    """
     now = now or utcnow()
-    _add_event(
-        session,
-        ticket_id=call.ticket_id,
-        kind=TRIAGE,
-        detail=reason or "unknown",
-        call_sid=call.sid,
-        at=now,
-    )
+    ticket_id, sid = call.ticket_id, call.sid
 
     def change(ticket: Ticket) -> None:
+        # Inside the retried change, so a rollback after a concurrent edit loses nothing.
+        _add_event(
+            session,
+            ticket_id=ticket_id,
+            kind=TRIAGE,
+            detail=reason or "unknown",
+            call_sid=sid,
+            at=now,
+        )
         if reason is not None:
-            ticket.reason = reason
+            call.reason = reason
+            if ticket.reason is None:
+                ticket.reason = reason
 
-    _change_ticket(session, call.ticket_id, change)
+    _change_ticket(session, ticket_id, change)
     return call
 
 
