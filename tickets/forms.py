@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from markupsafe import escape
+from markupsafe import Markup, escape
 from wtforms import (
     DateField,
     DateTimeLocalField,
@@ -14,8 +14,16 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 from wtforms.widgets import Select
+from wtforms.widgets.core import html_params
 
 from tickets.lifecycle import MAX_MINUTES_PER_ENTRY, STATUS_LABELS
 from tickets.models import CATEGORIES, PRIORITIES, REASONS
@@ -37,19 +45,45 @@ class LogoutForm(FlaskForm):
 
 
 class LongSelect(Select):
-    """A `<select>` for thousands of plain options, such as every client organisation.
+    """Render a flat `<select>` of thousands of plain options, such as every organisation.
 
-    WTForms builds each option through its generic attribute machinery, which made the
-    organisation filter most of the ticket list's CPU; the HTML is the same.
+    WTForms builds, normalises and escapes each option through generic machinery, which was
+    most of the ticket list's CPU with a few thousand organisations. For a flat dict of
+    string labels this writes the very same HTML in one pass; anything else goes to WTForms.
     """
 
-    @classmethod
-    def render_option(cls, choice, **kwargs):
-        if kwargs or choice.render_kw or isinstance(choice.value, bool):
-            return super().render_option(choice, **kwargs)
-        selected = " selected" if choice.selected else ""
-        label = escape(choice.label or choice.value)
-        return f'<option{selected} value="{escape(choice.value)}">{label}</option>'
+    def __call__(self, field, **kwargs):
+        choices = field.choices
+        plain = isinstance(choices, dict) and all(isinstance(v, str) for v in choices.values())
+        if self.multiple or not plain:
+            return super().__call__(field, **kwargs)
+        kwargs.setdefault("id", field.id)
+        flags = getattr(field, "flags", {})
+        for key in dir(flags):
+            if key in self.validation_attrs and key not in kwargs:
+                kwargs[key] = getattr(flags, key)
+        html = [f"<select {html_params(name=field.name, **kwargs)}>"]
+        for value, label in choices.items():
+            selected = " selected" if field.coerce(value) == field.data else ""
+            html.append(
+                f'<option{selected} value="{escape(value)}">{escape(label or value)}</option>'
+            )
+        html.append("</select>")
+        return Markup("".join(html))  # noqa: S704 - every value and label is escaped above
+
+
+class LongSelectField(SelectField):
+    """A flat `SelectField` for thousands of choices: checked and rendered in one pass each."""
+
+    widget = LongSelect()
+
+    def pre_validate(self, form):
+        if self.process_errors or not self.validate_choice or not isinstance(self.choices, dict):
+            return super().pre_validate(form)
+        if not any(self.coerce(value) == self.data for value in self.choices):
+            message = getattr(self, "invalid_choice_message", None)
+            raise ValidationError(message or self.gettext("Not a valid choice."))
+        return None
 
 
 class FilterForm(FlaskForm):
@@ -74,11 +108,8 @@ class FilterForm(FlaskForm):
         choices={"": "Any reason", **{r: REASON_LABELS[r] for r in REASONS}},
         validators=[Optional()],
     )
-    organization = SelectField(
-        "Organisation",
-        choices={"": "Any organisation"},
-        validators=[Optional()],
-        widget=LongSelect(),
+    organization = LongSelectField(
+        "Organisation", choices={"": "Any organisation"}, validators=[Optional()]
     )
     created_from = DateField("Created from", validators=[Optional()])
     created_to = DateField("Created until", validators=[Optional()])
