@@ -315,6 +315,23 @@ class Bench:
             self.phases[name] = phase
         return phase
 
+    def run_paced(self, name: str) -> None:
+        """Place the emergency calls of callers who listen before each answer, if asked."""
+        args = self.args
+        if not args.paced_calls:
+            return
+        self.say(
+            f"{name}: {args.paced_calls} calls, {args.concurrency} at a time, "
+            f"{args.pace:g} s of listening before each answer ..."
+        )
+        self.run_calls(
+            name,
+            [self.plans["emergency-accept"]],
+            calls=args.paced_calls,
+            concurrency=args.concurrency,
+            think=args.pace,
+        )
+
     def run_floor(self, name: str, *, requests: int, concurrency: int) -> Phase:
         """Send `requests` signed webhooks to the floor from `concurrency` threads."""
         phase = Phase(name, concurrency)
@@ -486,18 +503,7 @@ class Bench:
         self.run_floor("floor", requests=app.webhooks, concurrency=concurrency)
         self.say(f"all flows mixed: {args.calls} calls ...")
         self.run_calls("mixed", mixed, calls=args.calls, concurrency=concurrency)
-        if args.paced_calls:
-            self.say(
-                f"emergency flow, paced: {args.paced_calls} calls, {concurrency} at a time, "
-                f"{args.pace:.2f} s of listening before each answer ..."
-            )
-            self.run_calls(
-                "emergency, paced",
-                emergency,
-                calls=args.paced_calls,
-                concurrency=concurrency,
-                think=args.pace,
-            )
+        self.run_paced("emergency, paced")
         if args.growth:
             self.time_reads("empty")
             self.grow()
@@ -507,6 +513,7 @@ class Bench:
             self.run_calls("emergency, grown", emergency, calls=args.calls, concurrency=concurrency)
             self.say(f"all flows mixed at size: {args.calls} calls ...")
             self.run_calls("mixed, grown", mixed, calls=args.calls, concurrency=concurrency)
+            self.run_paced("emergency, paced, grown")
             self.say(f"support reads at size: {args.reads} of each ...")
             self.time_reads("grown")
         if args.burst:
@@ -640,56 +647,60 @@ class Bench:
 
     def targets(self) -> list[tuple[str, str, str, bool]]:
         """Return (target, measured, wanted, met) for every target this run measured."""
-        rows = []
+        rows: list[tuple[str, str, str, bool]] = []
+
+        def add(name: str, value: str, wanted: str, met: bool) -> None:
+            rows.append((name, value, wanted, met))
+
         app, floor = self.phases.get("emergency"), self.phases.get("floor")
+        paced = self.phases.get("emergency, paced")
+        if paced:
+            add(
+                f"emergency p99, {paced.concurrency} calls, {self.args.pace:g} s pauses",
+                f"{paced.p(99):.1f} ms",
+                f"< {TARGET_P99_MS:.0f} ms",
+                paced.p(99) < TARGET_P99_MS,
+            )
         if app and floor:
-            rows.append(
-                (
-                    f"emergency p99 at {app.concurrency} concurrent calls",
-                    f"{app.p(99):.1f} ms",
-                    f"< {TARGET_P99_MS:.0f} ms",
-                    app.p(99) < TARGET_P99_MS,
-                )  # fmt: skip
+            add(
+                f"emergency p99, {app.concurrency} calls, no pauses",
+                f"{app.p(99):.1f} ms",
+                f"< {TARGET_P99_MS:.0f} ms (floor {floor.p(99):.0f})",
+                app.p(99) < TARGET_P99_MS,
             )
             ratio = app.rate / floor.rate if floor.rate else 0.0
-            rows.append(
-                (
-                    "emergency throughput / floor",
-                    f"{ratio:.2f}",
-                    f">= {TARGET_THROUGHPUT_RATIO}",
-                    ratio >= TARGET_THROUGHPUT_RATIO,
-                )  # fmt: skip
+            add(
+                "emergency throughput / floor",
+                f"{ratio:.2f}",
+                f">= {TARGET_THROUGHPUT_RATIO}",
+                ratio >= TARGET_THROUGHPUT_RATIO,
             )
             ratio = app.cpu_ms / floor.cpu_ms if floor.cpu_ms else math.inf
-            rows.append(
-                (
-                    "emergency CPU per webhook / floor",
-                    f"{ratio:.2f}",
-                    f"<= {TARGET_CPU_RATIO}",
-                    ratio <= TARGET_CPU_RATIO,
-                )  # fmt: skip
+            add(
+                "emergency CPU per webhook / floor",
+                f"{ratio:.2f}",
+                f"<= {TARGET_CPU_RATIO}",
+                ratio <= TARGET_CPU_RATIO,
             )
-            errors = sum(len(p.errors) for p in self.phases.values())
-            rows.append(("errors in every phase", str(errors), "0", errors == 0))
-        grown = self.phases.get("emergency, grown")
-        if app and grown:
-            ratio = grown.p(99) / app.p(99) if app.p(99) else math.inf
-            rows.append(
-                (
-                    "growth: emergency p99 grown / empty",
-                    f"{ratio:.2f}",
-                    f"<= {TARGET_GROWTH_RATIO}",
-                    ratio <= TARGET_GROWTH_RATIO,
-                )  # fmt: skip
+        errors = sum(len(p.errors) for p in self.phases.values())
+        add("errors in every phase", str(errors), "0", errors == 0)
+        for empty_name in ("emergency, paced", "emergency"):
+            empty, grown = self.phases.get(empty_name), self.phases.get(f"{empty_name}, grown")
+            if not (empty and grown):
+                continue
+            ratio = grown.p(99) / empty.p(99) if empty.p(99) else math.inf
+            add(
+                f"growth: {empty_name} p99 grown / empty",
+                f"{ratio:.2f}",
+                f"<= {TARGET_GROWTH_RATIO}",
+                ratio <= TARGET_GROWTH_RATIO,
             )
-            ratio = grown.cpu_ms / app.cpu_ms if app.cpu_ms else math.inf
-            rows.append(
-                (
-                    "growth: CPU per webhook grown / empty",
-                    f"{ratio:.2f}",
-                    f"<= {TARGET_GROWTH_RATIO}",
-                    ratio <= TARGET_GROWTH_RATIO,
-                )  # fmt: skip
+            ratio = grown.cpu_ms / empty.cpu_ms if empty.cpu_ms else math.inf
+            add(
+                f"growth: {empty_name} CPU/webhook grown / empty",
+                f"{ratio:.2f}",
+                f"<= {TARGET_GROWTH_RATIO}",
+                ratio <= TARGET_GROWTH_RATIO,
             )
         for name, result in self.reads.get("grown", {}).items():
             if "unavailable" in result:
@@ -825,11 +836,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=480, help="calls per phase (480)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (config)")
     parser.add_argument(
-        "--paced-calls", type=int, default=160,
-        help="emergency calls placed with pauses, like people listening (160; 0 skips)",
+        "--paced-calls", type=int, default=96,
+        help="emergency calls placed with pauses, like people listening (96; 0 skips)",
     )  # fmt: skip
     parser.add_argument(
-        "--pace", type=float, default=0.3, help="seconds a paced caller listens (0.3)"
+        "--pace",
+        type=float,
+        default=1.0,
+        help="seconds a paced caller listens before each answer (1.0; prompts take longer)",
     )
     parser.add_argument(
         "--database-url",
