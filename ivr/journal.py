@@ -24,12 +24,11 @@ from pathlib import Path
 
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ivr.models import JournalReplay
-from tickets.db import make_engine, utcnow
+from tickets.db import is_database_unreachable, make_engine, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -321,18 +320,6 @@ def _replay_guard(engine: Engine, journal: Journal) -> Iterator[bool]:
         os.close(fd)
 
 
-def _is_outage(exc: BaseException) -> bool:
-    """Return whether an error means the database went away (stop, retry later)."""
-    if isinstance(exc, PoolTimeoutError):
-        return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or type(exc).__name__ in (
-            "OperationalError",
-            "InterfaceError",
-        )
-    return False
-
-
 def _apply(connection, entry: Entry, handler: Handler) -> str | None:
     """Apply one entry and mark it replayed, both in one transaction; None if already done."""
     transaction = connection.begin()
@@ -372,7 +359,7 @@ def replay(journal: Journal, engine: Engine, handlers: Mapping[str, Handler]) ->
             if report.complete:
                 report.archived = journal.archive(snapshot)
     except Exception as exc:
-        if not _is_outage(exc):
+        if not is_database_unreachable(exc):
             raise
         report.interrupted = True
         log.warning("journal replay postponed: database unavailable (%s)", type(exc).__name__)
@@ -409,7 +396,7 @@ def _replay_entries(
                 log.info("journal entry %s waits: %s", entry.id, wait)
                 continue
             except Exception as exc:
-                if _is_outage(exc):
+                if is_database_unreachable(exc):
                     raise
                 report.failed += 1
                 log.exception("journal entry %s (%s) could not be applied", entry.id, entry.kind)

@@ -15,12 +15,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, request
 from sqlalchemy.exc import (
-    DBAPIError,
-    InterfaceError,
-    OperationalError,
     SQLAlchemyError,
 )
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import calls, menus
@@ -31,7 +27,7 @@ from ivr.settings import Department, Schedule, Settings
 from ivr.signatures import twilio_only
 from tickets.availability import OVERRIDE_MODES, get_hours_override
 from tickets.callbacks import record_callback_request
-from tickets.db import db, utcnow
+from tickets.db import db, is_database_unreachable, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +58,6 @@ def _clean(value: str | None, limit: int = 64) -> str:
     return "".join(ch for ch in (value or "")[: limit * 4] if ch.isprintable())[:limit].strip()
 
 
-def database_unreachable(exc: SQLAlchemyError) -> bool:
-    """Return whether an error means the database itself is away, not that one write failed."""
-    if isinstance(exc, PoolTimeoutError):
-        return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    return False
-
-
 def _guarded(action: Callable[..., T], /, *, context: object = None, **kwargs: object) -> T | None:
     """Run a database service function; when one write fails, log it and carry on.
 
@@ -85,7 +72,7 @@ def _guarded(action: Callable[..., T], /, *, context: object = None, **kwargs: o
             db.session.rollback()
         except SQLAlchemyError:
             log.warning("rollback after the failed %s also failed", action.__name__)
-        if database_unreachable(exc):
+        if is_database_unreachable(exc):
             log.error("database unreachable in %s; handing over (%s)", action.__name__, context)
             raise
         log.exception("%s failed; serving the caller without it (%s)", action.__name__, context)

@@ -24,8 +24,6 @@ import psycopg
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import fallback
@@ -37,7 +35,7 @@ from ivr.prompts import Speaker, twiml
 from ivr.settings import Settings
 from ivr.signatures import request_is_from_twilio, twilio_only
 from ivr.triage import clean_sid, clean_speech, reason_for_key
-from tickets.db import db
+from tickets.db import db, is_database_unreachable
 from tickets.models import REASONS
 
 log = logging.getLogger(__name__)
@@ -86,18 +84,6 @@ class Outage:
     settings: Settings
     journal: Journal
     health: DatabaseHealth
-
-
-def is_database_failure(exc: BaseException) -> bool:
-    """Return whether an exception means the database is unreachable or unusable."""
-    if isinstance(exc, PoolTimeoutError):
-        return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or type(exc).__name__ in (
-            "OperationalError",
-            "InterfaceError",
-        )
-    return False
 
 
 def probe_postgres(host: str, port: int, timeout: float) -> None:
@@ -416,7 +402,7 @@ def answer_without_database(
 
 def answer_failed_request(exc: Exception):
     """Answer a request whose handler raised: callers are served, others get a 503/500."""
-    database = is_database_failure(exc)
+    database = is_database_unreachable(exc)
     try:
         db.session.rollback()
     except Exception:  # noqa: BLE001 - the database may be the thing that is down

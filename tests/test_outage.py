@@ -23,7 +23,7 @@ from ivr.journal import Journal, ReplayReport, _replay_entries, entry_id, replay
 from ivr.models import CallLog
 from ivr.recovery import handlers_for, replay_journal
 from tickets.availability import set_hours_override
-from tickets.db import db
+from tickets.db import db, is_database_unreachable
 from tickets.models import CallbackRequest, Ticket, TicketCall, TicketEvent
 
 ENGINEERS = ["+31318584941", "+31318584942"]
@@ -694,7 +694,7 @@ def test_a_statement_past_its_deadline_is_cut_off_by_the_watchdog(app, caplog):
         assert time.monotonic() - started < 10
         assert failure.value.connection_invalidated
     assert "past its deadline" in caplog.text
-    assert outage.is_database_failure(failure.value)
+    assert is_database_unreachable(failure.value)
 
 
 def test_the_watchdog_leaves_calls_that_finish_in_time_alone():
