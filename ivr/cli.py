@@ -197,7 +197,8 @@ OTYS support lines demo
   Service:    {url}
   Dashboard:  {url}/support
               log in as {DEMO_STAFF_EMAIL}; the password is IVR_DEMO_PASSWORD in var/dev.env
-  Simulated calls, from another terminal:
+  Simulated calls, from another terminal in this directory:
+              set -a; . ./var/dev.env; set +a     (the same secrets as the server)
               .venv/bin/ivr call --to office
               .venv/bin/ivr call --to emergency
                 (calls from +31612345678, a super user of Demo Uitzendbureau)
