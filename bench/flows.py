@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import random
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -188,7 +189,9 @@ class _Call:
         if len(self.result.samples) >= MAX_WEBHOOKS:
             raise FlowError(f"more than {MAX_WEBHOOKS} webhooks: the call loops")
         if self.think and self.result.samples:
-            time.sleep(self.think)
+            # People take different times to listen and answer; equal pauses would make
+            # every simulated caller send its webhooks in the same instant.
+            time.sleep(self.think * random.uniform(0.5, 1.5))
         data = {**(form or self.form), **params}
         status, body = self.twilio.send(path, data, self.result.samples, method=method)
         if status != 200:

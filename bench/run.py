@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import random
 import secrets
 import signal
 import subprocess
@@ -296,6 +297,8 @@ class Bench:
         def caller_thread() -> None:
             transport = HttpTransport("127.0.0.1", self.service_port)
             twilio = Twilio(transport, public_url=self.public_url, auth_token=self.auth_token)
+            if think:
+                time.sleep(random.uniform(0, think))  # callers do not all ring at once
             try:
                 while time.monotonic() < self.deadline:
                     number = next(counter)
@@ -603,9 +606,12 @@ class Bench:
         return 0 if all(p for *_, p in targets) else 1
 
     def print_endpoints(self) -> None:
-        phase = self.phases.get("mixed") or self.phases.get("emergency")
-        if phase is None or not phase.by_endpoint:
-            return
+        for name in ("mixed", "emergency, paced"):
+            phase = self.phases.get(name)
+            if phase is not None and phase.by_endpoint:
+                self.print_phase_endpoints(phase)
+
+    def print_phase_endpoints(self, phase: Phase) -> None:
         self.say()
         self.say(f"webhooks of '{phase.name}' by endpoint (slowest total first):")
         rows = sorted(phase.by_endpoint.items(), key=lambda item: -sum(item[1]))
@@ -656,7 +662,7 @@ class Bench:
         paced = self.phases.get("emergency, paced")
         if paced:
             add(
-                f"emergency p99, {paced.concurrency} calls, {self.args.pace:g} s pauses",
+                f"emergency p99, {paced.concurrency} calls, pauses ~{self.args.pace:g} s",
                 f"{paced.p(99):.1f} ms",
                 f"< {TARGET_P99_MS:.0f} ms",
                 paced.p(99) < TARGET_P99_MS,

@@ -98,6 +98,7 @@ class Server:
         self.process: subprocess.Popen | None = None
         self.peak_rss_kib: dict[int, int] = {}
         self.threads: dict[int, int] = {}
+        self._workers: list[int] = []
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
 
@@ -119,7 +120,7 @@ class Server:
                 raise RuntimeError(
                     f"{self.name} exited with {self.process.returncode}; see {self.log_path}"
                 )
-            if len(self.workers()) >= workers and self._accepts():
+            if len(children_of(self.pid)) >= workers and self._accepts():
                 self._sampling.set()
                 self._sampler = threading.Thread(target=self._sample_memory, daemon=True)
                 self._sampler.start()
@@ -140,8 +141,12 @@ class Server:
         return self.process.pid
 
     def workers(self) -> list[int]:
-        """Return the pids of the gunicorn workers."""
-        return children_of(self.pid) if self.process is not None else []
+        """Return the pids of the gunicorn workers (scanning /proc again only when one left)."""
+        if self.process is None:
+            return []
+        if not self._workers or not all(Path(f"/proc/{pid}").exists() for pid in self._workers):
+            self._workers = children_of(self.pid)
+        return list(self._workers)
 
     def cpu_seconds(self) -> float:
         """Return the CPU seconds used so far by the master and every worker, live or reaped."""
@@ -151,7 +156,7 @@ class Server:
     def _sample_memory(self) -> None:
         while self._sampling.is_set():
             self.sample_memory()
-            time.sleep(0.25)
+            time.sleep(0.5)
 
     def sample_memory(self) -> None:
         """Note each worker's resident memory and thread count now, keeping the peak."""
