@@ -842,8 +842,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=480, help="calls per phase (480)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (config)")
     parser.add_argument(
-        "--paced-calls", type=int, default=96,
-        help="emergency calls placed with pauses, like people listening (96; 0 skips)",
+        "--paced-calls", type=int, default=128,
+        help="emergency calls placed with pauses, like people listening (128; 0 skips)",
     )  # fmt: skip
     parser.add_argument(
         "--pace",
