@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tickets.db import utcnow
@@ -40,16 +40,19 @@ def set_hours_override(session: Session, *, mode: str, set_by: str | None) -> Ho
     return row
 
 
+# Built once: every emergency call in hours asks for it.
+_ACTIVE_ANNOUNCEMENT = (
+    select(Announcement)
+    .where(Announcement.ended_at.is_(None))
+    .where((Announcement.expires_at.is_(None)) | (Announcement.expires_at > bindparam("now")))
+    .order_by(Announcement.created_at.desc(), Announcement.id.desc())
+    .limit(1)
+)
+
+
 def active_announcement(session: Session, *, now: datetime | None = None) -> Announcement | None:
     """Return the newest known-outage announcement that is active at `now`, if any."""
-    now = now or utcnow()
-    return session.scalar(
-        select(Announcement)
-        .where(Announcement.ended_at.is_(None))
-        .where((Announcement.expires_at.is_(None)) | (Announcement.expires_at > now))
-        .order_by(Announcement.created_at.desc(), Announcement.id.desc())
-        .limit(1)
-    )
+    return session.scalar(_ACTIVE_ANNOUNCEMENT, {"now": now or utcnow()})
 
 
 ANNOUNCEMENT_MAX_LENGTH = 600

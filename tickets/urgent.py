@@ -62,6 +62,18 @@ _TICKET_BY_ID = (
     .where(Ticket.id == bindparam("ticket_id"))
     .options(joinedload(Ticket.contact), joinedload(Ticket.organization))
 )
+_TICKET_TO_JOIN = (
+    select(Ticket)
+    .join(TicketCall)
+    .where(
+        Ticket.organization_id == bindparam("organization_id"),
+        Ticket.priority == URGENT,
+        Ticket.status.in_(OPEN_STATUSES),
+        TicketCall.started_at >= bindparam("since"),
+    )
+    .order_by(TicketCall.started_at.desc(), Ticket.id.desc())
+    .limit(1)
+)
 _SAME_EVENT = select(TicketEvent.id).where(
     TicketEvent.ticket_id == bindparam("ticket_id"),
     TicketEvent.kind == bindparam("kind"),
@@ -107,18 +119,7 @@ def _open_ticket_to_join(
     session: Session, *, organization_id: int, since: datetime
 ) -> Ticket | None:
     """Return the organisation's open urgent ticket with a call since `since`, if any."""
-    return session.scalar(
-        select(Ticket)
-        .join(TicketCall)
-        .where(
-            Ticket.organization_id == organization_id,
-            Ticket.priority == URGENT,
-            Ticket.status.in_(OPEN_STATUSES),
-            TicketCall.started_at >= since,
-        )
-        .order_by(TicketCall.started_at.desc(), Ticket.id.desc())
-        .limit(1)
-    )
+    return session.scalar(_TICKET_TO_JOIN, {"organization_id": organization_id, "since": since})
 
 
 def _add_event(
