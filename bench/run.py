@@ -19,6 +19,7 @@ import os
 import platform
 import random
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -872,6 +873,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--all", action="store_true", help="--growth and --burst 500")
     parser.add_argument("--time-limit", type=float, default=1200.0, help="seconds (1200)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument(
+        "--keep-logs", action="store_true",
+        help="keep the servers' logs also after a run without errors",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.all:
         args.growth = True
@@ -888,12 +893,18 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("stopped by signal")
 
     previous = signal.signal(signal.SIGTERM, _terminate)
+    clean = False
     try:
-        return bench.run()
+        status = bench.run()
+        clean = not any(phase.errors for phase in bench.phases.values())
+        return status
     finally:
         bench.stop_servers()
         signal.signal(signal.SIGTERM, previous)
-        bench.say(f"server logs in {bench.workdir}")
+        if clean and not args.keep_logs:
+            shutil.rmtree(bench.workdir, ignore_errors=True)
+        else:
+            bench.say(f"server logs kept in {bench.workdir}")
 
 
 if __name__ == "__main__":
