@@ -31,6 +31,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def children_of(pid: int) -> list[int]:
+    """Return the pids of the processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: the parent pid follows it.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 def postgres_binaries() -> Path | None:
     """Return the newest Debian PostgreSQL bin directory that has initdb and pg_ctl."""
     for directory in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
@@ -100,17 +116,7 @@ class PostgresServer:
     def processes(self) -> list[int]:
         """Return the pids of the postmaster and every process it started."""
         postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
-        found = [postmaster]
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
-                found.append(int(entry.name))
-        return found
+        return [postmaster, *children_of(postmaster)]
 
     def freeze(self) -> list[int]:
         """Stop every server process (SIGSTOP): alive for TCP, answering nothing."""

@@ -1,7 +1,6 @@
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from string import Formatter
 import pytest
 import requests
 from click.testing import CliRunner
+from real_servers import children_of, free_port
 from sqlalchemy import create_engine, delete, select
 from sqlalchemy.orm import Session
 
@@ -28,27 +28,6 @@ WORKERS = 2
 # Generous: workers boot slowly on a busy two-core machine.
 STARTUP_SECONDS = 30
 SERVER_ENV = ("IVR_DATABASE_URL", "TWILIO_AUTH_TOKEN", "IVR_SECRET_KEY", "IVR_PUBLIC_URL")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: the parent pid follows it.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 class Server:
