@@ -65,9 +65,8 @@ FINAL_CALL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 def current_time() -> datetime:
-    """Return the current moment from the app's clock (tests set `app.config['CLOCK']`)."""
-    clock = current_app.config.get("CLOCK")
-    return clock() if clock is not None else utcnow()
+    """Return the current moment from the one clock."""
+    return utcnow()
 
 
 def _settings() -> Settings:

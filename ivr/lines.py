@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import phonenumbers
-
 from ivr.settings import Settings
+from tickets.phones import to_e164
 
 OFFICE = "office"
 EMERGENCY = "emergency"
@@ -28,10 +27,4 @@ def caller_id(raw: str | None) -> str | None:
         return None
     if value.lower().startswith(("sip:", "client:")):
         return None
-    try:
-        parsed = phonenumbers.parse(value, "NL")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return to_e164(value)

@@ -10,12 +10,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import phonenumbers
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from tickets.models import ROLES, Contact, ContactPhone, Organization
+from tickets.phones import to_e164
 
 PIN_MIN_DIGITS = 6
 PIN_MAX_DIGITS = 8
@@ -131,15 +131,7 @@ class _Entry:
 
 def normalize_phone_number(raw: str | None, *, region: str = DEFAULT_REGION) -> str | None:
     """Return a phone number in any usual notation as E.164, or None if it is not valid."""
-    if not raw or len(raw) > 64:
-        return None
-    try:
-        parsed = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return to_e164(raw, region=region)
 
 
 def decode_directory_file(data: bytes) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import phonenumbers
 from sqlalchemy import and_, false, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
 from tickets.lifecycle import ticket_id_for
 from tickets.models import OPEN_STATUSES, STATUSES, Organization, Ticket
+from tickets.phones import to_e164
 
 MAX_PER_PAGE = 200
 FEED_LIMIT = 20
@@ -63,13 +63,7 @@ def caller_number(text: str, region: str = "NL") -> str | None:
     digits = sum(ch.isdigit() for ch in text)
     if digits < 6 or len(text) > 40:
         return None
-    try:
-        parsed = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return to_e164(text, region=region)
 
 
 def search_condition(session: Session, text: str, region: str = "NL") -> ColumnElement[bool]:
