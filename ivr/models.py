@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tickets.db import Base, utcnow
@@ -32,8 +32,6 @@ class CallLog(Base):
     last_sequence: Mapped[int | None]
     # Space-separated trail of steps and keys, e.g. "menu:1 dial:finance:no-answer voicemail".
     choices: Mapped[str] = mapped_column(Text, default="")
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     from_journal: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
