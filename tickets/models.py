@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tickets.db import Base, utcnow
@@ -116,6 +116,10 @@ class StaffUser(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # E.164; an account with a phone number is an engineer the rota can ring.
+    phone: Mapped[str | None] = mapped_column(String(20))
+    # SHA-256 of the secret in the engineer's calendar feed URL; None when no feed is issued.
+    feed_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     def __repr__(self) -> str:
         return f"<StaffUser {self.id} {self.email!r} {self.role}>"
@@ -341,3 +345,35 @@ class Announcement(Base):
 
     def __repr__(self) -> str:
         return f"<Announcement {self.id} until {self.expires_at}>"
+
+
+ONCALL_LEVELS = (1, 2, 3)
+SHIFT_SOURCES = ("import", "override")
+
+
+class OnCallShift(Base):
+    """A stretch of time in which an engineer is on call at one escalation level."""
+
+    __tablename__ = "oncall_shifts"
+    __table_args__ = (
+        Index("ix_oncall_shifts_span", "starts_at", "ends_at"),
+        CheckConstraint("ends_at > starts_at", name="positive_span"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    level: Mapped[int]
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), index=True
+    )
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    # "import" (replaced by the next import of its level) or "override" (added on the page).
+    source: Mapped[str] = mapped_column(String(10))
+    # The calendar event's SUMMARY, or who added the override.
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    staff: Mapped[StaffUser] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<OnCallShift L{self.level} staff={self.staff_id} {self.source} {self.starts_at}>"

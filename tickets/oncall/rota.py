@@ -1,0 +1,184 @@
+"""Answer who is on call at a moment, and change the rota's overrides.
+
+A level's engineers at a moment are the people of its override shifts when any override covers
+that moment, else the people of its imported shifts: an override ("Carla covers level 1 from
+... to ...") replaces the calendar for its span, it does not add to it. Only active accounts
+with a phone number can be rung, so only they are on call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.orm import Session, contains_eager
+
+from tickets.models import ONCALL_LEVELS, OnCallShift, StaffUser
+from tickets.oncall.calendar import StaffIndex, shifts_in_calendar
+
+# An import keeps a month of history for the timeline and looks this far ahead.
+IMPORT_HISTORY = timedelta(days=31)
+
+
+class RotaError(ValueError):
+    """A change to the rota cannot be made as asked."""
+
+
+@dataclass(frozen=True)
+class Engineer:
+    """An engineer the emergency line can ring."""
+
+    staff_id: int
+    name: str
+    email: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class OnCallLevel:
+    """The engineers of one escalation level at one moment."""
+
+    level: int
+    engineers: tuple[Engineer, ...]
+
+
+# Built once: every emergency call asks it.
+_SHIFTS_AT = (
+    select(OnCallShift)
+    .join(OnCallShift.staff)
+    .options(contains_eager(OnCallShift.staff))
+    .where(
+        OnCallShift.starts_at <= bindparam("at"),
+        OnCallShift.ends_at > bindparam("at"),
+        StaffUser.active.is_(True),
+        StaffUser.phone.is_not(None),
+    )
+    .order_by(OnCallShift.level, StaffUser.name, StaffUser.id)
+)
+
+
+def engineer_of(staff: StaffUser) -> Engineer:
+    """Return the ringable view of a staff account."""
+    return Engineer(staff_id=staff.id, name=staff.name, email=staff.email, phone=staff.phone or "")
+
+
+def levels_from_shifts(shifts: list[OnCallShift]) -> list[OnCallLevel]:
+    """Return each level's engineers from the shifts covering one moment, overrides winning."""
+    levels = []
+    for level in sorted({shift.level for shift in shifts}):
+        at_level = [shift for shift in shifts if shift.level == level]
+        overrides = [shift for shift in at_level if shift.source == "override"]
+        chosen = overrides or at_level
+        engineers: dict[int, Engineer] = {}
+        for shift in chosen:
+            engineers.setdefault(shift.staff_id, engineer_of(shift.staff))
+        levels.append(OnCallLevel(level=level, engineers=tuple(engineers.values())))
+    return levels
+
+
+def on_call_at(session: Session, at: datetime) -> list[OnCallLevel]:
+    """Return the levels with someone on call at `at`, level 1 first; empty when nobody is."""
+    shifts = list(session.scalars(_SHIFTS_AT, {"at": at}).unique())
+    return levels_from_shifts(shifts)
+
+
+def shifts_between(session: Session, start: datetime, end: datetime) -> list[OnCallShift]:
+    """Return every shift that overlaps [start, end), for the rota page and the feeds."""
+    return list(
+        session.scalars(
+            select(OnCallShift)
+            .join(OnCallShift.staff)
+            .options(contains_eager(OnCallShift.staff))
+            .where(OnCallShift.starts_at < end, OnCallShift.ends_at > start)
+            .order_by(OnCallShift.starts_at, OnCallShift.level, StaffUser.name)
+        ).unique()
+    )
+
+
+def check_level(level: int) -> None:
+    """Raise RotaError unless `level` is an escalation level."""
+    if level not in ONCALL_LEVELS:
+        raise RotaError(f"the level must be one of {', '.join(map(str, ONCALL_LEVELS))}")
+
+
+def import_level(
+    session: Session,
+    data: bytes,
+    *,
+    level: int,
+    zone: ZoneInfo,
+    now: datetime,
+    horizon_days: int,
+) -> int:
+    """Replace a level's imported shifts with those of an iCalendar file; return how many.
+
+    The file is read whole before anything changes: a file naming somebody unknown raises
+    `CalendarRejected` and leaves the rota as it was.
+    """
+    check_level(level)
+    staff = StaffIndex(session.scalars(select(StaffUser)))
+    shifts = shifts_in_calendar(
+        data,
+        staff=staff,
+        zone=zone,
+        start=now - IMPORT_HISTORY,
+        end=now + timedelta(days=horizon_days),
+    )
+    session.execute(
+        delete(OnCallShift).where(OnCallShift.level == level, OnCallShift.source == "import")
+    )
+    session.add_all(
+        OnCallShift(
+            level=level,
+            staff_id=shift.staff_id,
+            starts_at=shift.starts_at,
+            ends_at=shift.ends_at,
+            source="import",
+            note=shift.note,
+        )
+        for shift in shifts
+    )
+    session.commit()
+    return len(shifts)
+
+
+def add_override(
+    session: Session,
+    *,
+    level: int,
+    staff: StaffUser,
+    starts_at: datetime,
+    ends_at: datetime,
+    added_by: str,
+) -> OnCallShift:
+    """Let `staff` cover `level` from `starts_at` to `ends_at`, in place of the calendar."""
+    check_level(level)
+    if ends_at <= starts_at:
+        raise RotaError("the end must come after the start")
+    if not staff.active:
+        raise RotaError(f"{staff.email} cannot sign in any more")
+    if not staff.phone:
+        raise RotaError(f"{staff.email} has no phone number to ring")
+    shift = OnCallShift(
+        level=level,
+        staff_id=staff.id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        source="override",
+        note=f"override by {added_by}"[:200],
+    )
+    session.add(shift)
+    session.commit()
+    return shift
+
+
+def remove_override(session: Session, *, shift_id: int) -> bool:
+    """Remove an override; imported shifts are changed only by importing their level again."""
+    shift = session.get(OnCallShift, shift_id)
+    if shift is None or shift.source != "override":
+        return False
+    session.delete(shift)
+    session.commit()
+    return True
