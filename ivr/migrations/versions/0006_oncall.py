@@ -21,9 +21,7 @@ def upgrade() -> None:
     with op.batch_alter_table("staff_users") as batch:
         batch.add_column(sa.Column("phone", sa.String(length=20), nullable=True))
         batch.add_column(sa.Column("feed_token_hash", sa.String(length=64), nullable=True))
-        batch.create_unique_constraint(
-            op.f("uq_staff_users_feed_token_hash"), ["feed_token_hash"]
-        )
+        batch.create_unique_constraint(op.f("uq_staff_users_feed_token_hash"), ["feed_token_hash"])
     op.create_table(
         "oncall_shifts",
         sa.Column("id", sa.Integer(), nullable=False),
