@@ -116,7 +116,8 @@ def read_new_password() -> str:
 @click.argument("email")
 @click.option("--name", required=True, help="Name shown in the dashboard and on tickets.")
 @click.option("--role", type=click.Choice(["agent", "admin"]), default="agent", show_default=True)
-def staff_add(email: str, name: str, role: str) -> None:
+@click.option("--phone", default=None, help="Makes the account an engineer the rota can ring.")
+def staff_add(email: str, name: str, role: str, phone: str | None) -> None:
     """Create a staff account; the password is read from standard input."""
     from sqlalchemy.exc import IntegrityError
 
@@ -129,14 +130,17 @@ def staff_add(email: str, name: str, role: str) -> None:
         sys.exit(1)
     password = read_new_password()
     try:
-        account = create_staff(session, email=email, name=name, password=password, role=role)
+        account = create_staff(
+            session, email=email, name=name, password=password, role=role, phone=phone
+        )
     except StaffError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except IntegrityError:
         click.echo(f"error: {email.strip().lower()} already has an account", err=True)
         sys.exit(1)
-    click.echo(f"created {account.role} account {account.email}")
+    engineer = f", engineer on {account.phone}" if account.phone else ""
+    click.echo(f"created {account.role} account {account.email}{engineer}")
 
 
 @staff.command("token")
@@ -297,3 +301,13 @@ def call(url: str, to: str, from_: str, keys: str) -> None:
         echo=click.echo,
     )
     sys.exit(code)
+
+
+def _register_command_groups() -> None:
+    """Attach the command groups that live beside their feature."""
+    from ivr.oncall_commands import oncall
+
+    main.add_command(oncall)
+
+
+_register_command_groups()

@@ -186,6 +186,22 @@ class EmergencyLine(Strict):
     schedule: Schedule | None = None
 
 
+class OnCall(Strict):
+    """The on-call rota: how long each escalation level rings, and how often the round repeats."""
+
+    # Seconds each level rings before the next is tried; the last value holds for higher levels.
+    level_ring_seconds: list[Annotated[int, Field(ge=5, le=120)]] = Field(
+        default_factory=lambda: [20, 20, 25], min_length=1, max_length=10
+    )
+    rounds: int = Field(default=2, ge=1, le=5)
+    # How far ahead an iCalendar import expands recurring shifts; re-import before it runs out.
+    import_horizon_days: int = Field(default=400, ge=7, le=1500)
+
+    def ring_seconds(self, level: int) -> int:
+        """Return how long `level` (1 = primary) rings."""
+        return self.level_ring_seconds[min(level, len(self.level_ring_seconds)) - 1]
+
+
 class Server(Strict):
     """How `ivr serve` runs gunicorn."""
 
@@ -222,6 +238,7 @@ class Settings(Strict):
     prompts: dict[str, dict[str, str]]
     office: OfficeLine
     emergency: EmergencyLine
+    oncall: OnCall = Field(default_factory=OnCall)
 
     @field_validator("secret_key", "twilio_auth_token")
     @classmethod

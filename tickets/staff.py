@@ -13,6 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from tickets.db import db, utcnow
 from tickets.models import STAFF_ROLES, ApiToken, StaffUser
+from tickets.phones import to_e164
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -27,9 +28,15 @@ def find_staff(session: Session, email: str) -> StaffUser | None:
 
 
 def create_staff(
-    session: Session, *, email: str, name: str, password: str, role: str = "agent"
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    role: str = "agent",
+    phone: str | None = None,
 ) -> StaffUser:
-    """Create a staff account with a hashed password."""
+    """Create a staff account with a hashed password; with a phone number, an engineer."""
     email = email.strip().lower()
     if "@" not in email or len(email) > 320:
         raise StaffError(f"{email!r} is not an e-mail address")
@@ -37,6 +44,9 @@ def create_staff(
         raise StaffError(f"role must be one of {', '.join(STAFF_ROLES)}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    number = to_e164(phone) if phone else None
+    if phone and number is None:
+        raise StaffError(f"{phone!r} is not a phone number")
     if find_staff(session, email) is not None:
         raise StaffError(f"{email} already has an account")
     staff = StaffUser(
@@ -44,6 +54,7 @@ def create_staff(
         name=name.strip() or email,
         role=role,
         password_hash=generate_password_hash(password),
+        phone=number,
     )
     session.add(staff)
     session.commit()

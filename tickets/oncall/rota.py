@@ -84,17 +84,20 @@ def on_call_at(session: Session, at: datetime) -> list[OnCallLevel]:
     return levels_from_shifts(shifts)
 
 
-def shifts_between(session: Session, start: datetime, end: datetime) -> list[OnCallShift]:
-    """Return every shift that overlaps [start, end), for the rota page and the feeds."""
-    return list(
-        session.scalars(
-            select(OnCallShift)
-            .join(OnCallShift.staff)
-            .options(contains_eager(OnCallShift.staff))
-            .where(OnCallShift.starts_at < end, OnCallShift.ends_at > start)
-            .order_by(OnCallShift.starts_at, OnCallShift.level, StaffUser.name)
-        ).unique()
+def shifts_between(
+    session: Session, start: datetime, end: datetime, *, staff_id: int | None = None
+) -> list[OnCallShift]:
+    """Return the shifts overlapping [start, end), of everyone or of one engineer."""
+    statement = (
+        select(OnCallShift)
+        .join(OnCallShift.staff)
+        .options(contains_eager(OnCallShift.staff))
+        .where(OnCallShift.starts_at < end, OnCallShift.ends_at > start)
+        .order_by(OnCallShift.starts_at, OnCallShift.level, StaffUser.name)
     )
+    if staff_id is not None:
+        statement = statement.where(OnCallShift.staff_id == staff_id)
+    return list(session.scalars(statement).unique())
 
 
 def check_level(level: int) -> None:
