@@ -243,3 +243,35 @@ def test_a_deactivated_engineer_is_not_on_call(session, engineers):
     engineers["anna"].active = False
     session.commit()
     assert names_at(session, local(2026, 11, 30, 10, 0)) == {}
+
+
+def test_the_effective_rota_shows_overrides_in_place_of_the_calendar(session, engineers):
+    from tickets.oncall.rota import effective_rota, shifts_between
+
+    imported(session, WEEKLY_ROTA)
+    add_override(
+        session,
+        level=1,
+        staff=engineers["carla"],
+        starts_at=local(2026, 12, 1, 12, 0),
+        ends_at=local(2026, 12, 1, 18, 0),
+        added_by="t",
+    )
+    start, end = local(2026, 11, 30, 0, 0), local(2026, 12, 7, 0, 0)
+    segments = effective_rota(shifts_between(session, start, end), start, end)[1]
+    summary = [
+        (
+            s.starts_at.astimezone(AMS).strftime("%a %H:%M"),
+            [e.name for e in s.engineers],
+            s.override,
+        )
+        for s in segments
+    ]
+    assert summary == [
+        ("Mon 00:00", ["Bas de Vries"], False),
+        ("Mon 09:00", ["Anna Jansen"], False),
+        ("Tue 12:00", ["Carla Smit"], True),
+        ("Tue 18:00", ["Anna Jansen"], False),
+        ("Thu 09:00", ["Bas de Vries"], False),
+    ]
+    assert segments[-1].ends_at == end

@@ -185,3 +185,48 @@ def remove_override(session: Session, *, shift_id: int) -> bool:
     session.delete(shift)
     session.commit()
     return True
+
+
+@dataclass(frozen=True)
+class RotaSegment:
+    """A stretch of time in which one level's engineers stay the same."""
+
+    level: int
+    starts_at: datetime
+    ends_at: datetime
+    engineers: tuple[Engineer, ...]
+    override: bool
+
+
+def effective_rota(
+    shifts: list[OnCallShift], start: datetime, end: datetime
+) -> dict[int, list[RotaSegment]]:
+    """Return, per level, who is really on call from `start` to `end`, overrides applied."""
+    rota: dict[int, list[RotaSegment]] = {}
+    for level in sorted({shift.level for shift in shifts}):
+        at_level = [shift for shift in shifts if shift.level == level]
+        edges = {start, end}
+        edges.update(s.starts_at for s in at_level if start < s.starts_at < end)
+        edges.update(s.ends_at for s in at_level if start < s.ends_at < end)
+        segments: list[RotaSegment] = []
+        ordered = sorted(edges)
+        for begin, finish in zip(ordered, ordered[1:], strict=False):
+            covering = [s for s in at_level if s.starts_at <= begin and s.ends_at >= finish]
+            if not covering:
+                continue
+            (found,) = levels_from_shifts(covering)
+            override = any(s.source == "override" for s in covering)
+            previous = segments[-1] if segments else None
+            if (
+                previous is not None
+                and previous.ends_at == begin
+                and previous.engineers == found.engineers
+                and previous.override == override
+            ):
+                segments[-1] = RotaSegment(
+                    level, previous.starts_at, finish, found.engineers, override
+                )
+            else:
+                segments.append(RotaSegment(level, begin, finish, found.engineers, override))
+        rota[level] = segments
+    return rota
