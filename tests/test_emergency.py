@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, SECRET_KEY, dialled, spoken
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError, OperationalError
 
 from ivr import params
 from ivr.emergency import triage
@@ -1105,3 +1106,40 @@ def test_input_cleaners():
     assert params.recording_url("https://api.twilio.com/r/RE1") == ("https://api.twilio.com/r/RE1")
     assert params.recording_url("https://a b") is None
     assert triage.caller_key(None) == "anonymous"
+
+
+# ------------------------------------------------------------------ the database failing
+
+
+def failing(statement: str, error: type = DataError):
+    """Return a stand-in service function whose database write fails."""
+
+    def broken(*args, **kwargs):
+        raise error(statement, {}, Exception("simulated failure"))
+
+    return broken
+
+
+def test_a_failing_trail_or_reason_write_goes_on_with_the_call(
+    phone, session, directory, monkeypatch
+):
+    # The same guard as the office line: one failed write is logged, the caller goes on.
+    monkeypatch.setattr("ivr.calls.note_step", failing("UPDATE"))
+    monkeypatch.setattr("tickets.urgent.record_reason", failing("UPDATE"))
+    call = call_emergency(phone)
+    root = call.press(call.start(), "1")
+    # Still in the flow (not the error handler's answer): the description is asked for.
+    assert root.find("Gather").get("input") == "speech dtmf"
+    assert dialled(call.silence(root)) == ENGINEERS
+
+
+def test_an_unreachable_database_during_triage_leaves_the_caller_to_the_outage_handling(
+    phone, session, directory, monkeypatch
+):
+    call = call_emergency(phone)
+    root = call.start()
+    monkeypatch.setattr("tickets.urgent.record_reason", failing("UPDATE", OperationalError))
+    root = call.press(root, "1")
+    # Re-raised, not swallowed: served from configuration, engineers rung unverified.
+    assert_rings_only_engineers(root)
+    assert dialled(root)

@@ -385,6 +385,8 @@ def test_voicemail_outside_hours_is_marked_out_of_hours(phone, session, clock):
         {"RecordingDuration": "0"},
         {"RecordingUrl": ""},
         {"RecordingUrl": "javascript:alert(1)"},
+        # One rule for both lines: Twilio serves recordings over https only.
+        {"RecordingUrl": "http://api.twilio.com/x/RE9"},
     ],
 )
 def test_empty_voicemail_says_so_and_stores_nothing(phone, settings, session, recording):
