@@ -48,7 +48,7 @@ def ring(
     guarded(urgent.record_engineers_rung, call=call, engineers=rung, now=utcnow())
 
 
-def after_dial(
+def settle_engineer_dial(
     settings: Settings, form: Mapping[str, str], *, language: str, index: int | None
 ) -> VoiceResponse:
     """Finish after ringing: answered, caller gone, next engineer, or a voicemail."""

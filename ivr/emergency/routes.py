@@ -1,4 +1,4 @@
-"""The emergency line's webhooks: each reads the request and hands it to one step."""
+"""Answer the emergency line's webhooks: each reads the request and hands it to one step."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def description():
 def dialled():
     """Handle the end of ringing engineers."""
     return twiml(
-        engineers.after_dial(
+        engineers.settle_engineer_dial(
             current_settings(), request.form, language=_language(), index=_engineer_index()
         )
     )

@@ -1,4 +1,4 @@
-"""The office line's webhooks: each reads the request and hands it to one step."""
+"""Answer the office line's webhooks: each reads the request and hands it to one step."""
 
 from __future__ import annotations
 

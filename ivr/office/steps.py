@@ -1,4 +1,4 @@
-"""The office line's steps: greeting, four-option menu, teams, colleagues, reception, voicemail.
+"""Walk an office caller through the line: greeting, menu, teams, colleagues, reception, voicemail.
 
 Call state (language, misses, tries, department) rides in the query strings of the URLs this
 module writes into its own TwiML; Twilio signs them, so nothing is kept in process memory.
@@ -63,7 +63,7 @@ def menu_twiml(
 
 
 def offer_voicemail(
-    response: VoiceResponse, settings: Settings, speak: Speaker, department: str, *, in_hours: bool
+    settings: Settings, speak: Speaker, response: VoiceResponse, department: str, *, in_hours: bool
 ) -> VoiceResponse:
     """Invite a voicemail for `department`; the recording's action stores it."""
     speak.say(response, "voicemail_invitation")
@@ -80,9 +80,7 @@ def offer_voicemail(
         finish_on_key="#",
     )
     # Twilio skips the action and runs these when nothing at all was recorded.
-    speak.say(response, "voicemail_empty")
-    response.hangup()
-    return response
+    return goodbye(response, speak, "voicemail_empty")
 
 
 def extension_twiml(
@@ -138,7 +136,7 @@ def take_choice(
         if misses >= office.max_misses:
             return put_through_to_reception(settings, speak, form, before=(explanation,))
         return menu_twiml(settings, speak, misses=misses, opening=(explanation,))
-    key = form.get("Digits", "").strip()
+    key = params.digits(form.get("Digits"))
     if choice.kind == "english":
         english = Speaker.for_language(settings, ENGLISH)
         _note(form, f"lang:{english.language}", language=english.language)
@@ -176,7 +174,7 @@ def reach_department(
             department=team,
             next_open=hours.next_open(schedule, speak),
         )
-        return offer_voicemail(response, settings, speak, name, in_hours=False)
+        return offer_voicemail(settings, speak, response, name, in_hours=False)
     speak.say(response, "department_connecting", department=team)
     dial = response.dial(
         action=action_url("office.dialed", dept=name, lang=speak.language),
@@ -208,7 +206,7 @@ def settle_team_dial(
         department=_team_name(settings, department, speak),
         available=describe_hours(schedule, speak),
     )
-    return offer_voicemail(response, settings, speak, name, in_hours=True)
+    return offer_voicemail(settings, speak, response, name, in_hours=True)
 
 
 def put_through_to_reception(
@@ -230,7 +228,7 @@ def put_through_to_reception(
     if not hours.is_open(schedule):
         _note(form, "reception:closed")
         speak.say(response, "office_closed", next_open=hours.next_open(schedule, speak))
-        return offer_voicemail(response, settings, speak, menu.RECEPTION, in_hours=False)
+        return offer_voicemail(settings, speak, response, menu.RECEPTION, in_hours=False)
     _note(form, "reception")
     if announce:
         speak.say(response, "office_to_reception")
@@ -254,7 +252,7 @@ def settle_reception_dial(
         return hang_up()
     response = VoiceResponse()
     speak.say(response, "reception_no_answer")
-    return offer_voicemail(response, settings, speak, menu.RECEPTION, in_hours=True)
+    return offer_voicemail(settings, speak, response, menu.RECEPTION, in_hours=True)
 
 
 def take_extension(

@@ -1,4 +1,4 @@
-"""What a simulated call is made of: legs, Twilio's requests, and how a leg ends."""
+"""Model a simulated call: its legs, Twilio's requests, and how a leg ends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The terminal telephone: place a simulated, Twilio-signed call against a running service.
+"""Be Twilio from a terminal: place a simulated, signed call against a running service.
 
 `Telephone` plays Twilio's part: it posts signed webhooks through an injectable transport,
 reads the TwiML that comes back and follows it verb by verb, asking `Answers` whenever the
