@@ -54,7 +54,9 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach every feature's blueprint."""
-    from ivr import emergency, health, office, outage, voice
+    from ivr import health, outage, voice
+    from ivr.emergency import routes as emergency
+    from ivr.office import routes as office
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(office.bp)

@@ -277,17 +277,18 @@ def journal_replay() -> None:
 )
 def call(url: str, to: str, from_: str, keys: str) -> None:
     """Place a simulated Twilio call against a running service: a terminal telephone."""
-    from ivr import phone
+    from ivr.phone.numbers import called_number, calling_number
+    from ivr.phone.telephone import place_call
 
     if not url.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://", param_hint="--url")
     settings = settings_or_exit()
     try:
-        called = phone.called_number(settings, to)
-        caller = phone.calling_number(from_)
+        called = called_number(settings, to)
+        caller = calling_number(from_)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    code = phone.place_call(
+    code = place_call(
         settings,
         url=url,
         to=called,

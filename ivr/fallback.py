@@ -6,7 +6,8 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.lines import EMERGENCY, OFFICE, caller_id
+from ivr.lines import EMERGENCY, OFFICE
+from ivr.params import caller_id
 from ivr.prompts import Speaker
 from ivr.settings import Settings
 

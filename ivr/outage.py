@@ -28,13 +28,16 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import fallback
 from ivr.deadlines import watch_engine
-from ivr.emergency import DESCRIPTION_PATH, TRIAGE_PATH
+from ivr.emergency.routes import DESCRIPTION_PATH, TRIAGE_PATH
+from ivr.emergency.triage import reason_for_key
 from ivr.journal import Journal
-from ivr.lines import EMERGENCY, OFFICE, caller_id, line_for_number
+from ivr.lines import EMERGENCY, OFFICE, line_for_number
+from ivr.params import caller_id
+from ivr.params import sid as clean_sid
+from ivr.params import speech as clean_speech
 from ivr.prompts import Speaker, twiml
 from ivr.settings import Settings
 from ivr.signatures import request_is_from_twilio, twilio_only
-from ivr.triage import clean_sid, clean_speech, reason_for_key
 from tickets.db import db, is_database_unreachable
 from tickets.models import REASONS
 

@@ -12,12 +12,15 @@ from sqlalchemy.orm import Session
 from ivr import calls
 from ivr.hours import is_open
 from ivr.journal import Deferred, Entry, Handler, Journal, ReplayReport, replay, replay_engine
-from ivr.lines import EMERGENCY, OFFICE, caller_id
-from ivr.menus import RECEPTION
-from ivr.models import CALL_FINAL_STATUSES
+from ivr.lines import EMERGENCY, OFFICE
+from ivr.office.menu import RECEPTION
 from ivr.outage import guard_connections
+from ivr.params import CALL_FINAL_STATUSES, caller_id
+from ivr.params import recording_url as clean_recording_url
+from ivr.params import sid as clean_sid
+from ivr.params import speech as clean_speech
+from ivr.params import whole_number as parse_seconds
 from ivr.settings import Settings
-from ivr.triage import clean_recording_url, clean_sid, clean_speech, parse_seconds
 from tickets import urgent
 from tickets.availability import get_hours_override
 from tickets.callbacks import record_callback_request

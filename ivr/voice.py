@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from werkzeug.exceptions import HTTPException
 
-from ivr import calls, emergency, office, outage
+from ivr import calls, outage, params
+from ivr.emergency import engineers, identify
+from ivr.flow import current_settings
 from ivr.lines import EMERGENCY, line_for_number
+from ivr.office import steps as office
 from ivr.prompts import twiml
-from ivr.settings import Settings
 from ivr.signatures import twilio_only
 from tickets.db import db
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
-
-
-def current_settings() -> Settings:
-    """Return the running service's settings."""
-    return current_app.config["SETTINGS"]
 
 
 @bp.post("/incoming")
@@ -31,7 +28,7 @@ def incoming():
     settings = current_settings()
     line = line_for_number(settings, request.form.get("To"))
     if line == EMERGENCY:
-        return twiml(emergency.answer(settings, request.form))
+        return twiml(identify.answer(settings, request.form))
     return twiml(office.answer(settings, request.form))
 
 
@@ -41,8 +38,8 @@ def status():
     """Record call progress and the end of every call."""
     settings = current_settings()
     form = request.form
-    sid = (form.get("CallSid") or "").strip()
-    if not sid:
+    sid = params.sid(form.get("CallSid"))
+    if sid is None:
         return ("", 204)
     line = line_for_number(settings, form.get("To"))
     calls.record_call_status(
@@ -56,7 +53,7 @@ def status():
         sequence=form.get("SequenceNumber"),
     )
     # Also office calls: option 3 hands them to the emergency flow (a no-op without a ticket).
-    emergency.settle_call(settings, form)
+    engineers.settle_call(form)
     return ("", 204)
 
 

@@ -385,6 +385,8 @@ def test_voicemail_outside_hours_is_marked_out_of_hours(phone, session, clock):
         {"RecordingDuration": "0"},
         {"RecordingUrl": ""},
         {"RecordingUrl": "javascript:alert(1)"},
+        # One rule for both lines: Twilio serves recordings over https only.
+        {"RecordingUrl": "http://api.twilio.com/x/RE9"},
     ],
 )
 def test_empty_voicemail_says_so_and_stores_nothing(phone, settings, session, recording):
@@ -597,14 +599,14 @@ def test_a_failing_voicemail_store_still_thanks_the_caller_and_logs_the_recordin
 ):
     call = phone()
     root = call.dial_result(call.press(call.start(), "1"), "no-answer")
-    monkeypatch.setattr("ivr.office.record_callback_request", failing("INSERT"))
-    with caplog.at_level("ERROR", logger="ivr.office"):
+    monkeypatch.setattr("ivr.office.steps.record_callback_request", failing("INSERT"))
+    with caplog.at_level("ERROR", logger="ivr.flow"):
         assert spoken(leave_message(call, root)) == text(settings, "voicemail_thanks")
     assert "RE123" in caplog.text and "finance" in caplog.text
 
 
 def test_an_unreadable_override_follows_the_schedule(phone, monkeypatch):
-    monkeypatch.setattr("ivr.office.get_hours_override", failing("SELECT"))
+    monkeypatch.setattr("ivr.flow.get_hours_override", failing("SELECT"))
     call = phone()
     assert dialled(call.press(call.start(), "1")) == FINANCE
 
@@ -620,7 +622,9 @@ def test_an_unreachable_database_leaves_the_caller_to_the_outage_handling(phone,
 def test_an_unreachable_database_at_the_voicemail_still_answers_the_caller(phone, monkeypatch):
     call = phone()
     root = call.dial_result(call.press(call.start(), "1"), "no-answer")
-    monkeypatch.setattr("ivr.office.record_callback_request", failing("INSERT", OperationalError))
+    monkeypatch.setattr(
+        "ivr.office.steps.record_callback_request", failing("INSERT", OperationalError)
+    )
     root = leave_message(call, root)
     assert spoken(root)
     assert top_verbs(root)[-1] in ("Hangup", "Dial")

@@ -7,15 +7,10 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from ivr.cli import main
-from ivr.phone import (
-    Answers,
-    ClientTransport,
-    Reply,
-    Telephone,
-    called_number,
-    calling_number,
-    parse_script,
-)
+from ivr.phone.answers import Answers, parse_script
+from ivr.phone.numbers import called_number, calling_number
+from ivr.phone.telephone import Telephone
+from ivr.phone.transport import ClientTransport, Reply
 
 TOKEN = "phone-test-token-0123456789"
 PUBLIC = "https://ivr.example.test"
