@@ -14,10 +14,11 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr import fallback, pins
+from ivr import pins
 from ivr.calls import note_step, record_call_start
 from ivr.hours import describe_hours, describe_moment, is_open, next_opening
 from ivr.lines import EMERGENCY, caller_id
+from ivr.outage import without_database
 from ivr.prompts import Speaker, twiml
 from ivr.settings import Settings
 from ivr.signatures import twilio_only
@@ -124,7 +125,7 @@ def answer(settings: Settings, form, *, language: str | None = None) -> VoiceRes
     sid = clean_sid(form.get("CallSid"))
     if sid is None:
         log.warning("emergency call without a usable CallSid; serving it without state")
-        return fallback.safe_response(settings, EMERGENCY, form.get("From"))
+        return without_database.safe_response(settings, EMERGENCY, form.get("From"))
     session = db.session
     raw_from = clean_caller(form.get("From"))
     record_call_start(
@@ -454,7 +455,7 @@ def screen(
     contact = (call.contact if call is not None else None) or (ticket and ticket.contact)
     if ticket is None or contact is None or ticket.organization is None:
         caller = caller_id(clean_caller(form.get("From"))) or "anonymous"
-        return fallback.screen_unverified(settings, caller)
+        return without_database.screen_unverified(settings, caller)
     given = (call.reason if call is not None else None) or ticket.reason
     reason = f"reason_{given}" if given else "reason_unknown"
     response = VoiceResponse()
