@@ -382,6 +382,24 @@ def test_the_journal_is_plain_json_lines(phone, database_down, journal):
         assert json.loads(line)["kind"]
 
 
+def test_every_endpoint_the_outage_handling_names_exists(app):
+    named = {
+        webhook.STATUS_ENDPOINT,
+        webhook.TRIAGE_ENDPOINT,
+        webhook.DESCRIPTION_ENDPOINT,
+        webhook.OUTAGE_VOICEMAIL_ENDPOINT,
+        *webhook.ENGINEER_LEG_ENDPOINTS,
+    }
+    assert named <= set(app.view_functions)
+    assert set(app.blueprints) >= routes.VOICE_BLUEPRINTS
+
+
+def test_every_voice_webhook_is_served_by_the_outage_handling(app):
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/voice/"):
+            assert rule.endpoint.split(".")[0] in routes.VOICE_BLUEPRINTS, rule.rule
+
+
 def test_outage_module_has_no_call_state():
     modules = (outage, detection, webhook, without_database, routes, errors)
     state = {

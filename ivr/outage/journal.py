@@ -1,4 +1,4 @@
-"""The outage journal: call events written to a local file while the database is away.
+"""Keep the outage journal: call events written to a local file while the database is away.
 
 Each event is one JSON line with an id made of the CallSid and the step, so a webhook Twilio
 retries writes the same id twice and is still applied once (see `ivr.outage.replay`). Lines

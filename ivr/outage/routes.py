@@ -1,4 +1,4 @@
-"""The webhooks that serve callers without the database, and the short cut to them.
+"""Serve callers without the database: the fallback and outage webhooks, and the short cut.
 
 `/voice/fallback` is where Twilio goes when our primary handler failed; `/voice/fallback/*`
 and `/voice/outage/*` are the URLs our database-free TwiML hands Twilio. While this process

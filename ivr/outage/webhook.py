@@ -20,8 +20,10 @@ OUTAGE_BLUEPRINT = "outage"
 STATUS_ENDPOINT = "voice.status"
 TRIAGE_ENDPOINT = "emergency.triage"
 DESCRIPTION_ENDPOINT = "emergency.description"
+OUTAGE_VOICEMAIL_ENDPOINT = "outage.voicemail"
+UNVERIFIED_ACCEPT_ENDPOINT = "outage.fallback_accept"
 # Screening webhooks of an unverified emergency call (those of the fallback dial).
-UNVERIFIED_SCREENING_ENDPOINTS = frozenset({"outage.fallback_screen", "outage.fallback_accept"})
+UNVERIFIED_SCREENING_ENDPOINTS = frozenset({"outage.fallback_screen", UNVERIFIED_ACCEPT_ENDPOINT})
 # Webhooks of a leg our `<Dial>` placed to an engineer, whatever its form says.
 ENGINEER_LEG_ENDPOINTS = UNVERIFIED_SCREENING_ENDPOINTS | {
     "emergency.screen_engineer",
@@ -99,6 +101,8 @@ def is_status_callback(hook: Webhook) -> bool:
     )
 
 
+# TODO(integrate): ivr.calls.record_call_status reads CallStatus the same way; repoint to the
+# one CallStatus parser after the merge.
 def call_status(hook: Webhook) -> str:
     """Return the call status a webhook reports, lower case ('' when none)."""
     return (hook.form.get("CallStatus") or "").strip().lower()[:20]

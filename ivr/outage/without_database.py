@@ -15,7 +15,9 @@ from ivr.lines import EMERGENCY, OFFICE, caller_id
 from ivr.outage.journal import Journal, write_events
 from ivr.outage.webhook import (
     CALL_FINAL_STATUSES,
+    OUTAGE_VOICEMAIL_ENDPOINT,
     STATUS_ENDPOINT,
+    UNVERIFIED_ACCEPT_ENDPOINT,
     Webhook,
     call_status,
     is_engineer_leg,
@@ -161,7 +163,7 @@ def twiml_without_database(settings: Settings, hook: Webhook) -> VoiceResponse |
             # The flow rang one engineer; without the database ring them all, unverified.
             return safe_response(settings, line, form.get("From"), language=speak.language)
         return voicemail_response(settings, speak, line, args.get("dept"))
-    if form.get("RecordingUrl") or hook.endpoint == "outage.voicemail":
+    if form.get("RecordingUrl") or hook.endpoint == OUTAGE_VOICEMAIL_ENDPOINT:
         if not form.get("RecordingUrl"):
             return _goodbye(speak, "voicemail_empty")
         key = "emergency_voicemail_thanks" if line == EMERGENCY else "voicemail_thanks"
@@ -173,7 +175,7 @@ def _engineer_leg_response(settings: Settings, hook: Webhook, line: str) -> Voic
     """Screen an engineer's leg as unverified, or bridge it; an office colleague just connects."""
     if line != EMERGENCY:
         return VoiceResponse()
-    if "Digits" in hook.form or hook.endpoint == "outage.fallback_accept":
+    if "Digits" in hook.form or hook.endpoint == UNVERIFIED_ACCEPT_ENDPOINT:
         return accept_unverified(hook.form.get("Digits"))
     caller = caller_id(hook.args.get("caller")) or caller_id(hook.form.get("From")) or "anonymous"
     return screen_unverified(settings, caller)
