@@ -245,6 +245,7 @@ class ReplayThread(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        """Replay the journal every `journal_replay_seconds` until stopped."""
         journal = journal_of(self.settings)
         while not self.stopped.wait(self.settings.journal_replay_seconds):
             if not journal.has_entries():
