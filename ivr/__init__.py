@@ -77,7 +77,6 @@ def register_blueprints(app: Flask) -> None:
 
 def register_error_handlers(app: Flask) -> None:
     """Make sure a caller never hears Twilio's 'application error'."""
-    from ivr import outage, voice
+    from ivr import outage
 
-    voice.register_error_handler(app)
     outage.init_app(app, app.config["SETTINGS"])

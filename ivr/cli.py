@@ -235,7 +235,7 @@ def journal() -> None:
 @journal.command("status")
 def journal_status() -> None:
     """Show how many journal entries wait for the database."""
-    from ivr.recovery import journal_status_lines
+    from ivr.outage.replay import journal_status_lines
 
     for line in journal_status_lines(settings_or_exit()):
         click.echo(line)
@@ -244,7 +244,7 @@ def journal_status() -> None:
 @journal.command("replay")
 def journal_replay() -> None:
     """Replay the journal into the database now (the service also does this by itself)."""
-    from ivr.recovery import replay_journal
+    from ivr.outage.replay import replay_journal
 
     settings = settings_or_exit()
     open_database(settings)

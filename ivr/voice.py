@@ -1,13 +1,13 @@
-"""The webhooks Twilio's console points at: incoming calls, status changes and the fallback."""
+"""The webhooks Twilio's console points at: incoming calls and status changes.
+
+The console's fallback URL, `/voice/fallback`, is served by `ivr.outage.routes`.
+"""
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, request
-from werkzeug.exceptions import HTTPException
 
-from ivr import calls, outage, params
+from ivr import calls, params
 from ivr.emergency import engineers, identify
 from ivr.flow import current_settings
 from ivr.lines import EMERGENCY, line_for_number
@@ -15,8 +15,6 @@ from ivr.office import steps as office
 from ivr.prompts import twiml
 from ivr.signatures import twilio_only
 from tickets.db import db
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
@@ -55,41 +53,3 @@ def status():
     # Also office calls: option 3 hands them to the emergency flow (a no-op without a ticket).
     engineers.settle_call(form)
     return ("", 204)
-
-
-@bp.post("/fallback")
-@twilio_only
-def fallback_call():
-    """Serve a caller when the primary handler failed: no database, no call state."""
-    form = request.form
-    log.error(
-        "fallback used for call %s: ErrorCode=%s ErrorUrl=%s",
-        form.get("CallSid"),
-        form.get("ErrorCode"),
-        form.get("ErrorUrl"),
-    )
-    return outage.respond_without_database()
-
-
-@bp.post("/fallback/screen")
-@twilio_only
-def fallback_screen():
-    """Screen an engineer's leg of an unverified emergency call."""
-    return outage.respond_without_database()
-
-
-@bp.post("/fallback/accept")
-@twilio_only
-def fallback_accept():
-    """Bridge the engineer who pressed 1."""
-    return outage.respond_without_database()
-
-
-def register_error_handler(app) -> None:
-    """Answer any failure inside a voice webhook with TwiML that still serves the caller."""
-
-    @app.errorhandler(Exception)
-    def _serve_caller_anyway(exc: Exception):
-        if isinstance(exc, HTTPException):
-            return exc
-        return outage.answer_failed_request(exc)

@@ -18,10 +18,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from ivr import outage
-from ivr.deadlines import watchdog
-from ivr.journal import Journal, ReplayReport, _replay_entries, entry_id, replay_engine
 from ivr.models import CallLog
-from ivr.recovery import handlers_for, replay_journal
+from ivr.outage import detection, errors, routes, webhook, without_database
+from ivr.outage.journal import Journal, entry_id
+from ivr.outage.replay import (
+    ReplayReport,
+    _replay_entries,
+    handlers_for,
+    replay_engine,
+    replay_journal,
+)
+from ivr.outage.watchdog import watchdog
 from tickets.availability import set_hours_override
 from tickets.db import db, is_database_unreachable
 from tickets.models import CallbackRequest, Ticket, TicketCall, TicketEvent
@@ -375,10 +382,30 @@ def test_the_journal_is_plain_json_lines(phone, database_down, journal):
         assert json.loads(line)["kind"]
 
 
+def test_every_endpoint_the_outage_handling_names_exists(app):
+    named = {
+        webhook.STATUS_ENDPOINT,
+        webhook.TRIAGE_ENDPOINT,
+        webhook.DESCRIPTION_ENDPOINT,
+        webhook.OUTAGE_VOICEMAIL_ENDPOINT,
+        *webhook.ENGINEER_LEG_ENDPOINTS,
+    }
+    assert named <= set(app.view_functions)
+    assert set(app.blueprints) >= routes.VOICE_BLUEPRINTS
+
+
+def test_every_voice_webhook_is_served_by_the_outage_handling(app):
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/voice/"):
+            assert rule.endpoint.split(".")[0] in routes.VOICE_BLUEPRINTS, rule.rule
+
+
 def test_outage_module_has_no_call_state():
+    modules = (outage, detection, webhook, without_database, routes, errors)
     state = {
-        name
-        for name, value in vars(outage).items()
+        f"{module.__name__}.{name}"
+        for module in modules
+        for name, value in vars(module).items()
         if isinstance(value, dict | list | set) and not name.startswith("__")
     }
     assert state == set()
@@ -451,7 +478,7 @@ def test_an_emergency_call_during_the_outage_becomes_an_unverified_urgent_ticket
     finally:
         down.end()
     assert tickets_of(session) == []
-    with caplog.at_level(logging.WARNING, logger="ivr.journal"):
+    with caplog.at_level(logging.WARNING, logger="ivr.outage.replay"):
         report = replay_journal(settings)
     assert report.complete and report.archived is not None
     [ticket] = tickets_of(session)

@@ -6,11 +6,12 @@ from collections.abc import Mapping
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr import fallback, params
+from ivr import params
 from ivr.emergency.state import find_call, restart
 from ivr.emergency.triage import SEQUENTIAL, dial_verdict, engineers_to_ring, next_engineer
 from ivr.emergency.voicemail import offer_voicemail
 from ivr.flow import action_url, find_engineer, guarded, hang_up, note
+from ivr.outage import without_database
 from ivr.prompts import Speaker
 from ivr.settings import Settings
 from tickets import urgent
@@ -106,7 +107,7 @@ def screen(
     contact = (call.contact if call is not None else None) or (ticket and ticket.contact)
     if ticket is None or contact is None or ticket.organization is None:
         caller = params.caller_id(form.get("From")) or "anonymous"
-        return fallback.screen_unverified(settings, caller)
+        return without_database.screen_unverified(settings, caller)
     given = (call.reason if call is not None else None) or ticket.reason
     reason = f"reason_{given}" if given else "reason_unknown"
     response = VoiceResponse()

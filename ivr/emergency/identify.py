@@ -8,7 +8,7 @@ from datetime import datetime
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr import calls, fallback, params
+from ivr import calls, params
 from ivr.emergency import pins
 from ivr.emergency.intake import ask_triage
 from ivr.emergency.triage import caller_key, is_locked_out
@@ -16,6 +16,7 @@ from ivr.emergency.voicemail import offer_voicemail
 from ivr.flow import Hours, action_url, goodbye, guarded, note
 from ivr.hours import describe_hours
 from ivr.lines import EMERGENCY
+from ivr.outage import without_database
 from ivr.prompts import Speaker
 from ivr.settings import Settings
 from tickets import urgent
@@ -36,7 +37,7 @@ def answer(
     sid = params.sid(form.get("CallSid"))
     if sid is None:
         log.warning("emergency call without a usable CallSid; serving it without state")
-        return fallback.safe_response(settings, EMERGENCY, form.get("From"))
+        return without_database.safe_response(settings, EMERGENCY, form.get("From"))
     raw_from = params.raw_caller(form.get("From"))
     guarded(
         calls.record_call_start,

@@ -105,8 +105,3 @@ def recording():
     """Store the recording of a bridged call (Twilio's recordingStatusCallback)."""
     voicemails.store_recording(request.form, call_sid=request.args.get("call"))
     return twiml(VoiceResponse())
-
-
-# The outage handling still recognises these steps by path (until it routes by endpoint).
-TRIAGE_PATH = f"{bp.url_prefix}/triage"
-DESCRIPTION_PATH = f"{bp.url_prefix}/description"
