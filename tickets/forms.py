@@ -25,12 +25,11 @@ from wtforms.validators import (
 from wtforms.widgets import Select
 from wtforms.widgets.core import html_params
 
-from tickets.lifecycle import MAX_MINUTES_PER_ENTRY, STATUS_LABELS
+from tickets.labels import HOURS_MODES, REASON_LABELS, STATUS_LABELS
+from tickets.lifecycle import MAX_MINUTES_PER_ENTRY
 from tickets.models import CATEGORIES, PRIORITIES, REASONS
 
-REASON_LABELS = {"outage": "Major outage", "urgent_bug": "Urgent bug"}
 ANNOUNCEMENT_LIMIT = 600
-HOURS_MODES = {"auto": "Follow the schedule", "open": "Force open", "closed": "Force closed"}
 
 
 class LoginForm(FlaskForm):

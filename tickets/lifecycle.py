@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from tickets.db import utcnow
+from tickets.labels import status_label
 from tickets.models import (
     CATEGORIES,
     STATUSES,
@@ -27,16 +28,6 @@ from tickets.models import (
     TimeEntry,
 )
 from tickets.releases import ReleaseWeekError, parse_week
-
-STATUS_LABELS = {
-    "new": "New",
-    "in_progress": "In progress",
-    "waiting_for_customer": "Waiting for the customer",
-    "with_product_team": "With the product team",
-    "planned": "Planned for release",
-    "resolved": "Resolved",
-    "closed": "Closed",
-}
 
 # Where a ticket may go next. Closed is final: only an admin's explicit reopen leaves it.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -126,11 +117,6 @@ class TimeSummary:
     def free(self) -> int:
         """Return the minutes not charged."""
         return self.total - self.billable
-
-
-def status_label(status: str) -> str:
-    """Return the readable name of a status."""
-    return STATUS_LABELS.get(status, status)
 
 
 def ticket_id_for(number: str | int) -> int | None:
