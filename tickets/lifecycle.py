@@ -256,6 +256,51 @@ def acknowledge_ticket(
     return ticket
 
 
+def _check_transition(ticket: Ticket, status: str) -> None:
+    """Refuse a status that does not exist or that the ticket cannot move to from where it is."""
+    if status not in STATUSES:
+        raise InvalidInput(
+            f"{str(status)[:40]!r} is not a status; use one of {', '.join(STATUSES)}."
+        )
+    current = ticket.status
+    if status == current:
+        raise InvalidTransition(
+            f"Ticket {ticket.number} is already {status_label(status).lower()}."
+        )
+    if status not in TRANSITIONS.get(current, ()):
+        allowed = ", ".join(status_label(s).lower() for s in TRANSITIONS.get(current, ()))
+        hint = f" It can move to: {allowed}." if allowed else " Only an admin can reopen it."
+        raise InvalidTransition(
+            f"A ticket that is {status_label(current).lower()} cannot become "
+            f"{status_label(status).lower()}.{hint}"
+        )
+
+
+def _status_details(
+    status: str, *, question, release_week, rating, comment
+) -> tuple[dict[str, object], str]:
+    """Return the fields a target status sets on the ticket, and how the timeline says so."""
+    if status == "waiting_for_customer":
+        asked = _text(question, what="question asked", limit=MAX_QUESTION, required=True)
+        return {"waiting_question": asked}, f"; question: {asked}"
+    if status == "planned":
+        try:
+            week = parse_week(release_week or "")
+        except ReleaseWeekError as exc:
+            raise InvalidInput(f"Planning needs a release week: {exc}.") from None
+        return {"release_week": week}, f"; release week {week}"
+    if status == "closed":
+        if rating is None or rating == "":
+            raise InvalidInput("Closing needs the customer's rating, 1 to 5.")
+        value = _whole_number(rating, what="rating")
+        if value not in RATINGS:
+            raise InvalidInput("The rating must be 1, 2, 3, 4 or 5.")
+        remark = _text(comment, what="comment", limit=MAX_TEXT, required=False)
+        said = f"; rating {value}" + (f": {remark}" if remark else "")
+        return {"rating": value, "rating_comment": remark}, said
+    return {}, ""
+
+
 def change_status(
     session: Session,
     *,
@@ -274,44 +319,11 @@ def change_status(
     the customer's rating (1 to 5) and an optional comment.
     """
     _check_version(ticket, expected_version)
-    if status not in STATUSES:
-        raise InvalidInput(
-            f"{str(status)[:40]!r} is not a status; use one of {', '.join(STATUSES)}."
-        )
-    current = ticket.status
-    if status == current:
-        raise InvalidTransition(
-            f"Ticket {ticket.number} is already {status_label(status).lower()}."
-        )
-    if status not in TRANSITIONS.get(current, ()):
-        allowed = ", ".join(status_label(s).lower() for s in TRANSITIONS.get(current, ()))
-        hint = f" It can move to: {allowed}." if allowed else " Only an admin can reopen it."
-        raise InvalidTransition(
-            f"A ticket that is {status_label(current).lower()} cannot become "
-            f"{status_label(status).lower()}.{hint}"
-        )
-    detail = f"{current} → {status}"
-    changes: dict = {}
-    if status == "waiting_for_customer":
-        asked = _text(question, what="question asked", limit=MAX_QUESTION, required=True)
-        changes["waiting_question"] = asked
-        detail += f"; question: {asked}"
-    elif status == "planned":
-        try:
-            week = parse_week(release_week or "")
-        except ReleaseWeekError as exc:
-            raise InvalidInput(f"Planning needs a release week: {exc}.") from None
-        changes["release_week"] = week
-        detail += f"; release week {week}"
-    elif status == "closed":
-        if rating is None or rating == "":
-            raise InvalidInput("Closing needs the customer's rating, 1 to 5.")
-        value = _whole_number(rating, what="rating")
-        if value not in RATINGS:
-            raise InvalidInput("The rating must be 1, 2, 3, 4 or 5.")
-        remark = _text(comment, what="comment", limit=MAX_TEXT, required=False)
-        changes.update(rating=value, rating_comment=remark)
-        detail += f"; rating {value}" + (f": {remark}" if remark else "")
+    _check_transition(ticket, status)
+    changes, said = _status_details(
+        status, question=question, release_week=release_week, rating=rating, comment=comment
+    )
+    detail = f"{ticket.status} → {status}{said}"
     now = utcnow()
     with _saving(session):
         _acknowledge(session, ticket, staff, now)
