@@ -129,11 +129,6 @@ class _Entry:
     pin_hash: str | None
 
 
-def normalize_phone_number(raw: str | None, *, region: str = DEFAULT_REGION) -> str | None:
-    """Return a phone number in any usual notation as E.164, or None if it is not valid."""
-    return to_e164(raw, region=region)
-
-
 def decode_directory_file(data: bytes) -> str:
     """Return the text of a directory file: UTF-8 (BOM or not), else Windows-1252 from Excel."""
     try:
@@ -361,7 +356,7 @@ def _validate(
         raw = raw.strip()
         if not raw:
             continue
-        number = normalize_phone_number(raw, region=region)
+        number = to_e164(raw, region=region)
         if number is None:
             reasons.append(f"bad phone number {raw[:40]!r}")
         elif number not in phones:

@@ -25,17 +25,6 @@ STATUSES = (
 OPEN_STATUSES = ("new", "in_progress", "waiting_for_customer", "with_product_team", "planned")
 SOURCES = ("phone", "web", "email")
 REASONS = ("outage", "urgent_bug")
-CALL_OUTCOMES = (
-    "in_progress",
-    "answered",
-    "voicemail",
-    "abandoned_before_triage",
-    "abandoned_after_triage",
-    "abandoned_while_ringing",
-    "refused",
-    "no_answer",
-)
-FINAL_CALL_OUTCOMES = tuple(o for o in CALL_OUTCOMES if o != "in_progress")
 STAFF_ROLES = ("agent", "admin")
 
 # First ticket number; a ticket's number is this plus its id, so it needs no extra write.
@@ -228,6 +217,7 @@ class TicketCall(Base):
     # Who is on this call and why: a call that joins an open ticket may be someone else.
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     reason: Mapped[str | None] = mapped_column(String(20))
+    # One of urgent.OUTCOME_RANK: in_progress until the call is settled.
     outcome: Mapped[str] = mapped_column(String(30), default="in_progress")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]

@@ -21,8 +21,9 @@ from tickets.models import (
 URGENT = "urgent"
 RECOGNISED_BY = {"caller_id": "caller ID", "pin": "PIN"}
 
-# Later knowledge may improve an outcome (a voicemail arriving after the hang-up was settled),
-# but an outcome never moves back to a lower rank, nor sideways between final outcomes.
+# Every outcome a ticket call can have, ranked. Later knowledge may improve an outcome (a
+# voicemail arriving after the hang-up was settled), but an outcome never moves back to a
+# lower rank, nor sideways between final outcomes.
 OUTCOME_RANK = {
     "in_progress": 0,
     "abandoned_before_triage": 1,
