@@ -7,7 +7,7 @@ a `LifecycleError` subclass and leaves the database as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,7 +57,6 @@ MAX_MINUTES_PER_ENTRY = 480
 MAX_TEXT = 5000
 MAX_QUESTION = 2000
 RATINGS = (1, 2, 3, 4, 5)
-MAX_TICKET_ID = 2**31 - 1
 
 
 class LifecycleError(ValueError):
@@ -119,19 +118,23 @@ class TimeSummary:
         return self.total - self.billable
 
 
-def ticket_id_for(number: str | int) -> int | None:
-    """Return the ticket id a ticket number stands for, or None if it cannot be one."""
-    text = str(number).strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 10:
-        return None
-    ticket_id = Ticket.id_from_number(text)
-    return ticket_id if ticket_id is not None and ticket_id <= MAX_TICKET_ID else None
+def find_ticket(session: Session, number: str | int, *, options: Sequence = ()) -> Ticket:
+    """Return the ticket with this number, or raise TicketNotFound.
 
-
-def find_ticket(session: Session, number: str | int) -> Ticket:
-    """Return the ticket with this number, or raise TicketNotFound."""
-    ticket_id = ticket_id_for(number)
-    ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
+    With loader `options` the ticket and what they load are read fresh from the database, as a
+    page or an answer that shows them needs; without, the session's copy will do.
+    """
+    ticket_id = Ticket.id_from_number(number)
+    ticket = None
+    if ticket_id is not None and options:
+        ticket = session.scalar(
+            select(Ticket)
+            .where(Ticket.id == ticket_id)
+            .options(*options)
+            .execution_options(populate_existing=True)
+        )
+    elif ticket_id is not None:
+        ticket = session.get(Ticket, ticket_id)
     if ticket is None:
         raise TicketNotFound(f"There is no ticket {str(number)[:20]}.")
     return ticket

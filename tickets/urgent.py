@@ -91,9 +91,7 @@ def find_ticket_call(session: Session, sid: str | None) -> TicketCall | None:
 
 def find_ticket(session: Session, number: str | None) -> Ticket | None:
     """Return the ticket with this ticket number, or None when there is none or it is odd."""
-    if not number or len(number) > 12:
-        return None
-    ticket_id = Ticket.id_from_number(number)
+    ticket_id = Ticket.id_from_number(number) if number else None
     if ticket_id is None:
         return None
     return session.scalar(_TICKET_BY_ID, {"ticket_id": ticket_id})

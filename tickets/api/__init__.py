@@ -1,19 +1,13 @@
 """The support JSON API under /api: `tickets` reads tickets, `actions` changes them.
 
-Both sides need a valid bearer token. What they share lives here: the blueprint, finding a
-ticket by its number, and errors answered as JSON.
+Both sides need a valid bearer token. What they share lives here: the blueprint and
+errors answered as JSON.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
-
-from tickets import lifecycle
-from tickets.models import Ticket
-from tickets.serialize import ticket_loading_options
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -23,22 +17,6 @@ def json_error(message: str, status: int, *, code: str | None = None):
     response = jsonify(error=message, code=code) if code else jsonify(error=message)
     response.status_code = status
     return response
-
-
-def find_ticket(session: Session, number: str) -> Ticket:
-    """Return the ticket with its calls and timeline, fresh from the database, or raise."""
-    ticket_id = lifecycle.ticket_id_for(number)
-    ticket = None
-    if ticket_id is not None:
-        ticket = session.scalar(
-            select(Ticket)
-            .where(Ticket.id == ticket_id)
-            .options(*ticket_loading_options(with_events=True))
-            .execution_options(populate_existing=True)
-        )
-    if ticket is None:
-        raise lifecycle.TicketNotFound(f"There is no ticket {number[:20]}.")
-    return ticket
 
 
 def is_api_path(path: str) -> bool:
@@ -64,4 +42,4 @@ def _answer_api_errors_in_json(exc: HTTPException):
 # The two sides add their views to `bp`; they are imported last because they import it.
 from tickets.api import actions, tickets  # noqa: E402
 
-__all__ = ["actions", "bp", "find_ticket", "is_api_path", "json_error", "tickets"]
+__all__ = ["actions", "bp", "is_api_path", "json_error", "tickets"]

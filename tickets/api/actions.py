@@ -25,9 +25,9 @@ from flask import g, jsonify, request
 
 from tickets import actions, lifecycle
 from tickets.actions import TicketAction
-from tickets.api import bp, find_ticket, json_error
+from tickets.api import bp, json_error
 from tickets.db import db
-from tickets.serialize import ticket_to_dict
+from tickets.serialize import ticket_loading_options, ticket_to_dict
 from tickets.staff import token_required
 
 ERROR_CODES = {
@@ -55,7 +55,9 @@ ROUTES: tuple[tuple[str, str, TicketAction, int], ...] = (
 
 def ticket_state(number: str) -> dict:
     """Return the ticket as the read API shows it, plus what a writer needs next."""
-    ticket = find_ticket(db.session, number)
+    ticket = lifecycle.find_ticket(
+        db.session, number, options=ticket_loading_options(with_events=True)
+    )
     summary = lifecycle.time_summary(db.session, ticket)
     return ticket_to_dict(ticket, with_events=True) | {
         "version": ticket.version,
@@ -80,7 +82,6 @@ def act(number: str, action: TicketAction, status: int):
     """Find the ticket, apply one change as the token's staff member, answer with its state."""
     try:
         body = _body()
-        # Only the state after the change needs the calls and timeline loaded.
         ticket = lifecycle.find_ticket(db.session, number)
         action.apply(db.session, ticket=ticket, staff=g.api_staff, read=body.get)
     except lifecycle.LifecycleError as exc:

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from tickets import lifecycle
-from tickets.api import bp, find_ticket, json_error
+from tickets.api import bp, json_error
 from tickets.db import db
-from tickets.models import PRIORITIES, REASONS, SOURCES, STATUSES, Ticket
+from tickets.models import MAX_ID, PRIORITIES, REASONS, SOURCES, STATUSES, Ticket
 from tickets.serialize import ticket_loading_options, ticket_to_dict
 from tickets.staff import token_required
 
@@ -22,7 +22,6 @@ DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
 # Keeps OFFSET far inside a 64-bit integer whatever a client sends.
 MAX_PAGE = 1_000_000
-MAX_ID = 2**31 - 1
 CHOICE_FILTERS: dict[str, tuple[str, ...]] = {
     "priority": PRIORITIES,
     "status": STATUSES,
@@ -119,7 +118,9 @@ def list_tickets():
 def show_ticket(number: str):
     """Show one ticket with its calls and timeline."""
     try:
-        ticket = find_ticket(db.session, number)
+        ticket = lifecycle.find_ticket(
+            db.session, number, options=ticket_loading_options(with_events=True)
+        )
     except lifecycle.TicketNotFound:
         return json_error(f"no ticket {number[:20]}", 404)
     return jsonify(ticket_to_dict(ticket, with_events=True))

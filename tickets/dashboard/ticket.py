@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from tickets import actions, lifecycle
@@ -94,28 +93,16 @@ PAGE_ACTIONS = (
 )
 
 
-def load_ticket(number: str) -> Ticket:
-    """Return the ticket with everything its page shows, or raise TicketNotFound."""
-    ticket_id = lifecycle.ticket_id_for(number)
-    ticket = None
-    if ticket_id is not None:
-        ticket = db.session.scalar(
-            select(Ticket)
-            .where(Ticket.id == ticket_id)
-            .options(
-                joinedload(Ticket.contact).selectinload(Contact.phones),
-                joinedload(Ticket.organization),
-                joinedload(Ticket.acknowledged_by),
-                joinedload(Ticket.assigned_to),
-                selectinload(Ticket.calls),
-                selectinload(Ticket.events).joinedload(TicketEvent.staff),
-                selectinload(Ticket.time_entries),
-            )
-            .execution_options(populate_existing=True)
-        )
-    if ticket is None:
-        raise lifecycle.TicketNotFound(f"There is no ticket {number[:20]}.")
-    return ticket
+# What the ticket page shows, loaded up front.
+PAGE_LOADING = (
+    joinedload(Ticket.contact).selectinload(Contact.phones),
+    joinedload(Ticket.organization),
+    joinedload(Ticket.acknowledged_by),
+    joinedload(Ticket.assigned_to),
+    selectinload(Ticket.calls),
+    selectinload(Ticket.events).joinedload(TicketEvent.staff),
+    selectinload(Ticket.time_entries),
+)
 
 
 def ticket_forms(ticket: Ticket) -> dict[str, FlaskForm]:
@@ -139,7 +126,7 @@ def render_ticket(
 ):
     """Render a ticket's page; forms in `keep` replace the fresh ones, to show what was sent."""
     try:
-        ticket = load_ticket(number)
+        ticket = lifecycle.find_ticket(db.session, number, options=PAGE_LOADING)
     except lifecycle.TicketNotFound as exc:
         return error_page(str(exc), 404, title="Unknown ticket")
     forms = ticket_forms(ticket)
