@@ -34,18 +34,19 @@ from tickets.releases import suggest_release_week
 class PageAction:
     """A form on the ticket page: where it posts, its name on the page, and what it changes."""
 
-    path: str
-    endpoint: str
-    key: str
+    path: str  # under /support/tickets/<number>/
+    endpoint: str  # what the templates' url_for names
+    key: str  # the form's name in the page's `forms`
     form: type[FlaskForm]
     action: TicketAction
-    done: Callable[[FlaskForm], str]
+    done: Callable[[FlaskForm], str]  # the message flashed after the change
 
 
 def _said(message: str) -> Callable[[FlaskForm], str]:
     return lambda _form: message
 
 
+# In the order of PageAction's fields.
 PAGE_ACTIONS = (
     PageAction(
         "acknowledge",
