@@ -63,11 +63,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(emergency.bp)
     app.register_blueprint(health.bp)
 
-    from tickets import api_actions, auth, dashboard
+    from tickets import auth, dashboard
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
-    app.register_blueprint(api_actions.bp)
     app.register_blueprint(outage.bp)
 
     from tickets import api as tickets_api

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, select
 
-from tickets.api import BadParameter, parse_ticket_query
+from tickets.api.tickets import BadParameter, parse_ticket_query
 from tickets.db import db, utcnow
 from tickets.models import (
     ApiToken,

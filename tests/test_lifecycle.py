@@ -410,3 +410,25 @@ def test_week_53_exists_only_in_long_years():
 def test_week_notation_is_forgiving_but_normalised():
     assert parse_week("2025-w7") == "2025-W07"
     assert parse_week(" 2025W22 ") == "2025-W22"
+
+
+@pytest.mark.parametrize(
+    ("number", "ticket_id"),
+    [
+        ("100001", 1),
+        (" 100042 ", 42),
+        (100005, 5),
+        ("0000100007", 7),
+        ("100000", None),
+        ("99999", None),
+        ("+100001", None),
+        ("1_00001", None),
+        ("１００００１", None),
+        ("10000000001", None),
+        ("2147583648", None),
+        ("", None),
+        ("abc", None),
+    ],
+)
+def test_a_ticket_number_is_up_to_ten_ascii_digits_naming_a_possible_id(number, ticket_id):
+    assert Ticket.id_from_number(number) == ticket_id
