@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ivr import params
 from ivr.models import CallLog
-from tickets.db import utcnow
+from tickets.db import insert_or_get, utcnow
 
 MAX_TRAIL = 4000
 
@@ -37,25 +36,21 @@ def record_call_start(
     language: str,
 ) -> CallLog:
     """Create the call's log row, or return it when Twilio retried the first webhook."""
-    call = get_call(session, sid)
-    if call is not None:
+
+    def add() -> CallLog:
+        call = CallLog(
+            sid=_clip(sid),
+            line=line,
+            from_number=_clip(from_number),
+            caller_id=params.caller_id(from_number),
+            to_number=_clip(to_number),
+            language=language,
+            status="in-progress",
+        )
+        session.add(call)
         return call
-    call = CallLog(
-        sid=_clip(sid),
-        line=line,
-        from_number=_clip(from_number),
-        caller_id=params.caller_id(from_number),
-        to_number=_clip(to_number),
-        language=language,
-        status="in-progress",
-    )
-    session.add(call)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        call = get_call(session, sid)
-    return call
+
+    return insert_or_get(session, find=lambda: get_call(session, sid), add=add)
 
 
 def note_step(session: Session, *, sid: str, step: str, language: str | None = None) -> None:
