@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from conftest import SECRET_KEY
+from helpers import SECRET_KEY
 from sqlalchemy import delete, event
 
 from tickets.db import Base, db

@@ -2,7 +2,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import AUTH_TOKEN, PUBLIC_URL, sign
+from helpers import AUTH_TOKEN, PUBLIC_URL, sign
 from sqlalchemy import func, select
 
 from bench import run

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 import requests
-from conftest import spoken
+from helpers import spoken
 from support_helpers import (
     PASSWORD,
     IsolatedClient,

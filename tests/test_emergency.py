@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, SECRET_KEY, dialled, spoken
+from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, SECRET_KEY, dialled, spoken
 from sqlalchemy import func, select
 
 from ivr import triage

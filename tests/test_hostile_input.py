@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
 import pytest
-from conftest import PUBLIC_URL, sign
+from helpers import PUBLIC_URL, sign
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from conftest import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, dialled, spoken
+from helpers import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, dialled, spoken
 
 from ivr.cli import main
 from ivr.hours import describe_hours, describe_moment, is_open, next_opening

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import OFFICE_NUMBER, PUBLIC_URL, dialled, spoken
+from helpers import OFFICE_NUMBER, PUBLIC_URL, dialled, spoken
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
 
@@ -666,7 +666,7 @@ def test_odd_callers_walk_every_office_path(phone, settings, session, caller):
 
 @pytest.mark.parametrize("to", [None, "", "+14155550100", "not a number", "+31318584900" * 50])
 def test_unknown_called_number_gets_the_office_menu(client, settings, to):
-    from conftest import Call
+    from helpers import Call
 
     call = Call(client, to=to, from_=CALLER)
     if to is None:
@@ -765,7 +765,7 @@ def test_odd_voicemail_actions_store_for_reception(phone, session, url):
 )
 @pytest.mark.parametrize("form", ["bare", "huge"])
 def test_every_office_webhook_answers_bare_or_huge_requests(client, url, form):
-    from conftest import sign
+    from helpers import sign
 
     if form == "bare":
         data = {}

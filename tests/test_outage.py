@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
+from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
 from resilience_helpers import (
     MONDAY_MORNING,
     SUPER_PHONE,

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER
+from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER
 from real_servers import IvrServer, PostgresServer, postgres_binaries, wait_until, write_config
 from resilience_helpers import SUPER_PHONE, make_directory
 from sqlalchemy import create_engine, func, select

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from conftest import AUTH_TOKEN, EMERGENCY_NUMBER, SECRET_KEY, Call
+from helpers import AUTH_TOKEN, EMERGENCY_NUMBER, SECRET_KEY, Call
 from resilience_helpers import MONDAY_MORNING, SUPER_PIN, DatabaseOutage, make_directory
 from sqlalchemy import event
 

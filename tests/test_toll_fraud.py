@@ -1,7 +1,7 @@
 """Toll fraud: whatever a caller keys in, on any line, only configured numbers are ever dialled."""
 
 import pytest
-from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, Call
+from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, Call
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
