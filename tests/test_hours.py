@@ -272,9 +272,9 @@ def run_ivr(database_url: str, tmp_path: Path, *args: str) -> subprocess.Complet
 
 
 def test_hours_set_takes_effect_on_the_next_webhook_of_the_running_app(
-    app, phone, session, database_url, tmp_path
+    clock, phone, session, database_url, tmp_path
 ):
-    app.config["CLOCK"] = lambda: local(2026, 3, 10, 10, 0)
+    clock.now = local(2026, 3, 10, 10, 0)
     call = phone()
     menu = call.start()
     assert dialled(call.press(menu, "1")) == ["+31318584910"]

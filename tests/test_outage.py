@@ -8,7 +8,6 @@ import time
 import pytest
 from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
 from resilience_helpers import (
-    MONDAY_MORNING,
     SUPER_PHONE,
     USER_PHONE,
     DatabaseOutage,
@@ -388,8 +387,7 @@ def test_outage_module_has_no_call_state():
 
 
 @pytest.fixture
-def directory(app, session):
-    app.config["CLOCK"] = lambda: MONDAY_MORNING
+def directory(clock, session):
     people = make_directory(session)
     set_hours_override(session, mode="open", set_by="test")  # replay reads the real clock
     return people
