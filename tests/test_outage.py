@@ -695,6 +695,7 @@ def test_a_statement_past_its_deadline_is_cut_off_by_the_watchdog(app, caplog):
     assert is_database_unreachable(failure.value)
 
 
+@pytest.mark.wall_clock
 def test_the_watchdog_leaves_calls_that_finish_in_time_alone():
     left, right = socket.socketpair()
     with left, right:
