@@ -364,7 +364,7 @@ def test_demo_without_password_creates_no_staff_account(cli, session):
     assert find_staff(session, "demo@otys.example") is None
 
 
-def test_demo_callers_are_recognised_by_the_emergency_line(cli, phone, session):
+def test_demo_callers_are_recognised_by_the_emergency_line(clock, cli, phone, session):
     from helpers import EMERGENCY_NUMBER
 
     from tickets.models import Ticket, TicketCall

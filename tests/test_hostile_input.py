@@ -4,12 +4,11 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
 import pytest
-from helpers import PUBLIC_URL, sign
+from helpers import MONDAY_MORNING, PUBLIC_URL, sign
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from resilience_helpers import (
-    MONDAY_MORNING,
     SUPER_PHONE,
     SUPER_PIN,
     USER_PHONE,

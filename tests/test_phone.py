@@ -710,7 +710,7 @@ def test_an_unreachable_service_exits_with_1(cli_env):
 # ------------------------------------------------------------- the real app
 
 
-def test_walks_the_real_app_through_the_flask_test_client(client, settings):
+def test_walks_the_real_app_through_the_flask_test_client(clock, client, settings):
     from helpers import AUTH_TOKEN, OFFICE_NUMBER, PUBLIC_URL
 
     lines = []
