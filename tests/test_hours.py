@@ -271,6 +271,7 @@ def run_ivr(database_url: str, tmp_path: Path, *args: str) -> subprocess.Complet
     )
 
 
+@pytest.mark.wall_clock  # waits for its own `ivr` process; the app's clock is pinned
 def test_hours_set_takes_effect_on_the_next_webhook_of_the_running_app(
     clock, phone, session, database_url, tmp_path
 ):
