@@ -1,10 +1,18 @@
 import logging
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, SECRET_KEY, dialled, spoken
+from helpers import (
+    AMSTERDAM,
+    EMERGENCY_0900,
+    EMERGENCY_NUMBER,
+    MONDAY_MORNING,
+    OFFICE_NUMBER,
+    SECRET_KEY,
+    dialled,
+    spoken,
+)
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
 
@@ -23,8 +31,6 @@ from tickets.models import (
     TicketEvent,
 )
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-MONDAY_MORNING = datetime(2026, 12, 7, 10, 0, tzinfo=AMSTERDAM)
 SATURDAY = datetime(2026, 12, 5, 11, 0, tzinfo=AMSTERDAM)
 ENGINEERS = ["+31318584941", "+31318584942"]
 
@@ -34,24 +40,6 @@ USER_PHONE = "+31611111111"
 UNKNOWN_PHONE = "+31622222222"
 SUPER_PIN = "4815162"
 USER_PIN = "90210333"
-
-
-class Clock:
-    """A settable clock the app reads through `app.config['CLOCK']`."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(app):
-    """Freeze the app's clock on a working Monday morning."""
-    frozen = Clock(MONDAY_MORNING)
-    app.config["CLOCK"] = frozen
-    return frozen
 
 
 @pytest.fixture

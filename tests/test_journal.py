@@ -221,6 +221,7 @@ def test_replay_while_the_database_is_down_postpones_without_losing_anything(
     assert org_names(session) == ["Alpha"]
 
 
+@pytest.mark.wall_clock
 def test_concurrent_replays_apply_every_entry_exactly_once(journal, settings, session):
     for number in range(12):
         journal.record("org", call_sid=f"CA{number}", step="call", data={"name": f"org{number:02}"})
@@ -278,6 +279,7 @@ def test_entries_round_trip_through_a_line():
     assert Entry.from_line(entry.to_line()) == entry
 
 
+@pytest.mark.wall_clock
 def test_replayers_racing_without_any_lock_still_apply_each_entry_once(journal, settings, session):
     from ivr.outage.replay import ReplayReport, _replay_entries
 

@@ -6,9 +6,8 @@ import threading
 import time
 
 import pytest
-from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
+from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
 from resilience_helpers import (
-    MONDAY_MORNING,
     SUPER_PHONE,
     USER_PHONE,
     DatabaseOutage,
@@ -415,8 +414,7 @@ def test_outage_module_has_no_call_state():
 
 
 @pytest.fixture
-def directory(app, session):
-    app.config["CLOCK"] = lambda: MONDAY_MORNING
+def directory(clock, session):
     people = make_directory(session)
     set_hours_override(session, mode="open", set_by="test")  # replay reads the real clock
     return people
@@ -724,6 +722,7 @@ def test_a_statement_past_its_deadline_is_cut_off_by_the_watchdog(app, caplog):
     assert is_database_unreachable(failure.value)
 
 
+@pytest.mark.wall_clock
 def test_the_watchdog_leaves_calls_that_finish_in_time_alone():
     left, right = socket.socketpair()
     with left, right:

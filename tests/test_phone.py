@@ -670,7 +670,7 @@ def test_called_and_calling_numbers(settings):
 
 @pytest.fixture
 def cli_env(database_url):
-    from conftest import AUTH_TOKEN, SECRET_KEY
+    from helpers import AUTH_TOKEN, SECRET_KEY
 
     return {
         "IVR_DATABASE_URL": database_url,
@@ -705,8 +705,8 @@ def test_an_unreachable_service_exits_with_1(cli_env):
 # ------------------------------------------------------------- the real app
 
 
-def test_walks_the_real_app_through_the_flask_test_client(client, settings):
-    from conftest import AUTH_TOKEN, OFFICE_NUMBER, PUBLIC_URL
+def test_walks_the_real_app_through_the_flask_test_client(clock, client, settings):
+    from helpers import AUTH_TOKEN, OFFICE_NUMBER, PUBLIC_URL
 
     lines = []
     telephone = Telephone(
