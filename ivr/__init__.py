@@ -54,18 +54,19 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach every feature's blueprint."""
-    from ivr import emergency, health, office, outage, voice
+    from ivr import health, outage, voice
+    from ivr.emergency import routes as emergency
+    from ivr.office import routes as office
 
     app.register_blueprint(voice.bp)
     app.register_blueprint(office.bp)
     app.register_blueprint(emergency.bp)
     app.register_blueprint(health.bp)
 
-    from tickets import api_actions, auth, dashboard
+    from tickets import auth, dashboard
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
-    app.register_blueprint(api_actions.bp)
     app.register_blueprint(outage.bp)
 
     from tickets import api as tickets_api
@@ -77,7 +78,6 @@ def register_blueprints(app: Flask) -> None:
 
 def register_error_handlers(app: Flask) -> None:
     """Make sure a caller never hears Twilio's 'application error'."""
-    from ivr import outage, voice
+    from ivr import outage
 
-    voice.register_error_handler(app)
     outage.init_app(app, app.config["SETTINGS"])

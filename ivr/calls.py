@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ivr.lines import caller_id
-from ivr.models import CALL_FINAL_STATUSES, CallLog
-from tickets.db import utcnow
+from ivr import params
+from ivr.models import CallLog
+from tickets.db import insert_or_get, utcnow
 
 MAX_TRAIL = 4000
 
@@ -39,25 +36,21 @@ def record_call_start(
     language: str,
 ) -> CallLog:
     """Create the call's log row, or return it when Twilio retried the first webhook."""
-    call = get_call(session, sid)
-    if call is not None:
+
+    def add() -> CallLog:
+        call = CallLog(
+            sid=_clip(sid),
+            line=line,
+            from_number=_clip(from_number),
+            caller_id=params.caller_id(from_number),
+            to_number=_clip(to_number),
+            language=language,
+            status="in-progress",
+        )
+        session.add(call)
         return call
-    call = CallLog(
-        sid=_clip(sid),
-        line=line,
-        from_number=_clip(from_number),
-        caller_id=caller_id(from_number),
-        to_number=_clip(to_number),
-        language=language,
-        status="in-progress",
-    )
-    session.add(call)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        call = get_call(session, sid)
-    return call
+
+    return insert_or_get(session, find=lambda: get_call(session, sid), add=add)
 
 
 def note_step(session: Session, *, sid: str, step: str, language: str | None = None) -> None:
@@ -70,15 +63,6 @@ def note_step(session: Session, *, sid: str, step: str, language: str | None = N
     if language:
         call.language = language
     session.commit()
-
-
-def _as_int(value: str | None, *, limit: int = 10**7) -> int | None:
-    """Parse a non-negative integer Twilio sent; None when odd."""
-    try:
-        number = int(str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if 0 <= number <= limit else None
 
 
 def record_call_status(
@@ -103,31 +87,18 @@ def record_call_status(
             to_number=to_number,
             language="nl",
         )
-    if call.status in CALL_FINAL_STATUSES:
+    if call.status in params.CALL_FINAL_STATUSES:
         return call
-    status = (status or "").strip().lower()[:20]
-    number = _as_int(sequence)
+    status = params.call_status(status)
+    number = params.whole_number(sequence)
     if number is not None and call.last_sequence is not None and number < call.last_sequence:
         return call
     if number is not None:
         call.last_sequence = number
     if status:
         call.status = status
-    if status in CALL_FINAL_STATUSES:
+    if status in params.CALL_FINAL_STATUSES:
         call.ended_at = utcnow()
-        call.duration = _as_int(duration)
+        call.duration = params.whole_number(duration)
     session.commit()
     return call
-
-
-def parse_twilio_timestamp(value: str | None) -> datetime | None:
-    """Parse Twilio's RFC 2822 Timestamp parameter; None when absent or odd."""
-    from email.utils import parsedate_to_datetime
-
-    try:
-        parsed = parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-    if parsed is None:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -239,7 +239,7 @@ def journal() -> None:
 @journal.command("status")
 def journal_status() -> None:
     """Show how many journal entries wait for the database."""
-    from ivr.recovery import journal_status_lines
+    from ivr.outage.replay import journal_status_lines
 
     for line in journal_status_lines(settings_or_exit()):
         click.echo(line)
@@ -248,7 +248,7 @@ def journal_status() -> None:
 @journal.command("replay")
 def journal_replay() -> None:
     """Replay the journal into the database now (the service also does this by itself)."""
-    from ivr.recovery import replay_journal
+    from ivr.outage.replay import replay_journal
 
     settings = settings_or_exit()
     open_database(settings)
@@ -281,17 +281,18 @@ def journal_replay() -> None:
 )
 def call(url: str, to: str, from_: str, keys: str) -> None:
     """Place a simulated Twilio call against a running service: a terminal telephone."""
-    from ivr import phone
+    from ivr.phone.numbers import called_number, calling_number
+    from ivr.phone.telephone import place_call
 
     if not url.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://", param_hint="--url")
     settings = settings_or_exit()
     try:
-        called = phone.called_number(settings, to)
-        caller = phone.calling_number(from_)
+        called = called_number(settings, to)
+        caller = calling_number(from_)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    code = phone.place_call(
+    code = place_call(
         settings,
         url=url,
         to=called,

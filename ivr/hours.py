@@ -10,8 +10,6 @@ import holidays
 
 from ivr.settings import WEEKDAYS, Schedule
 
-OVERRIDE_MODES = ("auto", "open", "closed")
-
 
 @functools.lru_cache(maxsize=8)
 def _public_holidays(country: str) -> holidays.HolidayBase:

@@ -9,8 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tickets.db import Base, utcnow
 
-CALL_FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
-
 
 class CallLog(Base):
     """One inbound call: who, which line, when, how it ended and the choices made."""

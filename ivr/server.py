@@ -29,7 +29,7 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         from ivr import create_app
-        from ivr.recovery import start_replay_thread
+        from ivr.outage.replay import start_replay_thread
 
         app = create_app(self.settings)
         start_replay_thread(app)

@@ -1,27 +1,22 @@
-"""The webhooks Twilio's console points at: incoming calls, status changes and the fallback."""
+"""The webhooks Twilio's console points at: incoming calls and status changes.
+
+The console's fallback URL, `/voice/fallback`, is served by `ivr.outage.routes`.
+"""
 
 from __future__ import annotations
 
-import logging
+from flask import Blueprint, request
 
-from flask import Blueprint, current_app, request
-from werkzeug.exceptions import HTTPException
-
-from ivr import calls, emergency, office, outage
+from ivr import calls, params
+from ivr.emergency import engineers, identify
+from ivr.flow import current_settings
 from ivr.lines import EMERGENCY, line_for_number
+from ivr.office import steps as office
 from ivr.prompts import twiml
-from ivr.settings import Settings
 from ivr.signatures import twilio_only
 from tickets.db import db
 
-log = logging.getLogger(__name__)
-
 bp = Blueprint("voice", __name__, url_prefix="/voice")
-
-
-def current_settings() -> Settings:
-    """Return the running service's settings."""
-    return current_app.config["SETTINGS"]
 
 
 @bp.post("/incoming")
@@ -31,7 +26,7 @@ def incoming():
     settings = current_settings()
     line = line_for_number(settings, request.form.get("To"))
     if line == EMERGENCY:
-        return twiml(emergency.answer(settings, request.form))
+        return twiml(identify.answer(settings, request.form))
     return twiml(office.answer(settings, request.form))
 
 
@@ -41,8 +36,8 @@ def status():
     """Record call progress and the end of every call."""
     settings = current_settings()
     form = request.form
-    sid = (form.get("CallSid") or "").strip()
-    if not sid:
+    sid = params.sid(form.get("CallSid"))
+    if sid is None:
         return ("", 204)
     line = line_for_number(settings, form.get("To"))
     calls.record_call_status(
@@ -56,43 +51,5 @@ def status():
         sequence=form.get("SequenceNumber"),
     )
     # Also office calls: option 3 hands them to the emergency flow (a no-op without a ticket).
-    emergency.settle_call(settings, form)
+    engineers.settle_call(form)
     return ("", 204)
-
-
-@bp.post("/fallback")
-@twilio_only
-def fallback_call():
-    """Serve a caller when the primary handler failed: no database, no call state."""
-    form = request.form
-    log.error(
-        "fallback used for call %s: ErrorCode=%s ErrorUrl=%s",
-        form.get("CallSid"),
-        form.get("ErrorCode"),
-        form.get("ErrorUrl"),
-    )
-    return outage.respond_without_database()
-
-
-@bp.post("/fallback/screen")
-@twilio_only
-def fallback_screen():
-    """Screen an engineer's leg of an unverified emergency call."""
-    return outage.respond_without_database()
-
-
-@bp.post("/fallback/accept")
-@twilio_only
-def fallback_accept():
-    """Bridge the engineer who pressed 1."""
-    return outage.respond_without_database()
-
-
-def register_error_handler(app) -> None:
-    """Answer any failure inside a voice webhook with TwiML that still serves the caller."""
-
-    @app.errorhandler(Exception)
-    def _serve_caller_anyway(exc: Exception):
-        if isinstance(exc, HTTPException):
-            return exc
-        return outage.answer_failed_request(exc)

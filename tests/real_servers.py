@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import requests
-from conftest import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, sign
+from helpers import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, sign
 
 from ivr.settings import DEFAULT_CONFIG
 

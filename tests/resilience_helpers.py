@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from conftest import SECRET_KEY
+from helpers import SECRET_KEY
 from sqlalchemy import delete, event
 
 from tickets.db import Base, db
 from tickets.directory import hash_pin
 from tickets.models import Contact, ContactPhone, Organization
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-MONDAY_MORNING = datetime(2026, 12, 7, 10, 0, tzinfo=AMSTERDAM)
 SUPER_PHONE = "+31612345678"
 SUPER_PIN = "4815162"
 USER_PHONE = "+31611111111"

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, select
 
-from tickets.api import BadParameter, parse_ticket_query
-from tickets.db import db, utcnow
+from tickets.api.tickets import BadParameter, parse_ticket_query
+from tickets.db import db
 from tickets.models import (
     ApiToken,
     Contact,
@@ -94,10 +94,10 @@ def test_list_without_a_valid_token_is_401_json(client, session, engineer, heade
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_revoked_token_is_refused(client, session, engineer, auth):
+def test_revoked_token_is_refused(clock, client, session, engineer, auth):
     assert client.get("/api/tickets", headers=auth).status_code == 200
     for token in session.scalars(select(ApiToken)):
-        token.revoked_at = utcnow()
+        token.revoked_at = clock.now
     session.commit()
     assert client.get("/api/tickets", headers=auth).status_code == 401
 

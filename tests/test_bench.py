@@ -2,7 +2,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import AUTH_TOKEN, PUBLIC_URL, sign
+from helpers import AUTH_TOKEN, PUBLIC_URL, sign
 from sqlalchemy import func, select
 
 from bench import run
@@ -70,6 +70,7 @@ def test_growth_fills_every_table_in_sql(session, settings):
     assert newest.contact is not None and newest.organization is not None
 
 
+@pytest.mark.wall_clock
 def test_bench_runs_a_tiny_configuration_end_to_end(tmp_path):
     figures = tmp_path / "figures.json"
     run.main(

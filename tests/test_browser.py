@@ -25,6 +25,7 @@ CHROMIUM_ARGS = [
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.wall_clock,
     pytest.mark.skipif(
         not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is missing"
     ),

@@ -1,5 +1,5 @@
 import pytest
-from conftest import SECRET_KEY
+from helpers import SECRET_KEY
 from sqlalchemy import func, select, text
 
 import tickets.directory as directory
@@ -364,8 +364,8 @@ def test_demo_without_password_creates_no_staff_account(cli, session):
     assert find_staff(session, "demo@otys.example") is None
 
 
-def test_demo_callers_are_recognised_by_the_emergency_line(cli, phone, session):
-    from conftest import EMERGENCY_NUMBER
+def test_demo_callers_are_recognised_by_the_emergency_line(clock, cli, phone, session):
+    from helpers import EMERGENCY_NUMBER
 
     from tickets.models import Ticket, TicketCall
 

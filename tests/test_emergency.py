@@ -1,13 +1,23 @@
 import logging
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, SECRET_KEY, dialled, spoken
+from helpers import (
+    AMSTERDAM,
+    EMERGENCY_0900,
+    EMERGENCY_NUMBER,
+    MONDAY_MORNING,
+    OFFICE_NUMBER,
+    SECRET_KEY,
+    dialled,
+    spoken,
+)
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError, OperationalError
 
-from ivr import triage
+from ivr import params
+from ivr.emergency import triage
 from ivr.models import CallLog, PinFailure
 from tickets.availability import set_hours_override
 from tickets.directory import hash_pin
@@ -21,8 +31,6 @@ from tickets.models import (
     TicketEvent,
 )
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-MONDAY_MORNING = datetime(2026, 12, 7, 10, 0, tzinfo=AMSTERDAM)
 SATURDAY = datetime(2026, 12, 5, 11, 0, tzinfo=AMSTERDAM)
 ENGINEERS = ["+31318584941", "+31318584942"]
 
@@ -32,24 +40,6 @@ USER_PHONE = "+31611111111"
 UNKNOWN_PHONE = "+31622222222"
 SUPER_PIN = "4815162"
 USER_PIN = "90210333"
-
-
-class Clock:
-    """A settable clock the app reads through `app.config['CLOCK']`."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(app):
-    """Freeze the app's clock on a working Monday morning."""
-    frozen = Clock(MONDAY_MORNING)
-    app.config["CLOCK"] = frozen
-    return frozen
 
 
 @pytest.fixture
@@ -1088,21 +1078,56 @@ def test_ringing_plans():
 
 def test_input_cleaners():
     assert triage.spoken_digits("100042") == "1 0 0 0 4 2"
-    assert triage.clean_sid("CA" + "a" * 32) == "CA" + "a" * 32
-    assert triage.clean_sid("CA 1") is None
-    assert triage.clean_sid("x" * 65) is None
-    assert triage.parse_confidence("0.42") == 0.42
-    assert triage.parse_confidence("inf") is None
-    assert triage.parse_seconds("12") == 12
-    assert triage.parse_seconds("-3") is None
-    assert triage.parse_seconds("٣") is None
-    assert triage.parse_count("7", limit=3) == 3
-    assert triage.parse_index("1", 2) == 1
-    assert triage.parse_index("2", 2) is None
-    assert triage.clean_speech(" a\tb\n\x00c ") == "a b c"
-    assert triage.clean_speech("\x00\x01") is None
-    assert triage.clean_recording_url("https://api.twilio.com/r/RE1") == (
-        "https://api.twilio.com/r/RE1"
-    )
-    assert triage.clean_recording_url("https://a b") is None
+    assert params.sid("CA" + "a" * 32) == "CA" + "a" * 32
+    assert params.sid("CA 1") is None
+    assert params.sid("x" * 65) is None
+    assert params.confidence("0.42") == 0.42
+    assert params.confidence("inf") is None
+    assert params.whole_number("12") == 12
+    assert params.whole_number("-3") is None
+    assert params.whole_number("٣") is None
+    assert params.count("7", limit=3) == 3
+    assert params.index("1", 2) == 1
+    assert params.index("2", 2) is None
+    assert params.speech(" a\tb\n\x00c ") == "a b c"
+    assert params.speech("\x00\x01") is None
+    assert params.recording_url("https://api.twilio.com/r/RE1") == ("https://api.twilio.com/r/RE1")
+    assert params.recording_url("https://a b") is None
     assert triage.caller_key(None) == "anonymous"
+
+
+# ------------------------------------------------------------------ the database failing
+
+
+def failing(statement: str, error: type = DataError):
+    """Return a stand-in service function whose database write fails."""
+
+    def broken(*args, **kwargs):
+        raise error(statement, {}, Exception("simulated failure"))
+
+    return broken
+
+
+def test_a_failing_trail_or_reason_write_goes_on_with_the_call(
+    phone, session, directory, monkeypatch
+):
+    # The same guard as the office line: one failed write is logged, the caller goes on.
+    monkeypatch.setattr("ivr.calls.note_step", failing("UPDATE"))
+    monkeypatch.setattr("tickets.urgent.record_reason", failing("UPDATE"))
+    call = call_emergency(phone)
+    root = call.press(call.start(), "1")
+    # Still in the flow (not the error handler's answer): the description is asked for.
+    assert root.find("Gather").get("input") == "speech dtmf"
+    assert dialled(call.silence(root)) == ENGINEERS
+
+
+def test_an_unreachable_database_during_triage_leaves_the_caller_to_the_outage_handling(
+    phone, session, directory, monkeypatch
+):
+    call = call_emergency(phone)
+    root = call.start()
+    monkeypatch.setattr("tickets.urgent.record_reason", failing("UPDATE", OperationalError))
+    root = call.press(root, "1")
+    # Re-raised, not swallowed: served from configuration, engineers rung unverified.
+    assert_rings_only_engineers(root)
+    assert dialled(root)

@@ -1,4 +1,4 @@
-from conftest import PUBLIC_URL, parse_twiml, sign
+from helpers import PUBLIC_URL, parse_twiml, sign
 from sqlalchemy import select
 
 from ivr.models import CallLog

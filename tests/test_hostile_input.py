@@ -4,12 +4,11 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
 import pytest
-from conftest import PUBLIC_URL, sign
+from helpers import MONDAY_MORNING, PUBLIC_URL, sign
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from resilience_helpers import (
-    MONDAY_MORNING,
     SUPER_PHONE,
     SUPER_PIN,
     USER_PHONE,
@@ -168,8 +167,8 @@ def test_the_route_list_covers_the_webhooks_twilio_is_configured_with(app):
 
 @PROPERTY
 @given(data=st.data())
-def test_every_webhook_survives_signed_random_input(app, client, settings, directory, data):
-    app.config["CLOCK"] = (lambda now: lambda: now)(data.draw(moments, label="now"))
+def test_every_webhook_survives_signed_random_input(app, clock, client, settings, directory, data):
+    clock.now = data.draw(moments, label="now")
     for path in voice_routes(app):
         url = path + data.draw(queries, label=f"query {path}")
         form = data.draw(forms, label=f"form {path}")
@@ -179,9 +178,9 @@ def test_every_webhook_survives_signed_random_input(app, client, settings, direc
 @hypothesis_settings(PROPERTY, max_examples=8)
 @given(data=st.data())
 def test_every_webhook_survives_signed_random_input_while_the_database_is_down(
-    app, client, settings, directory, data
+    app, clock, client, settings, directory, data
 ):
-    app.config["CLOCK"] = (lambda now: lambda: now)(data.draw(moments, label="now"))
+    clock.now = data.draw(moments, label="now")
     outage = DatabaseOutage().start()
     try:
         for path in voice_routes(app):

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from conftest import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, dialled, spoken
+from helpers import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, dialled, spoken
 
 from ivr.cli import main
 from ivr.hours import describe_hours, describe_moment, is_open, next_opening
@@ -271,10 +271,11 @@ def run_ivr(database_url: str, tmp_path: Path, *args: str) -> subprocess.Complet
     )
 
 
+@pytest.mark.wall_clock  # waits for its own `ivr` process; the app's clock is pinned
 def test_hours_set_takes_effect_on_the_next_webhook_of_the_running_app(
-    app, phone, session, database_url, tmp_path
+    clock, phone, session, database_url, tmp_path
 ):
-    app.config["CLOCK"] = lambda: local(2026, 3, 10, 10, 0)
+    clock.now = local(2026, 3, 10, 10, 0)
     call = phone()
     menu = call.start()
     assert dialled(call.press(menu, "1")) == ["+31318584910"]

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import event, select
 
-from ivr.journal import Entry, Journal, entry_id, replay, replay_engine
 from ivr.models import JournalReplay
+from ivr.outage.journal import Entry, Journal, entry_id
+from ivr.outage.replay import replay, replay_engine
 from tickets.models import Organization
 
 
@@ -86,7 +87,7 @@ def test_a_torn_last_line_is_skipped_and_the_next_entry_stays_whole(journal, cap
     with open(journal.path, "ab") as handle:
         handle.write(b'{"v":1,"id":"CA2:call","kind":"ca')  # a crash in the middle of a write
     journal.record("call", call_sid="CA3", step="call", data={"name": "three"})
-    with caplog.at_level(logging.WARNING, logger="ivr.journal"):
+    with caplog.at_level(logging.WARNING, logger="ivr.outage.journal"):
         snapshot = journal.read()
     assert [entry.id for entry in snapshot.entries] == ["CA1:call", "CA3:call"]
     assert snapshot.skipped_lines == 1
@@ -220,6 +221,7 @@ def test_replay_while_the_database_is_down_postpones_without_losing_anything(
     assert org_names(session) == ["Alpha"]
 
 
+@pytest.mark.wall_clock
 def test_concurrent_replays_apply_every_entry_exactly_once(journal, settings, session):
     for number in range(12):
         journal.record("org", call_sid=f"CA{number}", step="call", data={"name": f"org{number:02}"})
@@ -255,7 +257,7 @@ def test_concurrent_replays_apply_every_entry_exactly_once(journal, settings, se
 
 def test_the_marker_row_alone_stops_a_second_replayer(journal, engine, session):
     """Even without the replay locks, the JournalReplay primary key keeps replay once-only."""
-    from ivr.journal import ReplayReport, _replay_entries
+    from ivr.outage.replay import ReplayReport, _replay_entries
 
     journal.record("org", call_sid="CA1", step="call", data={"name": "Alpha"})
     entries = journal.read().entries
@@ -277,8 +279,9 @@ def test_entries_round_trip_through_a_line():
     assert Entry.from_line(entry.to_line()) == entry
 
 
+@pytest.mark.wall_clock
 def test_replayers_racing_without_any_lock_still_apply_each_entry_once(journal, settings, session):
-    from ivr.journal import ReplayReport, _replay_entries
+    from ivr.outage.replay import ReplayReport, _replay_entries
 
     for number in range(10):
         journal.record("org", call_sid=f"CA{number}", step="call", data={"name": f"org{number:02}"})

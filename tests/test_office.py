@@ -3,10 +3,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import OFFICE_NUMBER, PUBLIC_URL, dialled, spoken
+from helpers import AMSTERDAM, OFFICE_NUMBER, PUBLIC_URL, dialled, spoken
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
 
@@ -15,7 +14,6 @@ from ivr.prompts import Speaker
 from tickets.availability import set_hours_override
 from tickets.models import CallbackRequest
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 # A Tuesday morning in March: every team and reception is open.
 OPEN_MOMENT = datetime(2026, 3, 10, 10, 0, tzinfo=AMSTERDAM)
 # Friday evening: closed until Monday 16 March 08:30.
@@ -30,21 +28,10 @@ ANNA = "+31318584931"
 PIETER = "+31318584932"
 
 
-class Clock:
-    """The moment the app under test believes it is."""
-
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-
 @pytest.fixture(autouse=True)
-def clock(app) -> Clock:
-    clock = Clock(OPEN_MOMENT)
-    app.config["CLOCK"] = clock
-    return clock
+def open_office(clock):
+    """Start every office test on OPEN_MOMENT; a test sets `clock.now` to move it."""
+    clock.now = OPEN_MOMENT
 
 
 def configured_numbers(settings) -> set[str]:
@@ -284,7 +271,7 @@ def test_caller_hanging_up_while_the_team_rings_ends_cleanly(phone, session):
 
 
 def test_closed_department_says_when_it_opens_and_offers_voicemail(phone, settings, clock):
-    clock.moment = FRIDAY_EVENING
+    clock.now = FRIDAY_EVENING
     call = phone()
     root = call.press(call.start(), "1")
     assert dialled(root) == []
@@ -296,7 +283,7 @@ def test_closed_department_says_when_it_opens_and_offers_voicemail(phone, settin
 
 
 def test_closed_department_in_english_says_the_moment_in_english(phone, clock):
-    clock.moment = datetime(2026, 3, 10, 7, 0, tzinfo=AMSTERDAM)
+    clock.now = datetime(2026, 3, 10, 7, 0, tzinfo=AMSTERDAM)
     call = phone()
     root = call.press(call.press(call.start(), "9"), "1")
     assert "We are available again today at 08:30." in spoken(root)
@@ -307,7 +294,7 @@ def test_closed_department_in_english_says_the_moment_in_english(phone, clock):
     [{"office.departments.finance.schedule": {"opens": "09:00", "closes": "12:00"}}],
 )
 def test_department_with_its_own_hours_closes_while_the_others_ring(phone, clock):
-    clock.moment = datetime(2026, 3, 10, 13, 0, tzinfo=AMSTERDAM)
+    clock.now = datetime(2026, 3, 10, 13, 0, tzinfo=AMSTERDAM)
     call = phone()
     root = call.press(call.start(), "1")
     assert dialled(root) == []
@@ -326,7 +313,7 @@ def test_override_closed_closes_every_team_at_once(phone, session):
 
 
 def test_override_open_rings_the_team_on_a_sunday(phone, session, clock):
-    clock.moment = datetime(2026, 3, 15, 3, 0, tzinfo=AMSTERDAM)
+    clock.now = datetime(2026, 3, 15, 3, 0, tzinfo=AMSTERDAM)
     set_hours_override(session, mode="open", set_by="test")
     call = phone()
     assert dialled(call.press(call.start(), "1")) == FINANCE
@@ -371,7 +358,7 @@ def test_retried_voicemail_webhook_stores_one_callback_request(phone, session):
 
 
 def test_voicemail_outside_hours_is_marked_out_of_hours(phone, session, clock):
-    clock.moment = SATURDAY
+    clock.now = SATURDAY
     call = phone()
     leave_message(call, call.press(call.start(), "2"))
     [request] = callbacks(session)
@@ -385,6 +372,8 @@ def test_voicemail_outside_hours_is_marked_out_of_hours(phone, session, clock):
         {"RecordingDuration": "0"},
         {"RecordingUrl": ""},
         {"RecordingUrl": "javascript:alert(1)"},
+        # One rule for both lines: Twilio serves recordings over https only.
+        {"RecordingUrl": "http://api.twilio.com/x/RE9"},
     ],
 )
 def test_empty_voicemail_says_so_and_stores_nothing(phone, settings, session, recording):
@@ -514,7 +503,7 @@ def test_typed_digits_are_never_dialled(phone, settings, typed):
 
 
 def test_option_4_outside_office_hours_offers_reception_voicemail(phone, settings, clock):
-    clock.moment = SATURDAY
+    clock.now = SATURDAY
     call = phone()
     root = call.press(call.start(), "4")
     assert spoken(root).startswith(
@@ -546,7 +535,7 @@ def test_answered_reception_ends_the_call_afterwards(phone):
 
 
 def test_misses_while_the_office_is_closed_offer_a_voicemail(phone, settings, clock):
-    clock.moment = FRIDAY_EVENING
+    clock.now = FRIDAY_EVENING
     call = phone()
     root = call.silence(call.silence(call.silence(call.start())))
     assert dialled(root) == []
@@ -563,7 +552,7 @@ def test_misses_while_the_office_is_closed_offer_a_voicemail(phone, settings, cl
     [{"office.schedule": {"days": ["mon", "tue", "wed", "thu", "fri", "sat"]}}],
 )
 def test_office_schedule_of_its_own_keeps_reception_open_on_saturday(phone, clock):
-    clock.moment = SATURDAY
+    clock.now = SATURDAY
     call = phone()
     root = call.press(call.press(call.press(call.start(), "0"), "0"), "0")
     assert_dials_reception(root)
@@ -597,14 +586,14 @@ def test_a_failing_voicemail_store_still_thanks_the_caller_and_logs_the_recordin
 ):
     call = phone()
     root = call.dial_result(call.press(call.start(), "1"), "no-answer")
-    monkeypatch.setattr("ivr.office.record_callback_request", failing("INSERT"))
-    with caplog.at_level("ERROR", logger="ivr.office"):
+    monkeypatch.setattr("ivr.office.steps.record_callback_request", failing("INSERT"))
+    with caplog.at_level("ERROR", logger="ivr.flow"):
         assert spoken(leave_message(call, root)) == text(settings, "voicemail_thanks")
     assert "RE123" in caplog.text and "finance" in caplog.text
 
 
 def test_an_unreadable_override_follows_the_schedule(phone, monkeypatch):
-    monkeypatch.setattr("ivr.office.get_hours_override", failing("SELECT"))
+    monkeypatch.setattr("ivr.flow.get_hours_override", failing("SELECT"))
     call = phone()
     assert dialled(call.press(call.start(), "1")) == FINANCE
 
@@ -620,7 +609,9 @@ def test_an_unreachable_database_leaves_the_caller_to_the_outage_handling(phone,
 def test_an_unreachable_database_at_the_voicemail_still_answers_the_caller(phone, monkeypatch):
     call = phone()
     root = call.dial_result(call.press(call.start(), "1"), "no-answer")
-    monkeypatch.setattr("ivr.office.record_callback_request", failing("INSERT", OperationalError))
+    monkeypatch.setattr(
+        "ivr.office.steps.record_callback_request", failing("INSERT", OperationalError)
+    )
     root = leave_message(call, root)
     assert spoken(root)
     assert top_verbs(root)[-1] in ("Hangup", "Dial")
@@ -666,7 +657,7 @@ def test_odd_callers_walk_every_office_path(phone, settings, session, caller):
 
 @pytest.mark.parametrize("to", [None, "", "+14155550100", "not a number", "+31318584900" * 50])
 def test_unknown_called_number_gets_the_office_menu(client, settings, to):
-    from conftest import Call
+    from helpers import Call
 
     call = Call(client, to=to, from_=CALLER)
     if to is None:
@@ -765,7 +756,7 @@ def test_odd_voicemail_actions_store_for_reception(phone, session, url):
 )
 @pytest.mark.parametrize("form", ["bare", "huge"])
 def test_every_office_webhook_answers_bare_or_huge_requests(client, url, form):
-    from conftest import sign
+    from helpers import sign
 
     if form == "bare":
         data = {}

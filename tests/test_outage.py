@@ -6,9 +6,8 @@ import threading
 import time
 
 import pytest
-from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
+from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
 from resilience_helpers import (
-    MONDAY_MORNING,
     SUPER_PHONE,
     USER_PHONE,
     DatabaseOutage,
@@ -18,10 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from ivr import outage
-from ivr.deadlines import watchdog
-from ivr.journal import Journal, ReplayReport, _replay_entries, entry_id, replay_engine
 from ivr.models import CallLog
-from ivr.recovery import handlers_for, replay_journal
+from ivr.outage import detection, errors, routes, webhook, without_database
+from ivr.outage.journal import Journal, entry_id
+from ivr.outage.replay import (
+    ReplayReport,
+    _replay_entries,
+    handlers_for,
+    replay_engine,
+    replay_journal,
+)
+from ivr.outage.watchdog import watchdog
 from tickets.availability import set_hours_override
 from tickets.db import db, is_database_unreachable
 from tickets.models import CallbackRequest, Ticket, TicketCall, TicketEvent
@@ -315,7 +321,7 @@ def test_fallback_survives_an_unwritable_journal(phone, settings, caplog, tmp_pa
 
 
 def test_a_bug_in_a_flow_still_serves_the_caller(app, phone, monkeypatch, journal):
-    from ivr import office
+    from ivr.office import steps as office
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("bug")
@@ -328,7 +334,7 @@ def test_a_bug_in_a_flow_still_serves_the_caller(app, phone, monkeypatch, journa
 
 
 def test_a_bug_on_an_engineers_leg_screens_and_never_dials(phone, monkeypatch):
-    from ivr import emergency
+    from ivr.emergency import engineers as emergency
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("bug")
@@ -375,10 +381,30 @@ def test_the_journal_is_plain_json_lines(phone, database_down, journal):
         assert json.loads(line)["kind"]
 
 
+def test_every_endpoint_the_outage_handling_names_exists(app):
+    named = {
+        webhook.STATUS_ENDPOINT,
+        webhook.TRIAGE_ENDPOINT,
+        webhook.DESCRIPTION_ENDPOINT,
+        webhook.OUTAGE_VOICEMAIL_ENDPOINT,
+        *webhook.ENGINEER_LEG_ENDPOINTS,
+    }
+    assert named <= set(app.view_functions)
+    assert set(app.blueprints) >= routes.VOICE_BLUEPRINTS
+
+
+def test_every_voice_webhook_is_served_by_the_outage_handling(app):
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/voice/"):
+            assert rule.endpoint.split(".")[0] in routes.VOICE_BLUEPRINTS, rule.rule
+
+
 def test_outage_module_has_no_call_state():
+    modules = (outage, detection, webhook, without_database, routes, errors)
     state = {
-        name
-        for name, value in vars(outage).items()
+        f"{module.__name__}.{name}"
+        for module in modules
+        for name, value in vars(module).items()
         if isinstance(value, dict | list | set) and not name.startswith("__")
     }
     assert state == set()
@@ -388,8 +414,7 @@ def test_outage_module_has_no_call_state():
 
 
 @pytest.fixture
-def directory(app, session):
-    app.config["CLOCK"] = lambda: MONDAY_MORNING
+def directory(clock, session):
     people = make_directory(session)
     set_hours_override(session, mode="open", set_by="test")  # replay reads the real clock
     return people
@@ -451,7 +476,7 @@ def test_an_emergency_call_during_the_outage_becomes_an_unverified_urgent_ticket
     finally:
         down.end()
     assert tickets_of(session) == []
-    with caplog.at_level(logging.WARNING, logger="ivr.journal"):
+    with caplog.at_level(logging.WARNING, logger="ivr.outage.replay"):
         report = replay_journal(settings)
     assert report.complete and report.archived is not None
     [ticket] = tickets_of(session)
@@ -697,6 +722,7 @@ def test_a_statement_past_its_deadline_is_cut_off_by_the_watchdog(app, caplog):
     assert is_database_unreachable(failure.value)
 
 
+@pytest.mark.wall_clock
 def test_the_watchdog_leaves_calls_that_finish_in_time_alone():
     left, right = socket.socketpair()
     with left, right:

@@ -7,15 +7,10 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from ivr.cli import main
-from ivr.phone import (
-    Answers,
-    ClientTransport,
-    Reply,
-    Telephone,
-    called_number,
-    calling_number,
-    parse_script,
-)
+from ivr.phone.answers import Answers, parse_script
+from ivr.phone.numbers import called_number, calling_number
+from ivr.phone.telephone import Telephone
+from ivr.phone.transport import ClientTransport, Reply
 
 TOKEN = "phone-test-token-0123456789"
 PUBLIC = "https://ivr.example.test"
@@ -675,7 +670,7 @@ def test_called_and_calling_numbers(settings):
 
 @pytest.fixture
 def cli_env(database_url):
-    from conftest import AUTH_TOKEN, SECRET_KEY
+    from helpers import AUTH_TOKEN, SECRET_KEY
 
     return {
         "IVR_DATABASE_URL": database_url,
@@ -710,8 +705,8 @@ def test_an_unreachable_service_exits_with_1(cli_env):
 # ------------------------------------------------------------- the real app
 
 
-def test_walks_the_real_app_through_the_flask_test_client(client, settings):
-    from conftest import AUTH_TOKEN, OFFICE_NUMBER, PUBLIC_URL
+def test_walks_the_real_app_through_the_flask_test_client(clock, client, settings):
+    from helpers import AUTH_TOKEN, OFFICE_NUMBER, PUBLIC_URL
 
     lines = []
     telephone = Telephone(

@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from conftest import AUTH_TOKEN, EMERGENCY_NUMBER, SECRET_KEY, Call
-from resilience_helpers import MONDAY_MORNING, SUPER_PIN, DatabaseOutage, make_directory
+from helpers import AUTH_TOKEN, EMERGENCY_NUMBER, SECRET_KEY, Call
+from resilience_helpers import SUPER_PIN, DatabaseOutage, make_directory
 from sqlalchemy import event
 
 from tickets.db import db
@@ -32,8 +32,7 @@ class Recorder:
 
 
 @pytest.fixture
-def world(app, session, client):
-    app.config["CLOCK"] = lambda: MONDAY_MORNING
+def world(clock, session, client):
     make_directory(session)
     staff = create_staff(
         session, email="agent@otys.test", name="Agent", password=STAFF_PASSWORD, role="agent"

@@ -21,6 +21,9 @@ from tickets.availability import set_hours_override
 from tickets.db import Base
 from tickets.models import CallbackRequest, Ticket, TicketCall
 
+# Real `ivr serve` processes; each walk forces the hours, so no outcome depends on the clock.
+pytestmark = pytest.mark.wall_clock
+
 IVR = str(Path(sys.executable).parent / "ivr")
 TOKEN = "serve-test-twilio-token-0123456789"
 SECRET = "serve-test-secret-key-0123456789abcdef"

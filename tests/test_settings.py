@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import AUTH_TOKEN, SECRET_KEY
+from helpers import AUTH_TOKEN, SECRET_KEY
 
 from ivr.cli import main
 from ivr.settings import DEFAULT_CONFIG, ConfigError, load_settings

@@ -1,5 +1,5 @@
 import pytest
-from conftest import AUTH_TOKEN, PUBLIC_URL, build_settings, sign
+from helpers import AUTH_TOKEN, PUBLIC_URL, build_settings, sign
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 

@@ -1,12 +1,10 @@
 """Toll fraud: whatever a caller keys in, on any line, only configured numbers are ever dialled."""
 
-import pytest
-from conftest import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, Call
+from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, Call
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from resilience_helpers import (
-    MONDAY_MORNING,
     SUPER_PHONE,
     SUPER_PIN,
     USER_PHONE,
@@ -114,11 +112,6 @@ def engineer_post(call: Call, url: str, number: str, leg: int, **params):
         CallStatus="in-progress",
         **params,
     )
-
-
-@pytest.fixture
-def clock(app):
-    app.config["CLOCK"] = lambda: MONDAY_MORNING
 
 
 CALLS = hypothesis_settings(

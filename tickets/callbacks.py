@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tickets.db import utcnow
+from tickets.db import insert_or_get, utcnow
 from tickets.models import CallbackRequest
 
 
@@ -30,27 +29,19 @@ def record_callback_request(
     at: datetime | None = None,
 ) -> CallbackRequest:
     """Store a voicemail for call-back once per call, however often Twilio retries."""
-    existing = get_callback_request(session, call_sid)
-    if existing is not None:
-        return existing
-    request = CallbackRequest(
-        call_sid=call_sid[:64],
-        caller=caller[:64] if caller else None,
-        department=department[:64],
-        created_at=at or utcnow(),
-        recording_url=recording_url[:500] if recording_url else None,
-        recording_sid=recording_sid[:64] if recording_sid else None,
-        recording_duration=recording_duration,
-        in_hours=in_hours,
-    )
-    session.add(request)
-    try:
-        session.commit()
-    except IntegrityError:
-        # A retry of the same webhook stored it a moment ago on another worker.
-        session.rollback()
-        existing = get_callback_request(session, call_sid)
-        if existing is None:
-            raise
-        return existing
-    return request
+
+    def add() -> CallbackRequest:
+        request = CallbackRequest(
+            call_sid=call_sid[:64],
+            caller=caller[:64] if caller else None,
+            department=department[:64],
+            created_at=at or utcnow(),
+            recording_url=recording_url[:500] if recording_url else None,
+            recording_sid=recording_sid[:64] if recording_sid else None,
+            recording_duration=recording_duration,
+            in_hours=in_hours,
+        )
+        session.add(request)
+        return request
+
+    return insert_or_get(session, find=lambda: get_callback_request(session, call_sid), add=add)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from flask import current_app, has_app_context
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -33,6 +35,33 @@ def utcnow() -> datetime:
         if clock is not None:
             return clock()
     return datetime.now(UTC)
+
+
+Row = TypeVar("Row")
+
+
+def insert_or_get(
+    session: Session, *, find: Callable[[], Row | None], add: Callable[[], Row]
+) -> Row:
+    """Return the row `find` finds, else add one with `add` and commit it; once per unique key.
+
+    Twilio retries webhooks, at times to another worker at the same moment. When a concurrent
+    request commits the same unique key (a CallSid) first, our commit fails on the unique
+    constraint: roll back and return the row that won.
+    """
+    existing = find()
+    if existing is not None:
+        return existing
+    row = add()
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = find()
+        if existing is None:
+            raise
+        return existing
+    return row
 
 
 def is_database_unreachable(exc: BaseException) -> bool:

@@ -129,11 +129,6 @@ class _Entry:
     pin_hash: str | None
 
 
-def normalize_phone_number(raw: str | None, *, region: str = DEFAULT_REGION) -> str | None:
-    """Return a phone number in any usual notation as E.164, or None if it is not valid."""
-    return to_e164(raw, region=region)
-
-
 def decode_directory_file(data: bytes) -> str:
     """Return the text of a directory file: UTF-8 (BOM or not), else Windows-1252 from Excel."""
     try:
@@ -146,79 +141,114 @@ def decode_directory_file(data: bytes) -> str:
         raise DirectoryFileError("the file is neither UTF-8 nor Windows-1252 text") from exc
 
 
+@dataclass
+class _Known:
+    """What the database holds for the rows of a file, kept current as rows are applied."""
+
+    contacts: dict[str, Contact]
+    pin_owners: dict[str, str]
+    organizations: dict[str, Organization] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, parsed: list[tuple[int, dict[str, str]]], *, secret: str):
+        """Look up, in a few queries, the contacts, PIN owners and organisations rows refer to."""
+        emails = {values["email"].lower() for _line, values in parsed if values["email"]}
+        pin_hashes = {
+            hash_pin(values["pin"], secret=secret)
+            for _line, values in parsed
+            if is_well_formed_pin(values["pin"])
+        }
+        known = cls(_contacts_by_email(session, emails), _pin_owners(session, pin_hashes))
+        for organization in session.scalars(select(Organization).order_by(Organization.id)):
+            known.organizations.setdefault(_organization_key(organization.name), organization)
+        return known
+
+
+@dataclass
+class _SeenInFile:
+    """The line each e-mail address and PIN was first used on in the file."""
+
+    email_lines: dict[str, int] = field(default_factory=dict)
+    pin_lines: dict[str, int] = field(default_factory=dict)
+
+    def clashes(
+        self, line: int, values: dict[str, str], known: _Known, *, secret: str
+    ) -> list[str]:
+        """Return why a row's e-mail address or PIN clashes with an earlier row or a contact."""
+        reasons = []
+        email = values["email"].lower()
+        if email:
+            if email in self.email_lines:
+                reasons.append(f"duplicate e-mail address (also on line {self.email_lines[email]})")
+            else:
+                self.email_lines[email] = line
+        if is_well_formed_pin(values["pin"]):
+            digest = hash_pin(values["pin"], secret=secret)
+            if digest in self.pin_lines:
+                reasons.append(f"PIN already used on line {self.pin_lines[digest]} of this file")
+            else:
+                self.pin_lines[digest] = line
+                owner = known.pin_owners.get(digest)
+                if owner is not None and owner != email:
+                    reasons.append("PIN already taken by another contact")
+        return reasons
+
+
 def import_directory(
     session: Session, text: str, *, secret: str, region: str = DEFAULT_REGION
 ) -> DirectoryImport:
     """Add or update contacts from CSV text, keyed on e-mail; a rejected row changes nothing."""
     columns, width, records = _read_records(text)
     parsed = [(line, _row_values(cells, columns, width)) for line, cells in records]
-    emails = {values["email"].lower() for _line, values in parsed if values["email"]}
-    contacts = _contacts_by_email(session, emails)
-    pin_hashes = {
-        hash_pin(values["pin"], secret=secret)
-        for _line, values in parsed
-        if is_well_formed_pin(values["pin"])
-    }
-    pin_owners = _pin_owners(session, pin_hashes)
-    organizations: dict[str, Organization] = {}
-    for organization in session.scalars(select(Organization).order_by(Organization.id)):
-        organizations.setdefault(_organization_key(organization.name), organization)
-
+    known = _Known.load(session, parsed, secret=secret)
+    seen = _SeenInFile()
     result = DirectoryImport()
-    email_lines: dict[str, int] = {}
-    pin_lines: dict[str, int] = {}
     for line, values in parsed:
         entry, reasons = _validate(values, secret=secret, region=region)
-        email = values["email"].lower()
-        if email:
-            if email in email_lines:
-                reasons.append(f"duplicate e-mail address (also on line {email_lines[email]})")
-            else:
-                email_lines[email] = line
-        if is_well_formed_pin(values["pin"]):
-            digest = hash_pin(values["pin"], secret=secret)
-            if digest in pin_lines:
-                reasons.append(f"PIN already used on line {pin_lines[digest]} of this file")
-            else:
-                pin_lines[digest] = line
-                owner = pin_owners.get(digest)
-                if owner is not None and owner != email:
-                    reasons.append("PIN already taken by another contact")
+        reasons += seen.clashes(line, values, known, secret=secret)
         if reasons or entry is None:
             result.rejected.append(RejectedRow(line, values["email"], tuple(reasons)))
             continue
-        contact = contacts.get(entry.email)
-        organization = organizations.get(_organization_key(entry.organization))
-        if contact is not None and not _differs(contact, entry, organization):
-            result.unchanged += 1
-            continue
-        try:
-            # A savepoint per row: a conflict nobody could see while validating (a concurrent
-            # import) rejects that row alone and keeps the rows already applied.
-            with session.begin_nested():
-                if organization is None:
-                    organization = Organization(name=entry.organization)
-                    session.add(organization)
-                if contact is None:
-                    contact = _add_contact(session, entry, organization)
-                    outcome = "added"
-                else:
-                    _update_contact(contact, entry, organization)
-                    outcome = "updated"
-        except IntegrityError:
-            reason = "conflicts with a change made at the same time; import the file again"
-            result.rejected.append(RejectedRow(line, values["email"], (reason,)))
-            continue
-        organizations[_organization_key(organization.name)] = organization
-        contacts[entry.email] = contact
-        if entry.pin_hash is not None:
-            pin_owners[entry.pin_hash] = entry.email
+        outcome = _apply_entry(session, entry, known)
         if outcome == "added":
             result.added += 1
-        else:
+        elif outcome == "updated":
             result.updated += 1
+        elif outcome == "unchanged":
+            result.unchanged += 1
+        else:
+            reason = "conflicts with a change made at the same time; import the file again"
+            result.rejected.append(RejectedRow(line, values["email"], (reason,)))
     session.commit()
     return result
+
+
+def _apply_entry(session: Session, entry: _Entry, known: _Known) -> str | None:
+    """Add or update the entry's contact; return added, updated, unchanged, or None on a clash."""
+    contact = known.contacts.get(entry.email)
+    organization = known.organizations.get(_organization_key(entry.organization))
+    if contact is not None and not _differs(contact, entry, organization):
+        return "unchanged"
+    try:
+        # A savepoint per row: a conflict nobody could see while validating (a concurrent
+        # import) rejects that row alone and keeps the rows already applied.
+        with session.begin_nested():
+            if organization is None:
+                organization = Organization(name=entry.organization)
+                session.add(organization)
+            if contact is None:
+                contact = _add_contact(session, entry, organization)
+                outcome = "added"
+            else:
+                _update_contact(contact, entry, organization)
+                outcome = "updated"
+    except IntegrityError:
+        return None
+    known.organizations[_organization_key(organization.name)] = organization
+    known.contacts[entry.email] = contact
+    if entry.pin_hash is not None:
+        known.pin_owners[entry.pin_hash] = entry.email
+    return outcome
 
 
 def _header_key(name: str) -> str:
@@ -326,7 +356,7 @@ def _validate(
         raw = raw.strip()
         if not raw:
             continue
-        number = normalize_phone_number(raw, region=region)
+        number = to_e164(raw, region=region)
         if number is None:
             reasons.append(f"bad phone number {raw[:40]!r}")
         elif number not in phones:

@@ -25,12 +25,10 @@ from wtforms.validators import (
 from wtforms.widgets import Select
 from wtforms.widgets.core import html_params
 
-from tickets.lifecycle import MAX_MINUTES_PER_ENTRY, STATUS_LABELS
+from tickets.availability import ANNOUNCEMENT_MAX_LENGTH
+from tickets.labels import HOURS_MODES, REASON_LABELS, STATUS_LABELS
+from tickets.lifecycle import MAX_MINUTES_PER_ENTRY
 from tickets.models import CATEGORIES, PRIORITIES, REASONS
-
-REASON_LABELS = {"outage": "Major outage", "urgent_bug": "Urgent bug"}
-ANNOUNCEMENT_LIMIT = 600
-HOURS_MODES = {"auto": "Follow the schedule", "open": "Force open", "closed": "Force closed"}
 
 
 class LoginForm(FlaskForm):
@@ -205,11 +203,11 @@ class AnnouncementForm(FlaskForm):
     """Post a known-outage announcement for emergency callers."""
 
     text_nl = TextAreaField(
-        "Announcement in Dutch", validators=[DataRequired(), Length(max=ANNOUNCEMENT_LIMIT)]
+        "Announcement in Dutch", validators=[DataRequired(), Length(max=ANNOUNCEMENT_MAX_LENGTH)]
     )
     text_en = TextAreaField(
         "Announcement in English (optional)",
-        validators=[Optional(), Length(max=ANNOUNCEMENT_LIMIT)],
+        validators=[Optional(), Length(max=ANNOUNCEMENT_MAX_LENGTH)],
     )
     expires_at = DateTimeLocalField(
         "Expires at (local time, optional)",

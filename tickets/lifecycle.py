@@ -7,7 +7,7 @@ a `LifecycleError` subclass and leaves the database as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from tickets.db import utcnow
+from tickets.labels import status_label
 from tickets.models import (
     CATEGORIES,
     STATUSES,
@@ -27,16 +28,6 @@ from tickets.models import (
     TimeEntry,
 )
 from tickets.releases import ReleaseWeekError, parse_week
-
-STATUS_LABELS = {
-    "new": "New",
-    "in_progress": "In progress",
-    "waiting_for_customer": "Waiting for the customer",
-    "with_product_team": "With the product team",
-    "planned": "Planned for release",
-    "resolved": "Resolved",
-    "closed": "Closed",
-}
 
 # Where a ticket may go next. Closed is final: only an admin's explicit reopen leaves it.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -66,7 +57,6 @@ MAX_MINUTES_PER_ENTRY = 480
 MAX_TEXT = 5000
 MAX_QUESTION = 2000
 RATINGS = (1, 2, 3, 4, 5)
-MAX_TICKET_ID = 2**31 - 1
 
 
 class LifecycleError(ValueError):
@@ -128,24 +118,23 @@ class TimeSummary:
         return self.total - self.billable
 
 
-def status_label(status: str) -> str:
-    """Return the readable name of a status."""
-    return STATUS_LABELS.get(status, status)
+def find_ticket(session: Session, number: str | int, *, options: Sequence = ()) -> Ticket:
+    """Return the ticket with this number, or raise TicketNotFound.
 
-
-def ticket_id_for(number: str | int) -> int | None:
-    """Return the ticket id a ticket number stands for, or None if it cannot be one."""
-    text = str(number).strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 10:
-        return None
-    ticket_id = Ticket.id_from_number(text)
-    return ticket_id if ticket_id is not None and ticket_id <= MAX_TICKET_ID else None
-
-
-def find_ticket(session: Session, number: str | int) -> Ticket:
-    """Return the ticket with this number, or raise TicketNotFound."""
-    ticket_id = ticket_id_for(number)
-    ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
+    With loader `options` the ticket and what they load are read fresh from the database, as a
+    page or an answer that shows them needs; without, the session's copy will do.
+    """
+    ticket_id = Ticket.id_from_number(number)
+    ticket = None
+    if ticket_id is not None and options:
+        ticket = session.scalar(
+            select(Ticket)
+            .where(Ticket.id == ticket_id)
+            .options(*options)
+            .execution_options(populate_existing=True)
+        )
+    elif ticket_id is not None:
+        ticket = session.get(Ticket, ticket_id)
     if ticket is None:
         raise TicketNotFound(f"There is no ticket {str(number)[:20]}.")
     return ticket
@@ -270,6 +259,51 @@ def acknowledge_ticket(
     return ticket
 
 
+def _check_transition(ticket: Ticket, status: str) -> None:
+    """Refuse a status that does not exist or that the ticket cannot move to from where it is."""
+    if status not in STATUSES:
+        raise InvalidInput(
+            f"{str(status)[:40]!r} is not a status; use one of {', '.join(STATUSES)}."
+        )
+    current = ticket.status
+    if status == current:
+        raise InvalidTransition(
+            f"Ticket {ticket.number} is already {status_label(status).lower()}."
+        )
+    if status not in TRANSITIONS.get(current, ()):
+        allowed = ", ".join(status_label(s).lower() for s in TRANSITIONS.get(current, ()))
+        hint = f" It can move to: {allowed}." if allowed else " Only an admin can reopen it."
+        raise InvalidTransition(
+            f"A ticket that is {status_label(current).lower()} cannot become "
+            f"{status_label(status).lower()}.{hint}"
+        )
+
+
+def _status_details(
+    status: str, *, question, release_week, rating, comment
+) -> tuple[dict[str, object], str]:
+    """Return the fields a target status sets on the ticket, and how the timeline says so."""
+    if status == "waiting_for_customer":
+        asked = _text(question, what="question asked", limit=MAX_QUESTION, required=True)
+        return {"waiting_question": asked}, f"; question: {asked}"
+    if status == "planned":
+        try:
+            week = parse_week(release_week or "")
+        except ReleaseWeekError as exc:
+            raise InvalidInput(f"Planning needs a release week: {exc}.") from None
+        return {"release_week": week}, f"; release week {week}"
+    if status == "closed":
+        if rating is None or rating == "":
+            raise InvalidInput("Closing needs the customer's rating, 1 to 5.")
+        value = _whole_number(rating, what="rating")
+        if value not in RATINGS:
+            raise InvalidInput("The rating must be 1, 2, 3, 4 or 5.")
+        remark = _text(comment, what="comment", limit=MAX_TEXT, required=False)
+        said = f"; rating {value}" + (f": {remark}" if remark else "")
+        return {"rating": value, "rating_comment": remark}, said
+    return {}, ""
+
+
 def change_status(
     session: Session,
     *,
@@ -288,44 +322,11 @@ def change_status(
     the customer's rating (1 to 5) and an optional comment.
     """
     _check_version(ticket, expected_version)
-    if status not in STATUSES:
-        raise InvalidInput(
-            f"{str(status)[:40]!r} is not a status; use one of {', '.join(STATUSES)}."
-        )
-    current = ticket.status
-    if status == current:
-        raise InvalidTransition(
-            f"Ticket {ticket.number} is already {status_label(status).lower()}."
-        )
-    if status not in TRANSITIONS.get(current, ()):
-        allowed = ", ".join(status_label(s).lower() for s in TRANSITIONS.get(current, ()))
-        hint = f" It can move to: {allowed}." if allowed else " Only an admin can reopen it."
-        raise InvalidTransition(
-            f"A ticket that is {status_label(current).lower()} cannot become "
-            f"{status_label(status).lower()}.{hint}"
-        )
-    detail = f"{current} → {status}"
-    changes: dict = {}
-    if status == "waiting_for_customer":
-        asked = _text(question, what="question asked", limit=MAX_QUESTION, required=True)
-        changes["waiting_question"] = asked
-        detail += f"; question: {asked}"
-    elif status == "planned":
-        try:
-            week = parse_week(release_week or "")
-        except ReleaseWeekError as exc:
-            raise InvalidInput(f"Planning needs a release week: {exc}.") from None
-        changes["release_week"] = week
-        detail += f"; release week {week}"
-    elif status == "closed":
-        if rating is None or rating == "":
-            raise InvalidInput("Closing needs the customer's rating, 1 to 5.")
-        value = _whole_number(rating, what="rating")
-        if value not in RATINGS:
-            raise InvalidInput("The rating must be 1, 2, 3, 4 or 5.")
-        remark = _text(comment, what="comment", limit=MAX_TEXT, required=False)
-        changes.update(rating=value, rating_comment=remark)
-        detail += f"; rating {value}" + (f": {remark}" if remark else "")
+    _check_transition(ticket, status)
+    changes, said = _status_details(
+        status, question=question, release_week=release_week, rating=rating, comment=comment
+    )
+    detail = f"{ticket.status} → {status}{said}"
     now = utcnow()
     with _saving(session):
         _acknowledge(session, ticket, staff, now)

@@ -25,21 +25,12 @@ STATUSES = (
 OPEN_STATUSES = ("new", "in_progress", "waiting_for_customer", "with_product_team", "planned")
 SOURCES = ("phone", "web", "email")
 REASONS = ("outage", "urgent_bug")
-CALL_OUTCOMES = (
-    "in_progress",
-    "answered",
-    "voicemail",
-    "abandoned_before_triage",
-    "abandoned_after_triage",
-    "abandoned_while_ringing",
-    "refused",
-    "no_answer",
-)
-FINAL_CALL_OUTCOMES = tuple(o for o in CALL_OUTCOMES if o != "in_progress")
 STAFF_ROLES = ("agent", "admin")
 
 # First ticket number; a ticket's number is this plus its id, so it needs no extra write.
 TICKET_NUMBER_BASE = 100000
+# The largest value of an INTEGER key: a bigger number names no row.
+MAX_ID = 2**31 - 1
 
 
 class Organization(Base):
@@ -208,12 +199,16 @@ class Ticket(Base):
 
     @staticmethod
     def id_from_number(number: str | int) -> int | None:
-        """Return the id of a ticket number, or None if it cannot be one."""
-        try:
-            value = int(str(number))
-        except ValueError:
+        """Return the id a ticket number stands for, or None if it cannot be one.
+
+        The one rule for reading a ticket number, from a URL, a search box or a phone's keys:
+        up to ten ASCII digits, spaces around them ignored.
+        """
+        text = str(number).strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 10:
             return None
-        return value - TICKET_NUMBER_BASE if value > TICKET_NUMBER_BASE else None
+        ticket_id = int(text) - TICKET_NUMBER_BASE
+        return ticket_id if 0 < ticket_id <= MAX_ID else None
 
     def __repr__(self) -> str:
         return f"<Ticket {self.id} {self.priority} {self.status}>"
@@ -232,6 +227,7 @@ class TicketCall(Base):
     # Who is on this call and why: a call that joins an open ticket may be someone else.
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     reason: Mapped[str | None] = mapped_column(String(20))
+    # One of urgent.OUTCOME_RANK: in_progress until the call is settled.
     outcome: Mapped[str] = mapped_column(String(30), default="in_progress")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]

@@ -14,7 +14,6 @@ from sqlalchemy import and_, false, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
-from tickets.lifecycle import ticket_id_for
 from tickets.models import OPEN_STATUSES, STATUSES, Organization, Ticket
 from tickets.phones import to_e164
 
@@ -72,7 +71,7 @@ def search_condition(session: Session, text: str, region: str = "NL") -> ColumnE
     matches: list[ColumnElement[bool]] = []
     compact = text.replace(" ", "").removeprefix("#")
     if compact.isdigit():
-        ticket_id = ticket_id_for(compact)
+        ticket_id = Ticket.id_from_number(compact)
         if ticket_id is not None:
             matches.append(Ticket.id == ticket_id)
     number = caller_number(text, region)

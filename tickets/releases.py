@@ -15,7 +15,6 @@ import holidays
 
 # A cycle ending within this many days is too close to fit new work: suggest the next one.
 MIN_LEAD_DAYS = 14
-CYCLE_END_MONTHS = (1, 3, 5, 7, 9, 11)
 WEEK_PATTERN = re.compile(r"^(\d{4})-?W(\d{1,2})$")
 FIRST_YEAR = 2000
 LAST_YEAR = 2199
@@ -52,12 +51,6 @@ def parse_week(text: str) -> str:
     if not 1 <= week <= last:
         raise ReleaseWeekError(f"{year} has ISO weeks 1 to {last}; week {week} does not exist")
     return format_week(year, week)
-
-
-def week_monday(week: str) -> date:
-    """Return the Monday a YYYY-Www week starts on."""
-    year, number = parse_week(week).split("-W")
-    return date.fromisocalendar(int(year), int(number), 1)
 
 
 def cycle_end_month(day: date) -> tuple[int, int]:

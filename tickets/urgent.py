@@ -6,11 +6,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
-from tickets.db import utcnow
+from tickets.db import insert_or_get, utcnow
 from tickets.models import (
     OPEN_STATUSES,
     Contact,
@@ -22,8 +21,9 @@ from tickets.models import (
 URGENT = "urgent"
 RECOGNISED_BY = {"caller_id": "caller ID", "pin": "PIN"}
 
-# Later knowledge may improve an outcome (a voicemail arriving after the hang-up was settled),
-# but an outcome never moves back to a lower rank, nor sideways between final outcomes.
+# Every outcome a ticket call can have, ranked. Later knowledge may improve an outcome (a
+# voicemail arriving after the hang-up was settled), but an outcome never moves back to a
+# lower rank, nor sideways between final outcomes.
 OUTCOME_RANK = {
     "in_progress": 0,
     "abandoned_before_triage": 1,
@@ -91,9 +91,7 @@ def find_ticket_call(session: Session, sid: str | None) -> TicketCall | None:
 
 def find_ticket(session: Session, number: str | None) -> Ticket | None:
     """Return the ticket with this ticket number, or None when there is none or it is odd."""
-    if not number or len(number) > 12:
-        return None
-    ticket_id = Ticket.id_from_number(number)
+    ticket_id = Ticket.id_from_number(number) if number else None
     if ticket_id is None:
         return None
     return session.scalar(_TICKET_BY_ID, {"ticket_id": ticket_id})
@@ -152,6 +150,92 @@ def _add_event(
         )
 
 
+def _add_call_event(
+    session: Session, call: TicketCall, kind: str, detail: str | None, at: datetime | None = None
+) -> None:
+    """Add a timeline event for this call, unless it already has the very same one."""
+    _add_event(
+        session,
+        ticket_id=call.ticket_id,
+        kind=kind,
+        detail=detail,
+        call_sid=call.sid,
+        at=at or utcnow(),
+    )
+
+
+def _when(in_hours: bool) -> str:
+    return "in working hours" if in_hours else "outside working hours"
+
+
+def _open_or_join(
+    session: Session,
+    *,
+    call_sid: str,
+    line: str,
+    caller: str | None,
+    contact: Contact | None,
+    in_hours: bool,
+    may_join: bool,
+    repeat_window_minutes: int,
+    from_journal: bool,
+    at: datetime,
+) -> tuple[TicketCall, bool]:
+    """Add the call to its organisation's open urgent ticket, or to a new one; say which."""
+    ticket = None
+    if may_join and repeat_window_minutes > 0:
+        ticket = _open_ticket_to_join(
+            session,
+            organization_id=contact.organization_id,
+            since=at - timedelta(minutes=repeat_window_minutes),
+        )
+    joined = ticket is not None
+    if ticket is None:
+        # A call served from the outage journal could not check its caller: not verified.
+        ticket = Ticket(
+            priority=URGENT,
+            category="bug",
+            status="new",
+            source="phone",
+            caller=caller,
+            contact_id=contact.id if contact is not None else None,
+            organization_id=contact.organization_id if contact is not None else None,
+            in_hours=in_hours,
+            verified=not from_journal,
+            from_journal=from_journal,
+            created_at=at,
+            updated_at=at,
+        )
+        session.add(ticket)
+        session.flush()
+    # Setting the relationships too spares a query when the flow reads call.ticket next.
+    call = TicketCall(
+        ticket_id=ticket.id,
+        ticket=ticket,
+        sid=call_sid,
+        line=line,
+        caller=caller,
+        contact_id=contact.id if contact is not None else None,
+        contact=contact,
+        started_at=at,
+    )
+    session.add(call)
+    return call, joined
+
+
+def _note(session: Session, call: TicketCall, kind: str, detail: str) -> None:
+    """Add an event of a call being opened: new, so no duplicate to look for."""
+    session.add(
+        TicketEvent(
+            ticket_id=call.ticket_id,
+            kind=kind,
+            detail=detail,
+            call_sid=call.sid,
+            at=call.started_at,
+        )
+    )
+
+
 def open_urgent_ticket(
     session: Session,
     *,
@@ -165,81 +249,30 @@ def open_urgent_ticket(
     now: datetime | None = None,
 ) -> TicketCall:
     """Attach the call to its organisation's open urgent ticket, or open one; once per call."""
-    existing = find_ticket_call(session, call_sid)
-    if existing is not None:
-        return existing
-    now = now or utcnow()
-    ticket = None
-    if repeat_window_minutes > 0:
-        ticket = _open_ticket_to_join(
+
+    def add() -> TicketCall:
+        call, joined = _open_or_join(
             session,
-            organization_id=contact.organization_id,
-            since=now - timedelta(minutes=repeat_window_minutes),
-        )
-    joined = ticket is not None
-    if ticket is None:
-        ticket = Ticket(
-            priority=URGENT,
-            category="bug",
-            status="new",
-            source="phone",
-            caller=caller,
-            contact_id=contact.id,
-            organization_id=contact.organization_id,
-            in_hours=in_hours,
-            verified=True,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(ticket)
-        session.flush()
-    # Setting the relationship too spares a query when the flow reads call.ticket next.
-    call = TicketCall(
-        ticket_id=ticket.id,
-        ticket=ticket,
-        sid=call_sid,
-        line=line,
-        caller=caller,
-        contact_id=contact.id,
-        contact=contact,
-        started_at=now,
-    )
-    session.add(call)
-    how = RECOGNISED_BY.get(recognised_by, recognised_by)
-    if joined:
-        detail = f"{contact.name} called again; the call was added to this open ticket"
-        session.add(
-            TicketEvent(
-                ticket_id=ticket.id, kind=CALL_JOINED, detail=detail, call_sid=call_sid, at=now
-            )
-        )
-    else:
-        when = "in working hours" if in_hours else "outside working hours"
-        detail = f"opened by an emergency call {when}"
-        session.add(
-            TicketEvent(
-                ticket_id=ticket.id, kind=TICKET_OPENED, detail=detail, call_sid=call_sid, at=now
-            )
-        )
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            kind=RECOGNISED,
-            detail=f"{contact.name} ({contact.role}) by {how}",
             call_sid=call_sid,
-            at=now,
+            line=line,
+            caller=caller,
+            contact=contact,
+            in_hours=in_hours,
+            may_join=True,
+            repeat_window_minutes=repeat_window_minutes,
+            from_journal=False,
+            at=now or utcnow(),
         )
-    )
-    try:
-        session.commit()
-    except IntegrityError:
-        # The same CallSid won a concurrent request (a Twilio retry): its ticket is the one.
-        session.rollback()
-        existing = find_ticket_call(session, call_sid)
-        if existing is None:
-            raise
-        return existing
-    return call
+        if joined:
+            detail = f"{contact.name} called again; the call was added to this open ticket"
+            _note(session, call, CALL_JOINED, detail)
+        else:
+            _note(session, call, TICKET_OPENED, f"opened by an emergency call {_when(in_hours)}")
+        how = RECOGNISED_BY.get(recognised_by, recognised_by)
+        _note(session, call, RECOGNISED, f"{contact.name} ({contact.role}) by {how}")
+        return call
+
+    return insert_or_get(session, find=lambda: find_ticket_call(session, call_sid), add=add)
 
 
 def open_journalled_ticket(
@@ -259,72 +292,35 @@ def open_journalled_ticket(
     The caller could not be checked during the call, so the ticket is not verified even when
     the caller ID matches a contact now; it is marked as coming from the outage journal.
     """
-    existing = find_ticket_call(session, call_sid)
-    if existing is not None:
-        return existing
-    ticket = None
-    if contact is not None and contact.is_entitled and repeat_window_minutes > 0:
-        ticket = _open_ticket_to_join(
+
+    def add() -> TicketCall:
+        call, joined = _open_or_join(
             session,
-            organization_id=contact.organization_id,
-            since=at - timedelta(minutes=repeat_window_minutes),
-        )
-    joined = ticket is not None
-    if ticket is None:
-        ticket = Ticket(
-            priority=URGENT,
-            category="bug",
-            status="new",
-            source="phone",
+            call_sid=call_sid,
+            line=line,
             caller=caller,
-            contact_id=contact.id if contact is not None else None,
-            organization_id=contact.organization_id if contact is not None else None,
+            contact=contact,
             in_hours=in_hours,
-            verified=False,
+            may_join=contact is not None and contact.is_entitled,
+            repeat_window_minutes=repeat_window_minutes,
             from_journal=True,
-            created_at=at,
-            updated_at=at,
+            at=at,
         )
-        session.add(ticket)
-        session.flush()
-    call = TicketCall(
-        ticket_id=ticket.id,
-        sid=call_sid,
-        line=line,
-        caller=caller,
-        contact_id=contact.id if contact is not None else None,
-        started_at=at,
-    )
-    session.add(call)
-    if joined:
-        detail = "an unverified call during a database outage was added to this open ticket"
-        kind = CALL_JOINED
-    else:
-        when = "in working hours" if in_hours else "outside working hours"
-        detail = f"opened from the outage journal for an emergency call {when}"
-        kind = TICKET_OPENED
-    session.add(
-        TicketEvent(ticket_id=ticket.id, kind=kind, detail=detail, call_sid=call_sid, at=at)
-    )
-    session.add(
-        TicketEvent(ticket_id=ticket.id, kind=JOURNAL, detail=note, call_sid=call_sid, at=at)
-    )
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        existing = find_ticket_call(session, call_sid)
-        if existing is None:
-            raise
-        return existing
-    return call
+        if joined:
+            detail = "an unverified call during a database outage was added to this open ticket"
+            _note(session, call, CALL_JOINED, detail)
+        else:
+            detail = f"opened from the outage journal for an emergency call {_when(in_hours)}"
+            _note(session, call, TICKET_OPENED, detail)
+        _note(session, call, JOURNAL, note)
+        return call
+
+    return insert_or_get(session, find=lambda: find_ticket_call(session, call_sid), add=add)
 
 
 def note_from_journal(session: Session, *, call: TicketCall, detail: str, at: datetime) -> None:
     """Note on the call's timeline what the outage journal added to it."""
-    _add_event(
-        session, ticket_id=call.ticket_id, kind=JOURNAL, detail=detail, call_sid=call.sid, at=at
-    )
+    _add_call_event(session, call, JOURNAL, detail, at)
     session.commit()
 
 
@@ -402,26 +398,12 @@ def record_description(
     """Store the caller's spoken description on the ticket and as the call's transcription."""
     now = now or utcnow()
     if not text:
-        _add_event(
-            session,
-            ticket_id=call.ticket_id,
-            kind=DESCRIPTION,
-            detail="skipped",
-            call_sid=call.sid,
-            at=now,
-        )
+        _add_call_event(session, call, DESCRIPTION, "skipped", now)
         session.commit()
         return call
     call.transcription = text
     detail = text if confidence is None else f"{text} (confidence {confidence:.2f})"
-    _add_event(
-        session,
-        ticket_id=call.ticket_id,
-        kind=DESCRIPTION,
-        detail=detail,
-        call_sid=call.sid,
-        at=now,
-    )
+    _add_call_event(session, call, DESCRIPTION, detail, now)
 
     def change(ticket: Ticket) -> None:
         if not ticket.description:
@@ -439,14 +421,7 @@ def record_engineers_rung(
     """Note on the timeline which engineers' phones are ringing for the call."""
     now = now or utcnow()
     for name in engineers:
-        _add_event(
-            session,
-            ticket_id=call.ticket_id,
-            kind=ENGINEER_RUNG,
-            detail=name,
-            call_sid=call.sid,
-            at=now,
-        )
+        _add_call_event(session, call, ENGINEER_RUNG, name, now)
     session.commit()
     return call
 
@@ -501,16 +476,17 @@ def record_engineers_unavailable(
     session: Session, *, call: TicketCall, now: datetime | None = None
 ) -> TicketCall:
     """Note that no engineer accepted the call."""
-    _add_event(
-        session,
-        ticket_id=call.ticket_id,
-        kind=ENGINEERS_UNAVAILABLE,
-        detail=None,
-        call_sid=call.sid,
-        at=now or utcnow(),
-    )
+    _add_call_event(session, call, ENGINEERS_UNAVAILABLE, None, now)
     session.commit()
     return call
+
+
+def _keep_recording(
+    call: TicketCall, recording_url: str, recording_sid: str | None, duration: int | None
+) -> None:
+    call.recording_url = recording_url
+    call.recording_sid = recording_sid
+    call.recording_duration = duration
 
 
 def record_voicemail(
@@ -523,19 +499,11 @@ def record_voicemail(
     now: datetime | None = None,
 ) -> TicketCall:
     """Store the caller's voicemail on the call; its outcome becomes voicemail."""
+    # A voicemail never replaces the recording of a conversation an engineer answered.
     if call.recording_url is None or call.outcome != "answered":
-        call.recording_url = recording_url
-        call.recording_sid = recording_sid
-        call.recording_duration = duration
+        _keep_recording(call, recording_url, recording_sid, duration)
     _settle(call, "voicemail")
-    _add_event(
-        session,
-        ticket_id=call.ticket_id,
-        kind=VOICEMAIL,
-        detail=recording_url,
-        call_sid=call.sid,
-        at=now or utcnow(),
-    )
+    _add_call_event(session, call, VOICEMAIL, recording_url, now)
     session.commit()
     return call
 
@@ -550,17 +518,8 @@ def record_call_recording(
     now: datetime | None = None,
 ) -> TicketCall:
     """Store the recording of the conversation between caller and engineer."""
-    call.recording_url = recording_url
-    call.recording_sid = recording_sid
-    call.recording_duration = duration
-    _add_event(
-        session,
-        ticket_id=call.ticket_id,
-        kind=CALL_RECORDED,
-        detail=recording_url,
-        call_sid=call.sid,
-        at=now or utcnow(),
-    )
+    _keep_recording(call, recording_url, recording_sid, duration)
+    _add_call_event(session, call, CALL_RECORDED, recording_url, now)
     session.commit()
     return call
 
@@ -595,8 +554,6 @@ def settle_ticket_call(
     call.ended_at = now
     call.duration = duration
     detail = f"{call.outcome}, {duration if duration is not None else '?'} s"
-    _add_event(
-        session, ticket_id=call.ticket_id, kind=CALL_ENDED, detail=detail, call_sid=sid, at=now
-    )
+    _add_call_event(session, call, CALL_ENDED, detail, now)
     session.commit()
     return call

@@ -6,14 +6,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from ivr.models import CALL_FINAL_STATUSES
+from ivr import params
 from ivr.settings import Colleague, Department, OfficeLine, Schedule, Settings
 
 RECEPTION = "reception"
 REPEAT_KEY = "*"
 
-# Longest value read from a key press or query parameter; anything longer is plainly wrong.
-MAX_INPUT = 32
 _EXTENSION = re.compile(r"[0-9]{2,6}")
 _DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
 
@@ -50,20 +48,6 @@ def route_office_choice(office: OfficeLine, digits: str | None) -> MenuChoice:
     return MenuChoice("invalid")
 
 
-def pick_language(settings: Settings, value: str | None) -> str:
-    """Return the prompt language a query asks for, or the default for anything unknown."""
-    language = (value or "").strip()[:MAX_INPUT]
-    return language if language in settings.prompts else settings.default_language
-
-
-def read_count(value: str | None, *, limit: int) -> int:
-    """Return a counter from our own query string, clamped to 0..limit (0 when odd)."""
-    text = (value or "").strip()[:MAX_INPUT]
-    if not text.isascii() or not text.isdigit():
-        return 0
-    return min(int(text), limit)
-
-
 def find_colleague(office: OfficeLine, digits: str | None) -> Colleague | None:
     """Return the colleague whose configured extension the caller typed, if any."""
     keys = (digits or "").strip()
@@ -77,7 +61,7 @@ def find_colleague(office: OfficeLine, digits: str | None) -> Colleague | None:
 
 def find_department(office: OfficeLine, name: str | None) -> Department | None:
     """Return the configured department called `name`, if any."""
-    return office.departments.get((name or "").strip()[:MAX_INPUT])
+    return office.departments.get((name or "").strip()[: params.MAX_INPUT])
 
 
 def office_schedule(settings: Settings) -> Schedule:
@@ -92,33 +76,17 @@ def team_schedule(settings: Settings, department: Department) -> Schedule:
 
 def dial_outcome(dial_status: str | None, call_status: str | None) -> DialOutcome:
     """Tell whether a `<Dial>` was answered, the caller left meanwhile, or nobody answered."""
-    if (call_status or "").strip().lower() in CALL_FINAL_STATUSES:
+    if params.is_final(call_status):
         return "caller-gone"
-    if (dial_status or "").strip().lower() in ("completed", "answered"):
+    if params.call_status(dial_status) in ("completed", "answered"):
         return "answered"
     return "missed"
 
 
 def dial_step(target: str, dial_status: str | None) -> str:
     """Return the call-log step for a dial result, e.g. `dial:finance:no-answer`."""
-    status = (dial_status or "").strip().lower()
+    status = params.call_status(dial_status)
     return f"dial:{target}:{status if status in _DIAL_STATUSES else 'unknown'}"
-
-
-def recording_seconds(value: str | None) -> int | None:
-    """Return a recording's length in seconds, or None when Twilio sent nothing usable."""
-    text = (value or "").strip()[:MAX_INPUT]
-    if not text.isascii() or not text.isdigit():
-        return None
-    return min(int(text), 24 * 3600)
-
-
-def recording_link(value: str | None) -> str | None:
-    """Return the recording URL if it is a plain http(s) URL that fits the column."""
-    url = (value or "").strip()
-    if not url.startswith(("https://", "http://")) or len(url) > 500 or not url.isprintable():
-        return None
-    return url
 
 
 def is_empty_recording(url: str | None, seconds: int | None) -> bool:

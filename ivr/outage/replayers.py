@@ -1,23 +1,20 @@
-"""Replay the outage journal into the database: the handlers per event, and when to run them."""
+"""Write each kind of journalled event to the database: call log, urgent tickets, call-backs."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from ivr import calls
+from ivr import calls, params
 from ivr.hours import is_open
-from ivr.journal import Deferred, Entry, Handler, Journal, ReplayReport, replay, replay_engine
-from ivr.lines import EMERGENCY, OFFICE, caller_id
-from ivr.menus import RECEPTION
-from ivr.models import CALL_FINAL_STATUSES
-from ivr.outage import guard_connections
+from ivr.lines import EMERGENCY, OFFICE
+from ivr.models import CallLog
+from ivr.office.menu import RECEPTION
+from ivr.outage.journal import Entry
 from ivr.settings import Settings
-from ivr.triage import clean_recording_url, clean_sid, clean_speech, parse_seconds
 from tickets import urgent
 from tickets.availability import get_hours_override
 from tickets.callbacks import record_callback_request
@@ -26,6 +23,10 @@ from tickets.directory import find_contact_by_phone
 from tickets.models import REASONS, TicketCall
 
 log = logging.getLogger(__name__)
+
+
+class Deferred(Exception):
+    """Raised by a replayer whose entry must wait, e.g. for the call it belongs to."""
 
 
 # How long an event of an emergency call waits for the call's own entry (which another
@@ -52,7 +53,7 @@ def _when(settings: Settings, at: datetime) -> str:
 
 def _engineer_name(settings: Settings, number: object) -> str:
     """Return the configured name of the engineer with this number."""
-    called = caller_id(_text(number))
+    called = params.caller_id(_text(number))
     for engineer in settings.emergency.engineers:
         if engineer.number == called:
             return engineer.name
@@ -73,23 +74,9 @@ def _ticket_call(session: Session, entry: Entry) -> TicketCall | None:
 
 def replay_call(settings: Settings, session: Session, entry: Entry) -> str:
     """Record a call served during the outage; an emergency call gets its urgent ticket."""
-    data = entry.data
-    line = _line(entry)
-    log_row = calls.get_call(session, entry.call_sid)
-    if log_row is None:
-        log_row = calls.record_call_start(
-            session,
-            sid=entry.call_sid,
-            line=line,
-            from_number=_text(data.get("from")),
-            to_number=_text(data.get("to")),
-            language=_text(data.get("language"), 5) or settings.default_language,
-        )
-        log_row.from_journal = True
-        log_row.started_at = entry.at
-        session.commit()
+    log_row = _call_log_row(settings, session, entry)
     calls.note_step(session, sid=entry.call_sid, step="outage:journal")
-    if line != EMERGENCY:
+    if _line(entry) != EMERGENCY:
         return f"office call {entry.call_sid} served during the outage, now in the call log"
     note = (
         f"the database was unreachable during this call ({_when(settings, entry.at)}); "
@@ -99,7 +86,42 @@ def replay_call(settings: Settings, session: Session, entry: Entry) -> str:
     if existing is not None:
         urgent.note_from_journal(session, call=existing, detail=note, at=entry.at)
         return f"call {entry.call_sid} on urgent ticket {existing.ticket.number}: outage replayed"
-    caller = caller_id(_text(data.get("caller")))
+    call = _open_unverified_ticket(settings, session, entry, note)
+    if params.is_final(log_row.status):  # its end was replayed first (another journal)
+        urgent.settle_ticket_call(
+            session, sid=entry.call_sid, duration=log_row.duration, now=log_row.ended_at
+        )
+    return (
+        f"urgent ticket {call.ticket.number} from the outage journal for call "
+        f"{entry.call_sid} (caller not verified)"
+    )
+
+
+def _call_log_row(settings: Settings, session: Session, entry: Entry) -> CallLog:
+    """Return the call's row in the call log, written from the journal when it has none."""
+    log_row = calls.get_call(session, entry.call_sid)
+    if log_row is not None:
+        return log_row
+    data = entry.data
+    log_row = calls.record_call_start(
+        session,
+        sid=entry.call_sid,
+        line=_line(entry),
+        from_number=_text(data.get("from")),
+        to_number=_text(data.get("to")),
+        language=_text(data.get("language"), 5) or settings.default_language,
+    )
+    log_row.from_journal = True
+    log_row.started_at = entry.at
+    session.commit()
+    return log_row
+
+
+def _open_unverified_ticket(
+    settings: Settings, session: Session, entry: Entry, note: str
+) -> TicketCall:
+    """Open the urgent ticket of an emergency call whose caller could not be verified."""
+    caller = params.caller_id(_text(entry.data.get("caller")))
     contact = find_contact_by_phone(session, caller)
     if contact is not None:
         note += (
@@ -116,24 +138,16 @@ def replay_call(settings: Settings, session: Session, entry: Entry) -> str:
         country=settings.holiday_country,
         override=get_hours_override(session),
     )
-    call = urgent.open_journalled_ticket(
+    return urgent.open_journalled_ticket(
         session,
         call_sid=entry.call_sid,
         line=EMERGENCY,
-        caller=caller or _text(data.get("from")),
+        caller=caller or _text(entry.data.get("from")),
         contact=contact,
         in_hours=in_hours,
         repeat_window_minutes=settings.emergency.repeat_window_minutes,
         at=entry.at,
         note=note,
-    )
-    if log_row.status in CALL_FINAL_STATUSES:  # its end was replayed first (another journal)
-        urgent.settle_ticket_call(
-            session, sid=entry.call_sid, duration=log_row.duration, now=log_row.ended_at
-        )
-    return (
-        f"urgent ticket {call.ticket.number} from the outage journal for call "
-        f"{entry.call_sid} (caller not verified)"
     )
 
 
@@ -149,7 +163,7 @@ def replay_reason(settings: Settings, session: Session, entry: Entry) -> str:
 
 def replay_description(settings: Settings, session: Session, entry: Entry) -> str:
     """Record the description a caller spoke during the outage."""
-    text = clean_speech(_text(entry.data.get("text"), 1000))
+    text = params.speech(_text(entry.data.get("text"), 1000))
     call = _ticket_call(session, entry)
     if call is None or not text:
         return f"description of call {entry.call_sid}: nothing to record"
@@ -191,9 +205,9 @@ def _recording(entry: Entry) -> tuple[str | None, str | None, int | None]:
     """Return the clean URL, sid and duration of a journalled recording."""
     data = entry.data
     return (
-        clean_recording_url(_text(data.get("url"), 500)),
-        clean_sid(_text(data.get("recording_sid"))),
-        parse_seconds(_text(data.get("duration"), 10)),
+        params.recording_url(_text(data.get("url"), 500)),
+        params.sid(_text(data.get("recording_sid"))),
+        params.whole_number(_text(data.get("duration"), 10)),
     )
 
 
@@ -259,19 +273,20 @@ def replay_status(settings: Settings, session: Session, entry: Entry) -> str:
         duration=_text(data.get("duration")),
         sequence=_text(data.get("sequence")),
     )
-    if log_row.status in CALL_FINAL_STATUSES and log_row.ended_at and log_row.ended_at > entry.at:
+    if params.is_final(log_row.status) and log_row.ended_at and log_row.ended_at > entry.at:
         log_row.ended_at = entry.at  # it ended when Twilio said so, not when we replayed it
         session.commit()
-    if log_row.status in CALL_FINAL_STATUSES:
+    if params.is_final(log_row.status):
         urgent.settle_ticket_call(
             session, sid=entry.call_sid, duration=log_row.duration, now=log_row.ended_at
         )
     return f"status {data.get('status')} of call {entry.call_sid}"
 
 
-HandlerFactory = Callable[[Settings, Session, Entry], str | None]
+# What a replayer gets: the settings, a session inside the entry's transaction, the entry.
+Replayer = Callable[[Settings, Session, Entry], str | None]
 
-REPLAYERS: dict[str, HandlerFactory] = {
+REPLAYERS: dict[str, Replayer] = {
     "call": replay_call,
     "reason": replay_reason,
     "description": replay_description,
@@ -281,97 +296,3 @@ REPLAYERS: dict[str, HandlerFactory] = {
     "voicemail": replay_voicemail,
     "status": replay_status,
 }
-
-
-def handlers_for(settings: Settings) -> dict[str, Handler]:
-    """Return the replay handler of each journal entry kind, bound to the settings."""
-
-    def bind(replayer: HandlerFactory) -> Handler:
-        return lambda session, entry: replayer(settings, session, entry)
-
-    return {kind: bind(replayer) for kind, replayer in REPLAYERS.items()}
-
-
-def journal_of(settings: Settings) -> Journal:
-    """Return this host's outage journal."""
-    return Journal(settings.resolved_journal_path)
-
-
-def replay_journal(settings: Settings) -> ReplayReport:
-    """Replay this host's journal into the configured database once."""
-    journal = journal_of(settings)
-    if not journal.has_entries():
-        return ReplayReport()
-    engine = replay_engine(
-        settings.resolved_database_url, timeout_seconds=settings.database_timeout_seconds
-    )
-    guard_connections(engine, settings.database_timeout_seconds)
-    try:
-        report = replay(journal, engine, handlers_for(settings))
-    finally:
-        engine.dispose()
-    if report.applied or report.failed or report.unknown:
-        log.warning(
-            "outage journal replay: %d applied, %d already in, %d waiting, %d failed, "
-            "%d of unknown kind%s",
-            report.applied,
-            report.already,
-            report.deferred,
-            report.failed,
-            report.unknown,
-            f"; archived as {report.archived}" if report.archived else "",
-        )
-    return report
-
-
-class ReplayThread(threading.Thread):
-    """Background thread of one server process: replay the journal whenever it has entries."""
-
-    def __init__(self, settings: Settings, *, on_report: Callable[[ReplayReport], None]) -> None:
-        super().__init__(name="journal-replay", daemon=True)
-        self.settings = settings
-        self.on_report = on_report
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        journal = journal_of(self.settings)
-        while not self.stopped.wait(self.settings.journal_replay_seconds):
-            if not journal.has_entries():
-                continue
-            try:
-                report = replay_journal(self.settings)
-            except Exception:  # noqa: BLE001 - keep trying; the next round may succeed
-                log.exception("outage journal replay failed")
-                continue
-            self.on_report(report)
-
-    def stop(self) -> None:
-        """Ask the thread to finish after its current round."""
-        self.stopped.set()
-
-
-def start_replay_thread(app) -> ReplayThread:
-    """Start the background replay of a serving process; it also clears the database hint."""
-    outage = app.extensions["outage"]
-
-    def on_report(report: ReplayReport) -> None:
-        if report.interrupted:
-            outage.health.mark_down()
-        elif report.applied or report.already:
-            outage.health.mark_up()
-
-    thread = ReplayThread(app.config["SETTINGS"], on_report=on_report)
-    thread.start()
-    return thread
-
-
-def journal_status_lines(settings: Settings) -> list[str]:
-    """Describe the journal for `ivr journal status`: path, waiting entries, archives."""
-    journal = journal_of(settings)
-    snapshot = journal.read()
-    ids = {entry.id for entry in snapshot.entries}
-    lines = [f"journal: {journal.path}", f"entries: {len(ids)}"]
-    if snapshot.skipped_lines:
-        lines.append(f"unreadable lines (skipped): {snapshot.skipped_lines}")
-    lines.append(f"replayed journals kept: {len(journal.archives())}")
-    return lines

@@ -1,48 +1,31 @@
-"""The outage journal: call events written to a local file while the database is away.
+"""Keep the outage journal: call events written to a local file while the database is away.
 
 Each event is one JSON line with an id made of the CallSid and the step, so a webhook Twilio
-retries writes the same id twice and is still applied once. Lines are appended under an
-exclusive `flock` and made durable with `fsync`, so several workers and instances on one host
-can share the file. Replay applies each entry through a handler registered for its kind, in
-one database transaction together with a `JournalReplay` row for its id: an entry is done only
-when both are committed, and an id already present is never applied again. A fully replayed
-journal is renamed to `<name>.replayed-<UTC time>` and kept for reference.
+retries writes the same id twice and is still applied once (see `ivr.outage.replay`). Lines
+are appended under an exclusive `flock` and made durable with `fsync`, so several workers and
+instances on one host can share the file. A fully replayed journal is renamed to
+`<name>.replayed-<UTC time>` and kept for reference.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, select, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
-
-from ivr.models import JournalReplay
-from tickets.db import is_database_unreachable, make_engine, utcnow
+from tickets.db import utcnow
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MAX_ID_LENGTH = 64
 MAX_VALUE_LENGTH = 500
-# Arbitrary constant that names "the journal replay" among PostgreSQL advisory locks.
-ADVISORY_LOCK_KEY = 0x1A7E_0001
-
-Handler = Callable[[Session, "Entry"], "str | None"]
-
-
-class Deferred(Exception):
-    """Raised by a handler whose entry must wait, e.g. for the call it belongs to."""
 
 
 def entry_id(call_sid: str, step: str) -> str:
@@ -252,158 +235,10 @@ class Journal:
         return sorted(self.path.parent.glob(f"{self.path.name}.replayed-*"))
 
 
-@dataclass
-class ReplayReport:
-    """What one replay run did."""
-
-    applied: int = 0
-    already: int = 0
-    failed: int = 0
-    unknown: int = 0
-    deferred: int = 0
-    skipped_lines: int = 0
-    busy: bool = False
-    interrupted: bool = False
-    archived: Path | None = None
-    summaries: list[str] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        """Return whether every entry of the journal is now in the database."""
-        return not (self.busy or self.interrupted or self.failed or self.unknown or self.deferred)
-
-
-def replay_engine(url: str, *, timeout_seconds: float) -> Engine:
-    """Return an engine for replay whose sessions can nest savepoints (SQLite included)."""
-    engine = make_engine(url, timeout_seconds=timeout_seconds)
-    if engine.dialect.name == "sqlite":
-        # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy drive it.
-        @event.listens_for(engine, "connect")
-        def _no_driver_transactions(dbapi_connection, _record) -> None:
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin_immediately(connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-@contextlib.contextmanager
-def _replay_guard(engine: Engine, journal: Journal) -> Iterator[bool]:
-    """Hold the host's replay file lock and, on PostgreSQL, the cluster-wide advisory lock."""
-    lock_path = journal.path.with_name(journal.path.name + ".replay-lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+def write_events(journal: Journal, events: Iterable[tuple[str, str, str, dict]]) -> None:
+    """Append (kind, call sid, step, data) events; a failing disk is logged, never raised."""
+    for kind, sid, step, data in events:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        if engine.dialect.name != "postgresql":
-            yield True
-            return
-        with engine.connect() as connection:
-            query = text("SELECT pg_try_advisory_lock(:key)")
-            got = bool(connection.execute(query, {"key": ADVISORY_LOCK_KEY}).scalar())
-            connection.commit()
-            try:
-                yield got
-            finally:
-                if got:
-                    with contextlib.suppress(SQLAlchemyError):
-                        unlock = text("SELECT pg_advisory_unlock(:key)")
-                        connection.execute(unlock, {"key": ADVISORY_LOCK_KEY})
-                        connection.commit()
-    finally:
-        os.close(fd)
-
-
-def _apply(connection, entry: Entry, handler: Handler) -> str | None:
-    """Apply one entry and mark it replayed, both in one transaction; None if already done."""
-    transaction = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint")
-    try:
-        marker = JournalReplay(entry_id=entry.id, summary=f"{entry.kind} {entry.call_sid}")
-        session.add(marker)
-        try:
-            session.flush()
-        except IntegrityError:
-            return None  # another process replayed it a moment ago
-        summary = handler(session, entry) or f"{entry.kind} {entry.call_sid}"
-        marker.summary = summary[:2000]
-        session.commit()
-        session.close()
-        transaction.commit()
-        return summary
-    finally:
-        session.close()
-        if transaction.is_active:
-            transaction.rollback()
-
-
-def replay(journal: Journal, engine: Engine, handlers: Mapping[str, Handler]) -> ReplayReport:
-    """Apply every journal entry not yet in the database; archive the file when all are in."""
-    report = ReplayReport()
-    if not journal.has_entries():
-        return report
-    try:
-        with _replay_guard(engine, journal) as acquired:
-            if not acquired:
-                report.busy = True
-                return report
-            snapshot = journal.read()
-            report.skipped_lines = snapshot.skipped_lines
-            _replay_entries(snapshot.entries, engine, handlers, report)
-            if report.complete:
-                report.archived = journal.archive(snapshot)
-    except Exception as exc:
-        if not is_database_unreachable(exc):
-            raise
-        report.interrupted = True
-        log.warning("journal replay postponed: database unavailable (%s)", type(exc).__name__)
-    return report
-
-
-def _replay_entries(
-    entries: list[Entry], engine: Engine, handlers: Mapping[str, Handler], report: ReplayReport
-) -> None:
-    """Apply each entry once, in the order written; stop when the database goes away."""
-    seen: set[str] = set()
-    with engine.connect() as connection:
-        for entry in entries:
-            if entry.id in seen:
-                report.already += 1
-                continue
-            seen.add(entry.id)
-            done = connection.scalar(
-                select(JournalReplay.entry_id).where(JournalReplay.entry_id == entry.id)
-            )
-            connection.rollback()
-            if done is not None:
-                report.already += 1
-                continue
-            handler = handlers.get(entry.kind)
-            if handler is None:
-                report.unknown += 1
-                log.warning("journal entry %s has unknown kind %r", entry.id, entry.kind)
-                continue
-            try:
-                summary = _apply(connection, entry, handler)
-            except Deferred as wait:
-                report.deferred += 1
-                log.info("journal entry %s waits: %s", entry.id, wait)
-                continue
-            except Exception as exc:
-                if is_database_unreachable(exc):
-                    raise
-                report.failed += 1
-                log.exception("journal entry %s (%s) could not be applied", entry.id, entry.kind)
-                continue
-            if summary is None:
-                report.already += 1
-            else:
-                report.applied += 1
-                report.summaries.append(summary)
-                log.warning("replayed from the outage journal: %s", summary)
+            journal.record(kind, call_sid=sid, step=step, data=data)
+        except OSError:
+            log.exception("outage journal %s not writable; event %s of %s lost", journal, kind, sid)

@@ -1,4 +1,4 @@
-"""The read side of the JSON API for support: list tickets and show one, by bearer token."""
+"""The read side of the JSON API: list tickets and show one."""
 
 from __future__ import annotations
 
@@ -6,24 +6,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
 
+from tickets import lifecycle
+from tickets.api import bp, json_error
 from tickets.db import db
-from tickets.models import PRIORITIES, REASONS, SOURCES, STATUSES, Ticket
+from tickets.models import MAX_ID, PRIORITIES, REASONS, SOURCES, STATUSES, Ticket
 from tickets.serialize import ticket_loading_options, ticket_to_dict
 from tickets.staff import token_required
-
-bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
 # Keeps OFFSET far inside a 64-bit integer whatever a client sends.
 MAX_PAGE = 1_000_000
-MAX_ID = 2**31 - 1
 CHOICE_FILTERS: dict[str, tuple[str, ...]] = {
     "priority": PRIORITIES,
     "status": STATUSES,
@@ -32,7 +30,6 @@ CHOICE_FILTERS: dict[str, tuple[str, ...]] = {
 }
 LIST_PARAMETERS = (*CHOICE_FILTERS, "organization", "page", "per_page")
 WHOLE_NUMBER = re.compile(r"^[0-9]{1,10}$")
-TICKET_NUMBER = re.compile(r"^[0-9]{6,10}$")
 
 
 class BadParameter(ValueError):
@@ -99,27 +96,6 @@ def find_tickets(session: Session, query: TicketQuery) -> tuple[list[Ticket], bo
     return tickets[: query.per_page], len(tickets) > query.per_page
 
 
-def find_ticket(session: Session, number: str) -> Ticket | None:
-    """Return the ticket with this number, with its calls and timeline, or None."""
-    if not TICKET_NUMBER.match(number):
-        return None
-    ticket_id = Ticket.id_from_number(number)
-    if ticket_id is None or ticket_id > MAX_ID:
-        return None
-    return session.scalar(
-        select(Ticket)
-        .where(Ticket.id == ticket_id)
-        .options(*ticket_loading_options(with_events=True))
-    )
-
-
-def json_error(message: str, status: int):
-    """Return a JSON error response."""
-    response = jsonify(error=message)
-    response.status_code = status
-    return response
-
-
 @bp.get("/tickets")
 @token_required
 def list_tickets():
@@ -141,27 +117,10 @@ def list_tickets():
 @token_required
 def show_ticket(number: str):
     """Show one ticket with its calls and timeline."""
-    ticket = find_ticket(db.session, number)
-    if ticket is None:
+    try:
+        ticket = lifecycle.find_ticket(
+            db.session, number, options=ticket_loading_options(with_events=True)
+        )
+    except lifecycle.TicketNotFound:
         return json_error(f"no ticket {number[:20]}", 404)
     return jsonify(ticket_to_dict(ticket, with_events=True))
-
-
-def is_api_path(path: str) -> bool:
-    """Return whether a request path belongs to the JSON API."""
-    return path == "/api" or path.startswith("/api/")
-
-
-@bp.app_errorhandler(HTTPException)
-def _answer_api_errors_in_json(exc: HTTPException):
-    """Answer HTTP errors under /api (unknown path, wrong method, ...) with JSON."""
-    if not is_api_path(request.path) or exc.code is None:
-        return exc
-    message = exc.name.lower()
-    if exc.description and exc.description != type(exc).description:
-        message = exc.description
-    response = json_error(message, exc.code)
-    for name, value in exc.get_headers():
-        if name.lower() not in ("content-type", "content-length"):
-            response.headers[name] = value
-    return response

@@ -1,0 +1,1 @@
+"""Answer the emergency line: recognise the caller, open an urgent ticket, reach an engineer."""

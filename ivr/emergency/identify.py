@@ -1,0 +1,185 @@
+"""Recognise an emergency caller by caller ID or PIN, and open the urgent ticket."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr import calls, params
+from ivr.emergency import pins
+from ivr.emergency.intake import ask_triage
+from ivr.emergency.triage import caller_key, is_locked_out
+from ivr.emergency.voicemail import offer_voicemail
+from ivr.flow import Hours, action_url, goodbye, guarded, note
+from ivr.hours import describe_hours
+from ivr.lines import EMERGENCY
+from ivr.outage import without_database
+from ivr.prompts import Speaker
+from ivr.settings import Settings
+from tickets import urgent
+from tickets.availability import active_announcement
+from tickets.db import db, utcnow
+from tickets.directory import find_contact_by_phone, find_contact_by_pin
+from tickets.models import Contact
+
+log = logging.getLogger(__name__)
+
+
+def answer(
+    settings: Settings, form: Mapping[str, str], *, language: str | None = None
+) -> VoiceResponse:
+    """Answer an emergency call: recognise the caller by caller ID, else ask for a PIN."""
+    language = params.language(settings, language)
+    speak = Speaker.for_language(settings, language)
+    sid = params.sid(form.get("CallSid"))
+    if sid is None:
+        log.warning("emergency call without a usable CallSid; serving it without state")
+        return without_database.safe_response(settings, EMERGENCY, form.get("From"))
+    raw_from = params.raw_caller(form.get("From"))
+    guarded(
+        calls.record_call_start,
+        sid=sid,
+        line=EMERGENCY,
+        from_number=raw_from or None,
+        to_number=params.text(form.get("To"), 64) or None,
+        language=language,
+    )
+    caller = params.caller_id(raw_from)
+    response = VoiceResponse()
+    speak.say(response, "emergency_welcome")
+    contact = find_contact_by_phone(db.session, caller)
+    if contact is not None:
+        return _recognised(
+            settings, speak, response, sid=sid, caller=caller, contact=contact, how="caller_id"
+        )
+    key = caller_key(caller)
+    if _pin_entry_closed(settings, key, utcnow()):
+        log.warning("PIN entry is closed for %s (call %s): too many wrong PINs", key, sid)
+        note(sid, "pin:locked")
+        return goodbye(response, speak, "pin_locked")
+    _ask_pin(settings, speak, response, tries=0)
+    return response
+
+
+def _pin_entry_closed(settings: Settings, key: str, now: datetime) -> bool:
+    """Return whether too many wrong PINs from this caller closed PIN entry for now."""
+    failures = pins.recent_failures(
+        db.session, caller_key=key, minutes=settings.emergency.pin_lockout_minutes, now=now
+    )
+    return is_locked_out(failures, settings.emergency.pin_lockout_failures)
+
+
+def _ask_pin(settings: Settings, speak: Speaker, response: VoiceResponse, *, tries: int) -> None:
+    """Add the question for the caller's PIN; silence comes back to us as an empty answer."""
+    gather = response.gather(
+        input="dtmf",
+        finish_on_key="#",
+        timeout=settings.emergency.pin_timeout,
+        action=action_url("emergency.pin", lang=speak.language, tries=tries),
+        method="POST",
+        action_on_empty_result=True,
+    )
+    speak.say(gather, "pin_prompt")
+
+
+def check_pin(
+    settings: Settings, form: Mapping[str, str], *, language: str, tries: int
+) -> VoiceResponse:
+    """Identify a caller by PIN; count and log wrong ones; close entry after too many."""
+    speak = Speaker.for_language(settings, language)
+    response = VoiceResponse()
+    sid = params.sid(form.get("CallSid"))
+    if sid is None:
+        return goodbye(response, speak, "pin_failed")
+    session = db.session
+    now = utcnow()
+    caller = params.caller_id(form.get("From"))
+    key = caller_key(caller)
+    if _pin_entry_closed(settings, key, now):
+        log.warning("PIN entry is closed for %s (call %s): too many wrong PINs", key, sid)
+        note(sid, "pin:locked")
+        return goodbye(response, speak, "pin_locked")
+    digits = params.digits(form.get("Digits"))
+    secret = settings.secret_key.get_secret_value()
+    contact = find_contact_by_pin(session, digits, secret=secret) if digits else None
+    if contact is not None:
+        return _recognised(
+            settings, speak, response, sid=sid, caller=caller, contact=contact, how="pin"
+        )
+    tries = max(tries, pins.failures_in_call(session, call_sid=sid)) + 1
+    if digits:
+        guarded(pins.record_pin_failure, caller_key=key, call_sid=sid, now=now)
+        note(sid, "pin:wrong")
+        if _pin_entry_closed(settings, key, now):
+            log.warning("PIN entry closed for %s after call %s: too many wrong PINs", key, sid)
+            return goodbye(response, speak, "pin_locked")
+    if tries >= settings.emergency.pin_max_tries:
+        note(sid, "pin:failed")
+        return goodbye(response, speak, "pin_failed")
+    speak.say(response, "pin_wrong" if digits else "office_no_input")
+    _ask_pin(settings, speak, response, tries=tries)
+    return response
+
+
+def _recognised(
+    settings: Settings,
+    speak: Speaker,
+    response: VoiceResponse,
+    *,
+    sid: str,
+    caller: str | None,
+    contact: Contact,
+    how: str,
+) -> VoiceResponse:
+    """Turn away a normal user; open the urgent ticket for a key or super user and go on."""
+    if not contact.is_entitled:
+        log.info("emergency call %s from normal user %s: not entitled", sid, contact.id)
+        note(sid, f"not_entitled:{how}")
+        return goodbye(response, speak, "not_entitled")
+    hours = Hours.current(settings)
+    schedule = settings.schedule_for(settings.emergency.schedule)
+    in_hours = hours.is_open(schedule)
+    # Not guarded: every later step finds the caller through this ticket call; should it fail,
+    # the app's error handler serves the caller from configuration.
+    call = urgent.open_urgent_ticket(
+        db.session,
+        call_sid=sid,
+        line=EMERGENCY,
+        caller=caller,
+        contact=contact,
+        in_hours=in_hours,
+        recognised_by=how,
+        repeat_window_minutes=settings.emergency.repeat_window_minutes,
+        now=hours.now,
+    )
+    note(sid, f"recognised:{how} ticket:{call.ticket.number}")
+    speak.say(
+        response,
+        "emergency_greeting_known",
+        name=contact.name,
+        organization=contact.organization.name,
+    )
+    if not in_hours:
+        speak.say(
+            response,
+            "emergency_closed",
+            hours=describe_hours(schedule, speak),
+            next_open=hours.next_open(schedule, speak),
+        )
+        return offer_voicemail(settings, speak, response)
+    _announce(speak, response, hours.now)
+    ask_triage(settings, speak, response, misses=0)
+    return response
+
+
+def _announce(speak: Speaker, response: VoiceResponse, now: datetime) -> None:
+    """Read out support's current announcement (a known outage), if there is one."""
+    announcement = active_announcement(db.session, now=now)
+    if announcement is not None:
+        text = announcement.text_nl
+        if speak.language != "nl" and announcement.text_en:
+            text = announcement.text_en
+        speak.say(response, "announcement", text=text)

@@ -1,0 +1,107 @@
+"""Answer the emergency line's webhooks: each reads the request and hands it to one step."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr import params
+from ivr.emergency import engineers, identify, intake
+from ivr.emergency import voicemail as voicemails
+from ivr.flow import current_settings
+from ivr.prompts import twiml
+from ivr.signatures import twilio_only
+
+bp = Blueprint("emergency", __name__, url_prefix="/voice/emergency")
+
+
+def _language() -> str:
+    """Return the caller's language our own URL carries."""
+    return params.language(current_settings(), request.args.get("lang"))
+
+
+def _engineer_index() -> int | None:
+    """Return which configured engineer's leg our own URL is about, if any."""
+    return params.index(request.args.get("eng"), len(current_settings().emergency.engineers))
+
+
+@bp.post("/start")
+@twilio_only
+def start():
+    """Take over a call from the office menu exactly like a call to the emergency number."""
+    return twiml(identify.answer(current_settings(), request.form, language=_language()))
+
+
+@bp.post("/pin")
+@twilio_only
+def pin():
+    """Check the PIN a caller typed."""
+    settings = current_settings()
+    tries = params.count(request.args.get("tries"), limit=settings.emergency.pin_max_tries)
+    return twiml(identify.check_pin(settings, request.form, language=_language(), tries=tries))
+
+
+@bp.post("/triage")
+@twilio_only
+def triage():
+    """Take the triage key: 1 major outage, 2 urgent bug."""
+    settings = current_settings()
+    misses = params.count(request.args.get("misses"), limit=settings.emergency.triage_max_misses)
+    return twiml(intake.take_triage(settings, request.form, language=_language(), misses=misses))
+
+
+@bp.post("/description")
+@twilio_only
+def description():
+    """Take the optional spoken description and connect to the engineers."""
+    return twiml(intake.take_description(current_settings(), request.form, language=_language()))
+
+
+@bp.post("/dialled")
+@twilio_only
+def dialled():
+    """Handle the end of ringing engineers."""
+    return twiml(
+        engineers.settle_engineer_dial(
+            current_settings(), request.form, language=_language(), index=_engineer_index()
+        )
+    )
+
+
+@bp.post("/screen")
+@twilio_only
+def screen_engineer():
+    """Screen an engineer's leg before bridging."""
+    ticket = request.args.get("ticket")
+    return twiml(
+        engineers.screen(
+            current_settings(), request.form, ticket_number=ticket, index=_engineer_index()
+        )
+    )
+
+
+@bp.post("/accept")
+@twilio_only
+def accept_engineer():
+    """Take the engineer's answer to the screening question."""
+    ticket = request.args.get("ticket")
+    return twiml(
+        engineers.accept(
+            current_settings(), request.form, ticket_number=ticket, index=_engineer_index()
+        )
+    )
+
+
+@bp.post("/voicemail")
+@twilio_only
+def voicemail():
+    """Store a voicemail left on the emergency line."""
+    return twiml(voicemails.take_voicemail(current_settings(), request.form, language=_language()))
+
+
+@bp.post("/recording")
+@twilio_only
+def recording():
+    """Store the recording of a bridged call (Twilio's recordingStatusCallback)."""
+    voicemails.store_recording(request.form, call_sid=request.args.get("call"))
+    return twiml(VoiceResponse())

@@ -1,0 +1,28 @@
+"""Find an emergency call's state, its ticket call, from a webhook; restart the call without it.
+
+The flow is stateless: each step finds the caller's ticket through the CallSid, and the few
+counters it needs (PIN tries, triage misses, which engineer rings) ride in the query strings
+of the URLs written into our own TwiML.
+"""
+
+from __future__ import annotations
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr import params
+from ivr.flow import action_url
+from tickets import urgent
+from tickets.db import db
+from tickets.models import TicketCall
+
+
+def find_call(raw_sid: str | None) -> TicketCall | None:
+    """Return the ticket call of a CallSid Twilio sent, if the caller was recognised."""
+    return urgent.find_ticket_call(db.session, params.sid(raw_sid))
+
+
+def restart(language: str) -> VoiceResponse:
+    """Send a call whose ticket cannot be found back to the start, to be recognised again."""
+    response = VoiceResponse()
+    response.redirect(action_url("emergency.start", lang=language), method="POST")
+    return response

@@ -1,0 +1,71 @@
+"""Take a voicemail on the emergency line, and keep recordings of bridged calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr import params
+from ivr.emergency.state import find_call
+from ivr.emergency.triage import spoken_digits
+from ivr.flow import action_url, goodbye, guarded, note
+from ivr.prompts import Speaker
+from ivr.settings import Settings
+from tickets import urgent
+from tickets.db import utcnow
+
+
+def offer_voicemail(settings: Settings, speak: Speaker, response: VoiceResponse) -> VoiceResponse:
+    """Record a message for the engineers; the recording's action stores it on the ticket."""
+    response.record(
+        action=action_url("emergency.voicemail", lang=speak.language),
+        method="POST",
+        max_length=settings.emergency.voicemail_max_seconds,
+        finish_on_key="#",
+        play_beep=True,
+    )
+    # Reached only when nothing was recorded: Twilio then skips the action.
+    return goodbye(response, speak, "voicemail_empty")
+
+
+def take_voicemail(settings: Settings, form: Mapping[str, str], *, language: str) -> VoiceResponse:
+    """Store the caller's voicemail on the ticket, thank them and hang up."""
+    speak = Speaker.for_language(settings, language)
+    response = VoiceResponse()
+    call = find_call(form.get("CallSid"))
+    url = params.recording_url(form.get("RecordingUrl"))
+    if call is None or url is None:
+        return goodbye(response, speak, "voicemail_empty")
+    guarded(
+        urgent.record_voicemail,
+        context=url,
+        call=call,
+        recording_url=url,
+        recording_sid=params.sid(form.get("RecordingSid")),
+        duration=params.whole_number(form.get("RecordingDuration")),
+        now=utcnow(),
+    )
+    note(call.sid, "voicemail")
+    speak.say(response, "ticket_number", digits=spoken_digits(call.ticket.number))
+    return goodbye(response, speak, "emergency_voicemail_thanks")
+
+
+def store_recording(form: Mapping[str, str], *, call_sid: str | None) -> None:
+    """Store the recording of a bridged emergency call on its ticket call."""
+    status = params.call_status(form.get("RecordingStatus") or "completed")
+    url = params.recording_url(form.get("RecordingUrl"))
+    if status != "completed" or url is None:
+        return
+    call = find_call(form.get("CallSid")) or find_call(call_sid)
+    if call is None:
+        return
+    guarded(
+        urgent.record_call_recording,
+        context=url,
+        call=call,
+        recording_url=url,
+        recording_sid=params.sid(form.get("RecordingSid")),
+        duration=params.whole_number(form.get("RecordingDuration")),
+        now=utcnow(),
+    )

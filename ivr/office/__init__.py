@@ -1,0 +1,1 @@
+"""Answer the office line: greeting, menu, teams, colleagues, reception and voicemail."""

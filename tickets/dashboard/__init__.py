@@ -1,0 +1,72 @@
+"""The support dashboard at /support: one blueprint, a module per page.
+
+`queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
+a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
+back, `settings` the hours override and announcements, `display` how times and names are shown.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+
+from tickets.auth import login_manager
+
+# Templates and static files stay in tickets/, shared with the sign-in page.
+bp = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/support",
+    template_folder="../templates",
+    static_folder="../static",
+    static_url_path="/static",
+)
+
+
+@bp.before_request
+def _require_sign_in():
+    if request.endpoint == "dashboard.static":
+        return None
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+def error_page(message: str, status: int, title: str = "Not possible"):
+    """Return the dashboard's error page with this message and status."""
+    return render_template("support/error.html", title=title, message=message), status
+
+
+def first_error(form: FlaskForm) -> str:
+    """Return the first problem of a form that did not validate, with its field's label."""
+    for field_name, messages in form.errors.items():
+        label = getattr(getattr(form, field_name, None), "label", None)
+        prefix = f"{label.text}: " if label is not None else ""
+        return prefix + messages[0]
+    return "The form was not filled in correctly."
+
+
+# The page modules add their views to `bp`; they are imported last because they import it.
+from tickets.dashboard import (  # noqa: E402
+    callbacks,
+    display,
+    feed,
+    queue,
+    recordings,
+    settings,
+    ticket,
+)
+
+__all__ = [
+    "bp",
+    "callbacks",
+    "display",
+    "error_page",
+    "feed",
+    "first_error",
+    "queue",
+    "recordings",
+    "settings",
+    "ticket",
+]

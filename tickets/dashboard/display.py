@@ -1,0 +1,64 @@
+"""How the dashboard shows times, durations and names: template filters and globals."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+
+from tickets import labels
+from tickets.dashboard import bp
+from tickets.db import utcnow
+
+for _label in (
+    labels.status_label,
+    labels.reason_label,
+    labels.role_label,
+    labels.event_label,
+    labels.outcome_label,
+):
+    bp.add_app_template_global(_label)
+
+
+def local_zone() -> ZoneInfo:
+    """Return the time zone staff read times in."""
+    settings = current_app.config.get("SETTINGS")
+    return ZoneInfo(settings.timezone) if settings is not None else ZoneInfo("UTC")
+
+
+def local_today() -> date:
+    """Return today's date where the support desk is."""
+    return utcnow().astimezone(local_zone()).date()
+
+
+def day_start(day: date) -> datetime:
+    """Return the UTC moment a local calendar day begins."""
+    return datetime.combine(day, time(0), tzinfo=local_zone()).astimezone(UTC)
+
+
+@bp.app_template_filter("local")
+def format_local(moment: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
+    """Render a stored UTC time in the desk's time zone."""
+    if moment is None:
+        return "—"
+    return moment.astimezone(local_zone()).strftime(pattern)
+
+
+@bp.app_template_filter("duration")
+def format_duration(value: timedelta | int | None) -> str:
+    """Render a duration as '45 s', '3 min 05 s', '2 h 10 min' or '3 d 4 h'."""
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds() if isinstance(value, timedelta) else value)
+    seconds = max(0, seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"

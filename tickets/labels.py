@@ -1,0 +1,73 @@
+"""The readable names staff see for statuses, reasons, roles, events, outcomes and hour modes."""
+
+from __future__ import annotations
+
+STATUS_LABELS = {
+    "new": "New",
+    "in_progress": "In progress",
+    "waiting_for_customer": "Waiting for the customer",
+    "with_product_team": "With the product team",
+    "planned": "Planned for release",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
+REASON_LABELS = {"outage": "Major outage", "urgent_bug": "Urgent bug"}
+ROLE_LABELS = {"user": "Normal user", "key_user": "Key user", "super_user": "Super user"}
+HOURS_MODES = {"auto": "Follow the schedule", "open": "Force open", "closed": "Force closed"}
+EVENT_LABELS = {
+    "ticket_opened": "Ticket opened",
+    "call_joined": "Call added to this ticket",
+    "recognised": "Caller recognised",
+    "triage": "Triage",
+    "description": "Spoken description",
+    "engineer_rung": "Engineer rung",
+    "engineer_refused": "Engineer did not accept",
+    "engineer_accepted": "Engineer accepted",
+    "engineers_unavailable": "No engineer available",
+    "voicemail": "Voicemail left",
+    "call_recorded": "Call recorded",
+    "call_ended": "Call ended",
+    "acknowledged": "Acknowledged",
+    "assigned": "Assigned",
+    "status": "Status changed",
+    "category": "Category changed",
+    "note": "Internal note",
+    "time": "Time logged",
+    "rate_approved": "Standard rate approved",
+    "release_week": "Release week changed",
+}
+OUTCOME_LABELS = {
+    "in_progress": "In progress",
+    "answered": "Answered by an engineer",
+    "voicemail": "Voicemail",
+    "abandoned_before_triage": "Caller hung up before triage",
+    "abandoned_after_triage": "Caller hung up after triage",
+    "abandoned_while_ringing": "Caller hung up while engineers rang",
+    "refused": "No engineer accepted",
+    "no_answer": "No answer",
+}
+
+
+def status_label(status: str) -> str:
+    """Return the readable name of a status."""
+    return STATUS_LABELS.get(status, status)
+
+
+def reason_label(reason: str | None) -> str:
+    """Return the readable name of an emergency reason."""
+    return REASON_LABELS.get(reason or "", reason or "—")
+
+
+def role_label(role: str | None) -> str:
+    """Return the readable name of a contact's role."""
+    return ROLE_LABELS.get(role or "", role or "—")
+
+
+def event_label(kind: str) -> str:
+    """Return the readable name of a timeline event."""
+    return EVENT_LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
+def outcome_label(outcome: str) -> str:
+    """Return the readable name of a call's outcome."""
+    return OUTCOME_LABELS.get(outcome, outcome)
