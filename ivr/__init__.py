@@ -70,10 +70,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(outage.bp)
 
     from tickets import api as tickets_api
-    from tickets.oncall import routes as oncall_routes
+    from tickets.oncall import feed_routes
 
     app.register_blueprint(tickets_api.bp)
-    app.register_blueprint(oncall_routes.bp)
+    app.register_blueprint(feed_routes.bp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""The support JSON API under /api: `tickets` reads tickets, `actions` changes them.
+"""The support JSON API under /api: `tickets` reads, `actions` changes, `oncall` the rota.
 
 Both sides need a valid bearer token. What they share lives here: the blueprint and
 errors answered as JSON.
@@ -40,6 +40,6 @@ def _answer_api_errors_in_json(exc: HTTPException):
 
 
 # The two sides add their views to `bp`; they are imported last because they import it.
-from tickets.api import actions, tickets  # noqa: E402
+from tickets.api import actions, oncall, tickets  # noqa: E402
 
-__all__ = ["actions", "bp", "is_api_path", "json_error", "tickets"]
+__all__ = ["actions", "bp", "is_api_path", "json_error", "oncall", "tickets"]

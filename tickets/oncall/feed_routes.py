@@ -1,0 +1,32 @@
+"""Each engineer's own shifts as an iCalendar feed; the secret URL is the only key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, Response, request
+
+from tickets.db import db, utcnow
+from tickets.oncall.calendar import feed_for
+from tickets.oncall.feeds import staff_for_feed_token
+from tickets.oncall.rota import shifts_between
+
+bp = Blueprint("oncall_feed", __name__)
+
+# A feed shows a month back (the last hand-overs) and a year ahead.
+FEED_PAST = timedelta(days=31)
+FEED_AHEAD = timedelta(days=366)
+
+
+@bp.get("/oncall/feed/<token>.ics")
+def engineer_feed(token: str):
+    """Serve an engineer's own shifts to their calendar app."""
+    staff = staff_for_feed_token(db.session, token)
+    if staff is None:
+        return Response("unknown or revoked feed\n", status=404, mimetype="text/plain")
+    now = utcnow()
+    shifts = shifts_between(db.session, now - FEED_PAST, now + FEED_AHEAD, staff_id=staff.id)
+    body = feed_for(staff, shifts, product=request.host or "otys-support")
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
