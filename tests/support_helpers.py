@@ -27,10 +27,17 @@ def _password_hash() -> str:
 
 
 def make_staff(
-    session, *, email: str = "agent@otys.test", name: str = "Agent Smith", role: str = "agent"
+    session,
+    *,
+    email: str = "agent@otys.test",
+    name: str = "Agent Smith",
+    role: str = "agent",
+    phone: str | None = None,
 ) -> StaffUser:
-    """Create a staff account with the shared test password."""
-    staff = StaffUser(email=email, name=name, role=role, password_hash=_password_hash())
+    """Create a staff account with the shared test password; with a phone, an engineer."""
+    staff = StaffUser(
+        email=email, name=name, role=role, password_hash=_password_hash(), phone=phone
+    )
     session.add(staff)
     session.commit()
     return staff

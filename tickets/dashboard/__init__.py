@@ -2,7 +2,8 @@
 
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
-back, `settings` the hours override and announcements, `display` how times and names are shown.
+back, `settings` the hours override and announcements, `oncall` the rota, `display` how times
+and names are shown.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from tickets.dashboard import (  # noqa: E402
     callbacks,
     display,
     feed,
+    oncall,
     queue,
     recordings,
     settings,
@@ -65,6 +67,7 @@ __all__ = [
     "error_page",
     "feed",
     "first_error",
+    "oncall",
     "queue",
     "recordings",
     "settings",

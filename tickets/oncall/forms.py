@@ -16,10 +16,10 @@ class OverrideForm(FlaskForm):
 
     level = SelectField(
         "Level",
-        choices=[(str(level), f"Level {level}") for level in ONCALL_LEVELS],
+        choices={str(level): f"Level {level}" for level in ONCALL_LEVELS},
         validators=[DataRequired()],
     )
-    engineer = SelectField("Engineer", choices=[], validators=[DataRequired()])
+    engineer = SelectField("Engineer", choices={}, validators=[DataRequired()])
     starts_at = DateTimeLocalField(
         "From (local time)", format=LOCAL_FORMATS, validators=[DataRequired()]
     )

@@ -1,0 +1,133 @@
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from support_helpers import make_staff, page_token, sign_in
+
+from tickets.models import OnCallShift
+from tickets.oncall.rota import on_call_at
+
+AMS = ZoneInfo("Europe/Amsterdam")
+
+
+def admin_and_engineers(session):
+    make_staff(session, email="admin@otys.test", name="Ada Admin", role="admin")
+    anna = make_staff(session, email="anna@otys.test", name="Anna Jansen", phone="+31611111111")
+    carla = make_staff(session, email="carla@otys.test", name="Carla Smit", phone="+31633333333")
+    make_staff(session, email="nophone@otys.test", name="No Phone")
+    return anna, carla
+
+
+def local_input(moment: datetime) -> str:
+    return moment.astimezone(AMS).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_the_page_needs_a_sign_in(client):
+    assert client.get("/support/oncall").status_code in (302, 401)
+
+
+def test_an_admin_adds_an_override_that_is_on_call_at_once(client, session, clock):
+    anna, carla = admin_and_engineers(session)
+    sign_in(client, "admin@otys.test")
+    page = client.get("/support/oncall").get_data(as_text=True)
+    assert "Nobody is on the rota now" in page
+    assert "Carla Smit (+31633333333)" in page and "No Phone" not in page
+    answer = client.post(
+        "/support/oncall/overrides",
+        data={
+            "csrf_token": page_token(client, "/support/oncall"),
+            "level": "1",
+            "engineer": str(carla.id),
+            "starts_at": local_input(clock.now - timedelta(hours=1)),
+            "ends_at": local_input(clock.now + timedelta(hours=8)),
+        },
+    )
+    assert answer.status_code == 303
+    levels = on_call_at(session, clock.now)
+    assert [(level.level, [e.name for e in level.engineers]) for level in levels] == [
+        (1, ["Carla Smit"])
+    ]
+    page = client.get("/support/oncall").get_data(as_text=True)
+    assert re.search(r'id="now-level-1".*Carla Smit', page, re.S)
+    assert "Override" in page
+    shift = session.scalar(select(OnCallShift))
+    assert shift.note == "override by admin@otys.test"
+    removed = client.post(
+        f"/support/oncall/overrides/{shift.id}/remove",
+        data={"csrf_token": page_token(client, "/support/oncall")},
+    )
+    assert removed.status_code == 303
+    assert on_call_at(session, clock.now) == []
+
+
+def test_an_override_that_ends_before_it_starts_is_refused(client, session, clock):
+    _, carla = admin_and_engineers(session)
+    sign_in(client, "admin@otys.test")
+    answer = client.post(
+        "/support/oncall/overrides",
+        data={
+            "csrf_token": page_token(client, "/support/oncall"),
+            "level": "2",
+            "engineer": str(carla.id),
+            "starts_at": local_input(clock.now),
+            "ends_at": local_input(clock.now - timedelta(hours=1)),
+        },
+    )
+    assert answer.status_code == 400
+    assert "The end must come after the start" in answer.get_data(as_text=True)
+    assert session.scalar(select(OnCallShift)) is None
+
+
+def test_agents_see_the_rota_but_cannot_change_it(client, session, clock):
+    _, carla = admin_and_engineers(session)
+    make_staff(session, email="agent@otys.test")
+    sign_in(client, "agent@otys.test")
+    page = client.get("/support/oncall").get_data(as_text=True)
+    assert "Add an override" not in page
+    answer = client.post(
+        "/support/oncall/overrides",
+        data={
+            "csrf_token": page_token(client, "/support/oncall"),
+            "level": "1",
+            "engineer": str(carla.id),
+            "starts_at": local_input(clock.now),
+            "ends_at": local_input(clock.now + timedelta(hours=1)),
+        },
+    )
+    assert answer.status_code == 403
+    assert session.scalar(select(OnCallShift)) is None
+
+
+def test_an_override_without_the_csrf_token_changes_nothing(client, session, clock):
+    _, carla = admin_and_engineers(session)
+    sign_in(client, "admin@otys.test")
+    answer = client.post(
+        "/support/oncall/overrides",
+        data={
+            "level": "1",
+            "engineer": str(carla.id),
+            "starts_at": local_input(clock.now),
+            "ends_at": local_input(clock.now + timedelta(hours=1)),
+        },
+    )
+    assert answer.status_code == 400
+    assert session.scalar(select(OnCallShift)) is None
+
+
+def test_an_engineer_makes_and_ends_their_own_feed(client, session, clock):
+    anna, _ = admin_and_engineers(session)
+    sign_in(client, "anna@otys.test")
+    made = client.post(
+        "/support/oncall/feed", data={"csrf_token": page_token(client, "/support/oncall")}
+    )
+    assert made.status_code == 200
+    url = re.search(r'id="feed-url"[^>]*value="([^"]+)"', made.get_data(as_text=True)).group(1)
+    path = url[url.index("/oncall/feed/") :]
+    client.post("/support/logout", data={"csrf_token": page_token(client, "/support/oncall")})
+    assert client.get(path).status_code == 200
+    sign_in(client, "anna@otys.test")
+    client.post(
+        "/support/oncall/feed/end", data={"csrf_token": page_token(client, "/support/oncall")}
+    )
+    assert client.get(path).status_code == 404
