@@ -71,6 +71,16 @@ def index(value: str | None, size: int) -> int | None:
     return position if position < size else None
 
 
+def id_list(value: str | None, *, limit: int = 10) -> frozenset[int]:
+    """Return the row ids a comma-separated list in our own query carries; odd ones dropped."""
+    ids = set()
+    for part in (value or "")[: limit * 12].split(",")[:limit]:
+        number = part.strip()
+        if number.isascii() and number.isdigit() and len(number) <= 10:
+            ids.add(int(number))
+    return frozenset(ids)
+
+
 def whole_number(value: str | None) -> int | None:
     """Return a duration in seconds or a sequence number Twilio sent, or None when odd."""
     number = (value or "").strip()

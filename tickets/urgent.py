@@ -416,12 +416,21 @@ def record_description(
 
 
 def record_engineers_rung(
-    session: Session, *, call: TicketCall, engineers: list[str], now: datetime | None = None
+    session: Session,
+    *,
+    call: TicketCall,
+    engineers: list[str],
+    level: int | None = None,
+    round: int | None = None,
+    now: datetime | None = None,
 ) -> TicketCall:
-    """Note on the timeline which engineers' phones are ringing for the call."""
+    """Note on the timeline which engineers' phones are ringing, and for which rota level."""
     now = now or utcnow()
+    where = ""
+    if level is not None:
+        where = f" (level {level}" + (f", round {round})" if round and round > 1 else ")")
     for name in engineers:
-        _add_call_event(session, call, ENGINEER_RUNG, name, now)
+        _add_call_event(session, call, ENGINEER_RUNG, f"{name}{where}", now)
     session.commit()
     return call
 

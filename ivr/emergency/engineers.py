@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import params
 from ivr.emergency.state import find_call, restart
-from ivr.emergency.triage import SEQUENTIAL, dial_verdict, engineers_to_ring, next_engineer
+from ivr.emergency.triage import (
+    SEQUENTIAL,
+    RingStep,
+    dial_verdict,
+    engineers_to_ring,
+    next_engineer,
+    next_ring_step,
+)
 from ivr.emergency.voicemail import offer_voicemail
 from ivr.flow import action_url, find_engineer, guarded, hang_up, note
 from ivr.outage import without_database
@@ -17,26 +25,81 @@ from ivr.settings import Settings
 from tickets import urgent
 from tickets.db import db, utcnow
 from tickets.models import Ticket, TicketCall
+from tickets.oncall import rota
 
 
-def ring(
+def _recording(settings: Settings, call: TicketCall) -> dict:
+    """Return the `<Dial>` attributes that record a bridged call, when recording is on."""
+    if not settings.emergency.record_calls:
+        return {}
+    # From answer: the caller is never recorded while they only hear ringing.
+    return {
+        "record": "record-from-answer-dual",
+        "recording_status_callback": action_url("emergency.recording", call=call.sid),
+        "recording_status_callback_method": "POST",
+    }
+
+
+def ring(settings: Settings, response: VoiceResponse, call: TicketCall, *, language: str) -> None:
+    """Add the first `<Dial>`: level 1 of the rota, or the configured engineers without one."""
+    levels = oncall_levels()
+    step = next_ring_step(levels, rounds=settings.oncall.rounds, after=None)
+    if step is None:
+        ring_configured(settings, response, call, language=language, index=0)
+    else:
+        ring_level(settings, response, call, language=language, step=step)
+
+
+def oncall_levels() -> list[tuple[int, tuple[int, ...]]]:
+    """Return who is on call now, as (level, staff ids); empty when the rota names nobody."""
+    levels = guarded(rota.on_call_at, at=utcnow()) or []
+    return [(level.level, tuple(e.staff_id for e in level.engineers[:10])) for level in levels]
+
+
+def ring_level(
+    settings: Settings, response: VoiceResponse, call: TicketCall, *, language: str, step: RingStep
+) -> None:
+    """Add a `<Dial>` of one rota level's engineers at once, each leg screened."""
+    dial = response.dial(
+        action=action_url(
+            "emergency.dialled",
+            lang=language,
+            round=step.round,
+            level=step.level,
+            prev=",".join(map(str, step.staff_ids)),
+        ),
+        method="POST",
+        timeout=settings.oncall.ring_seconds(step.level),
+        **_recording(settings, call),
+    )
+    rung = []
+    for staff in rota.engineers_by_id(db.session, step.staff_ids):
+        screen_url = action_url(
+            "emergency.screen_engineer", ticket=call.ticket.number, staff=staff.staff_id
+        )
+        dial.number(staff.phone, url=screen_url, method="POST")
+        rung.append(staff.name)
+    guarded(
+        urgent.record_engineers_rung,
+        call=call,
+        engineers=rung,
+        level=step.level,
+        round=step.round,
+        now=utcnow(),
+    )
+
+
+def ring_configured(
     settings: Settings, response: VoiceResponse, call: TicketCall, *, language: str, index: int
 ) -> None:
-    """Add a `<Dial>` of the engineers on duty, each leg screened before it is bridged."""
+    """Add a `<Dial>` of the configured engineers (no rota now), each leg screened."""
     line = settings.emergency
     sequential = line.ring_strategy == SEQUENTIAL
-    extra = {}
-    if line.record_calls:
-        extra = {
-            "record": "record-from-answer-dual",
-            "recording_status_callback": action_url("emergency.recording", call=call.sid),
-            "recording_status_callback_method": "POST",
-        }
     dial = response.dial(
         action=action_url("emergency.dialled", lang=language, eng=index if sequential else None),
         method="POST",
         timeout=line.dial_timeout,
-        **extra,
+        **_recording(settings, call),
     )
     rung = []
     for position in engineers_to_ring(line.ring_strategy, len(line.engineers), index):
@@ -49,10 +112,25 @@ def ring(
     guarded(urgent.record_engineers_rung, call=call, engineers=rung, now=utcnow())
 
 
+@dataclass(frozen=True)
+class DialState:
+    """Where the escalation stands, from our own `dialled` URL."""
+
+    index: int | None = None  # the configured engineer rung last (sequential)
+    round: int = 0  # with `level`: the rota step rung last
+    level: int = 0
+    previous: frozenset[int] = frozenset()
+
+    @property
+    def on_rota(self) -> bool:
+        """Return whether the last dial rang a rota level."""
+        return self.round > 0 and self.level > 0
+
+
 def settle_engineer_dial(
-    settings: Settings, form: Mapping[str, str], *, language: str, index: int | None
+    settings: Settings, form: Mapping[str, str], *, language: str, state: DialState
 ) -> VoiceResponse:
-    """Finish after ringing: answered, caller gone, next engineer, or a voicemail."""
+    """Finish after ringing: answered, caller gone, the next level or engineer, or a voicemail."""
     speak = Speaker.for_language(settings, language)
     call = find_call(form.get("CallSid"))
     if call is None:
@@ -68,10 +146,7 @@ def settle_engineer_dial(
         guarded(urgent.record_dial_outcome, call=call, outcome=outcome)
         return hang_up()
     response = VoiceResponse()
-    line = settings.emergency
-    following = next_engineer(line.ring_strategy, len(line.engineers), index)
-    if following is not None:
-        ring(settings, response, call, language=language, index=following)
+    if _ring_again(settings, response, call, language=language, state=state):
         return response
     guarded(urgent.record_engineers_unavailable, call=call, now=utcnow())
     note(call.sid, "engineers_unavailable")
@@ -79,8 +154,47 @@ def settle_engineer_dial(
     return offer_voicemail(settings, speak, response)
 
 
-def _engineer_name(settings: Settings, index: int | None, number: str | None) -> str:
-    """Return the configured name of the engineer on this leg."""
+def _ring_again(
+    settings: Settings,
+    response: VoiceResponse,
+    call: TicketCall,
+    *,
+    language: str,
+    state: DialState,
+) -> bool:
+    """Add the next `<Dial>` of the escalation, if there is one; return whether there was."""
+    if state.on_rota:
+        levels = oncall_levels()
+        step = next_ring_step(
+            levels,
+            rounds=settings.oncall.rounds,
+            after=(state.round, state.level),
+            previous=state.previous,
+        )
+        if step is not None:
+            ring_level(settings, response, call, language=language, step=step)
+            return True
+        if levels:
+            return False
+        # The rota emptied during the call (a shift ended): the configured engineers are next.
+        ring_configured(settings, response, call, language=language, index=0)
+        return True
+    line = settings.emergency
+    following = next_engineer(line.ring_strategy, len(line.engineers), state.index)
+    if following is None:
+        return False
+    ring_configured(settings, response, call, language=language, index=following)
+    return True
+
+
+def _engineer_name(
+    settings: Settings, index: int | None, staff_id: int | None, number: str | None
+) -> str:
+    """Return the name of the engineer on this leg: rota, configuration, or by number."""
+    if staff_id is not None:
+        found = rota.engineers_by_id(db.session, (staff_id,))
+        if found:
+            return found[0].name
     if index is not None:
         return settings.emergency.engineers[index].name
     engineer = find_engineer(settings, number)
@@ -99,7 +213,12 @@ def _ticket_and_call(
 
 
 def screen(
-    settings: Settings, form: Mapping[str, str], *, ticket_number: str | None, index: int | None
+    settings: Settings,
+    form: Mapping[str, str],
+    *,
+    ticket_number: str | None,
+    index: int | None,
+    staff_id: int | None = None,
 ) -> VoiceResponse:
     """Tell the engineer who calls and why; only a key press of 1 bridges the caller."""
     speak = Speaker.for_language(settings, settings.default_language)
@@ -115,7 +234,9 @@ def screen(
         input="dtmf",
         num_digits=1,
         timeout=settings.emergency.screen_timeout,
-        action=action_url("emergency.accept_engineer", ticket=ticket.number, eng=index),
+        action=action_url(
+            "emergency.accept_engineer", ticket=ticket.number, eng=index, staff=staff_id
+        ),
         method="POST",
         # Silence is reported too, so the timeline shows an engineer who did not accept.
         action_on_empty_result=True,
@@ -133,13 +254,18 @@ def screen(
 
 
 def accept(
-    settings: Settings, form: Mapping[str, str], *, ticket_number: str | None, index: int | None
+    settings: Settings,
+    form: Mapping[str, str],
+    *,
+    ticket_number: str | None,
+    index: int | None,
+    staff_id: int | None = None,
 ) -> VoiceResponse:
     """Bridge the engineer who pressed 1 and note who answered; hang up on anything else."""
     speak = Speaker.for_language(settings, settings.default_language)
     digits = params.digits(form.get("Digits"))
     accepted = digits == "1"
-    engineer = _engineer_name(settings, index, form.get("To"))
+    engineer = _engineer_name(settings, index, staff_id, form.get("To"))
     if not digits:
         engineer = f"{engineer} (no key pressed)"
     ticket, call = _ticket_and_call(form, ticket_number)

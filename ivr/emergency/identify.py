@@ -49,12 +49,12 @@ def answer(
     )
     caller = params.caller_id(raw_from)
     response = VoiceResponse()
-    speak.say(response, "emergency_welcome")
     contact = find_contact_by_phone(db.session, caller)
     if contact is not None:
         return _recognised(
             settings, speak, response, sid=sid, caller=caller, contact=contact, how="caller_id"
         )
+    speak.say(response, "emergency_welcome")
     key = caller_key(caller)
     if _pin_entry_closed(settings, key, utcnow()):
         log.warning("PIN entry is closed for %s (call %s): too many wrong PINs", key, sid)
@@ -156,9 +156,10 @@ def _recognised(
         now=hours.now,
     )
     note(sid, f"recognised:{how} ticket:{call.ticket.number}")
+    # One greeting that names the caller: who they are tells them they were recognised.
     speak.say(
         response,
-        "emergency_greeting_known",
+        "emergency_greeting_known" if how == "caller_id" else "emergency_greeting_pin",
         name=contact.name,
         organization=contact.organization.name,
     )

@@ -1,4 +1,9 @@
-"""Ask a recognised emergency caller what is wrong: the triage key, then a spoken description."""
+"""Ask a recognised emergency caller what is wrong (one key), then put them through at once.
+
+The caller's own words are taken where they cost no waiting: as the voicemail when nobody
+accepts. Asking for a description before ringing kept every caller from an engineer for the
+length of a speech prompt plus their answer.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from ivr.prompts import Speaker
 from ivr.settings import Settings
 from tickets import urgent
 from tickets.db import db, utcnow
+from tickets.models import TicketCall
 
 
 def ask_triage(settings: Settings, speak: Speaker, response: VoiceResponse, *, misses: int) -> None:
@@ -28,21 +34,6 @@ def ask_triage(settings: Settings, speak: Speaker, response: VoiceResponse, *, m
         action_on_empty_result=True,
     )
     speak.say(gather, "triage_menu")
-
-
-def _ask_description(settings: Settings, speak: Speaker, response: VoiceResponse) -> None:
-    """Add the invitation to describe the problem in a few words (or to skip it with #)."""
-    gather = response.gather(
-        input="speech dtmf",
-        language=settings.emergency.description_language,
-        speech_timeout="auto",
-        timeout=settings.emergency.description_timeout,
-        finish_on_key="#",
-        action=action_url("emergency.description", lang=speak.language),
-        method="POST",
-        action_on_empty_result=True,
-    )
-    speak.say(gather, "description_prompt")
 
 
 def take_triage(
@@ -62,14 +53,28 @@ def take_triage(
         return response
     guarded(urgent.record_reason, call=call, reason=step.reason, now=utcnow())
     note(call.sid, f"triage:{step.reason or 'unknown'}")
-    _ask_description(settings, speak, response)
+    return put_through(settings, speak, response, call)
+
+
+def put_through(
+    settings: Settings, speak: Speaker, response: VoiceResponse, call: TicketCall
+) -> VoiceResponse:
+    """Say the ticket number in one short sentence, the recording notice, and ring."""
+    key = "ticket_existing" if urgent.is_joined_call(db.session, call) else "ticket_number"
+    speak.say(response, key, digits=spoken_digits(call.ticket.number))
+    if settings.emergency.record_calls:
+        speak.say(response, "recording_notice")
+    ring(settings, response, call, language=speak.language)
     return response
 
 
 def take_description(
     settings: Settings, form: Mapping[str, str], *, language: str
 ) -> VoiceResponse:
-    """Store the spoken description (if any), say the ticket number and ring the engineers."""
+    """Store a spoken description and put the caller through.
+
+    The flow no longer asks for one; this serves calls that were asked before an upgrade.
+    """
     speak = Speaker.for_language(settings, language)
     call = find_call(form.get("CallSid"))
     if call is None:
@@ -81,9 +86,4 @@ def take_description(
         confidence=params.confidence(form.get("Confidence")),
         now=utcnow(),
     )
-    response = VoiceResponse()
-    key = "ticket_existing" if urgent.is_joined_call(db.session, call) else "ticket_number"
-    speak.say(response, key, digits=spoken_digits(call.ticket.number))
-    speak.say(response, "connecting_engineer")
-    ring(settings, response, call, language=language, index=0)
-    return response
+    return put_through(settings, speak, VoiceResponse(), call)

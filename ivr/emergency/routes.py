@@ -11,6 +11,7 @@ from ivr.emergency import voicemail as voicemails
 from ivr.flow import current_settings
 from ivr.prompts import twiml
 from ivr.signatures import twilio_only
+from tickets.models import ONCALL_LEVELS
 
 bp = Blueprint("emergency", __name__, url_prefix="/voice/emergency")
 
@@ -23,6 +24,22 @@ def _language() -> str:
 def _engineer_index() -> int | None:
     """Return which configured engineer's leg our own URL is about, if any."""
     return params.index(request.args.get("eng"), len(current_settings().emergency.engineers))
+
+
+def _staff_id() -> int | None:
+    """Return which rota engineer's leg our own URL is about, if any."""
+    return params.whole_number(request.args.get("staff"))
+
+
+def _dial_state() -> engineers.DialState:
+    """Return where the escalation stands, from our own `dialled` URL."""
+    settings = current_settings()
+    return engineers.DialState(
+        index=_engineer_index(),
+        round=params.count(request.args.get("round"), limit=settings.oncall.rounds),
+        level=params.count(request.args.get("level"), limit=max(ONCALL_LEVELS)),
+        previous=params.id_list(request.args.get("prev")),
+    )
 
 
 @bp.post("/start")
@@ -63,7 +80,7 @@ def dialled():
     """Handle the end of ringing engineers."""
     return twiml(
         engineers.settle_engineer_dial(
-            current_settings(), request.form, language=_language(), index=_engineer_index()
+            current_settings(), request.form, language=_language(), state=_dial_state()
         )
     )
 
@@ -75,7 +92,11 @@ def screen_engineer():
     ticket = request.args.get("ticket")
     return twiml(
         engineers.screen(
-            current_settings(), request.form, ticket_number=ticket, index=_engineer_index()
+            current_settings(),
+            request.form,
+            ticket_number=ticket,
+            index=_engineer_index(),
+            staff_id=_staff_id(),
         )
     )
 
@@ -87,7 +108,11 @@ def accept_engineer():
     ticket = request.args.get("ticket")
     return twiml(
         engineers.accept(
-            current_settings(), request.form, ticket_number=ticket, index=_engineer_index()
+            current_settings(),
+            request.form,
+            ticket_number=ticket,
+            index=_engineer_index(),
+            staff_id=_staff_id(),
         )
     )
 

@@ -59,6 +59,51 @@ def next_engineer(strategy: str, count: int, index: int | None) -> int | None:
     return following if following < count else None
 
 
+@dataclass(frozen=True)
+class RingStep:
+    """One `<Dial>` of the escalation: which round, which level, whom."""
+
+    round: int
+    level: int
+    staff_ids: tuple[int, ...]
+
+
+def next_ring_step(
+    levels: list[tuple[int, tuple[int, ...]]],
+    *,
+    rounds: int,
+    after: tuple[int, int] | None,
+    previous: frozenset[int] = frozenset(),
+) -> RingStep | None:
+    """Return the next level to ring after (round, level) `after`, or None when all rang.
+
+    `levels` are (level, staff ids) of who is on call now, level 1 first. Level after level,
+    round after round. Whoever the previous dial rang is not rung again straight after it on
+    another level (someone on two levels would otherwise ring twice in a row); a level left
+    with nobody is skipped. A round of one level rings that level again.
+    """
+    numbers = [level for level, _ in levels]
+    engineers = dict(levels)
+    round_, position = (1, 0) if after is None else _following(numbers, after)
+    while round_ <= rounds and numbers:
+        level = numbers[position]
+        same_level = after is not None and after[1] == level
+        ids = tuple(i for i in engineers[level] if same_level or i not in previous)
+        if ids:
+            return RingStep(round=round_, level=level, staff_ids=ids)
+        round_, position = _following(numbers, (round_, level))
+    return None
+
+
+def _following(numbers: list[int], at: tuple[int, int]) -> tuple[int, int]:
+    """Return (round, position in `numbers`) of the step after (round, level) `at`."""
+    round_, level = at
+    later = [position for position, number in enumerate(numbers) if number > level]
+    if later:
+        return round_, later[0]
+    return round_ + 1, 0
+
+
 def dial_verdict(
     *, dial_status: str | None, call_status: str | None, bridged: str | None, accepted: bool
 ) -> str:

@@ -8,6 +8,7 @@ with a phone number can be rung, so only they are on call.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -62,6 +63,22 @@ _SHIFTS_AT = (
 def engineer_of(staff: StaffUser) -> Engineer:
     """Return the ringable view of a staff account."""
     return Engineer(staff_id=staff.id, name=staff.name, email=staff.email, phone=staff.phone or "")
+
+
+def engineers_by_id(session: Session, ids: Iterable[int]) -> list[Engineer]:
+    """Return the ringable engineers among these staff ids, in the order given."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    found = {
+        staff.id: engineer_of(staff)
+        for staff in session.scalars(
+            select(StaffUser).where(
+                StaffUser.id.in_(wanted), StaffUser.active.is_(True), StaffUser.phone.is_not(None)
+            )
+        )
+    }
+    return [found[staff_id] for staff_id in wanted if staff_id in found]
 
 
 def levels_from_shifts(shifts: list[OnCallShift]) -> list[OnCallLevel]:
