@@ -28,4 +28,4 @@ def test_upgrading_an_up_to_date_database_changes_nothing(database_url, migrated
     with migrated_engine.connect() as connection:
         context = MigrationContext.configure(connection)
         heads = set(context.get_current_heads())
-    assert heads == {"0006_oncall"}
+    assert heads == {"0007_urgent_lock"}

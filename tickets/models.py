@@ -41,6 +41,9 @@ class Organization(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Written first by every emergency call of the organisation that opens or joins an urgent
+    # ticket: the row lock it takes lets one call at a time decide "join or open".
+    last_emergency_call_at: Mapped[datetime | None]
 
     contacts: Mapped[list[Contact]] = relationship(back_populates="organization")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -13,6 +13,7 @@ from tickets.db import insert_or_get, utcnow
 from tickets.models import (
     OPEN_STATUSES,
     Contact,
+    Organization,
     Ticket,
     TicketCall,
     TicketEvent,
@@ -181,8 +182,20 @@ def _open_or_join(
     from_journal: bool,
     at: datetime,
 ) -> tuple[TicketCall, bool]:
-    """Add the call to its organisation's open urgent ticket, or to a new one; say which."""
+    """Add the call to its organisation's open urgent ticket, or to a new one; say which.
+
+    When a major outage hits, many people of one organisation call at once. Writing the
+    organisation's row first locks it until this transaction commits (a row lock on
+    PostgreSQL, the write lock on SQLite), so the calls decide "join or open" one after
+    another and each sees the ticket the one before it opened: one ticket, every call on it.
+    """
     ticket = None
+    if contact is not None and contact.organization_id is not None:
+        session.execute(
+            update(Organization)
+            .where(Organization.id == contact.organization_id)
+            .values(last_emergency_call_at=at)
+        )
     if may_join and repeat_window_minutes > 0:
         ticket = _open_ticket_to_join(
             session,
