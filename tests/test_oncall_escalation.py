@@ -1,0 +1,240 @@
+"""The emergency line rings who is on call, level by level, with signed webhooks and real TwiML."""
+
+from datetime import datetime, timedelta
+
+import pytest
+from helpers import AMSTERDAM, EMERGENCY_NUMBER, MONDAY_MORNING, dialled, spoken
+from resilience_helpers import DatabaseOutage
+from sqlalchemy import select
+
+from tickets.models import Contact, ContactPhone, Organization, StaffUser, TicketCall, TicketEvent
+from tickets.oncall.rota import add_override, import_level
+
+CALLER = "+31611110000"
+ANNA, BAS, CARLA, DIRK = "+31620000001", "+31620000002", "+31620000003", "+31620000004"
+THURSDAY_MORNING = datetime(2026, 12, 10, 10, 0, tzinfo=AMSTERDAM)
+
+WEEKLY = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//test//EN
+BEGIN:VEVENT
+UID:anna-week
+DTSTAMP:20261101T000000Z
+DTSTART;TZID=Europe/Amsterdam:20261102T090000
+DTEND;TZID=Europe/Amsterdam:20261105T090000
+RRULE:FREQ=WEEKLY
+ATTENDEE:mailto:anna@otys.test
+END:VEVENT
+BEGIN:VEVENT
+UID:bas-week
+DTSTAMP:20261101T000000Z
+DTSTART;TZID=Europe/Amsterdam:20261105T090000
+DTEND;TZID=Europe/Amsterdam:20261109T090000
+RRULE:FREQ=WEEKLY
+SUMMARY:Bas de Vries
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def all_week(*names: str) -> bytes:
+    events = "".join(
+        f"BEGIN:VEVENT\nUID:{name}\nDTSTAMP:20261101T000000Z\nDTSTART:20261101T000000Z\n"
+        f"DTEND:20270101T000000Z\nSUMMARY:{name}\nEND:VEVENT\n"
+        for name in names
+    )
+    return f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\n{events}END:VCALENDAR\n".encode()
+
+
+@pytest.fixture
+def people(session, clock):
+    acme = Organization(name="Acme Uitzendbureau")
+    sanne = Contact(
+        organization=acme, name="Sanne Visser", email="s@acme.example", role="super_user"
+    )
+    sanne.phones.append(ContactPhone(number=CALLER))
+    staff = {
+        name: StaffUser(
+            email=f"{name.split()[0].lower()}@otys.test", name=name, password_hash="x", phone=phone
+        )
+        for name, phone in (
+            ("Anna Jansen", ANNA),
+            ("Bas de Vries", BAS),
+            ("Carla Smit", CARLA),
+            ("Dirk Bakker", DIRK),
+        )
+    }
+    session.add_all([acme, *staff.values()])
+    session.commit()
+    return staff
+
+
+def rota(session, clock, level: int, data: bytes | str) -> None:
+    data = data.encode() if isinstance(data, str) else data
+    import_level(session, data, level=level, zone=AMSTERDAM, now=clock.now, horizon_days=60)
+
+
+def ring(phone, key: str = "1"):
+    call = phone(to=EMERGENCY_NUMBER, from_=CALLER)
+    root = call.press(call.start(), key)
+    assert root.find("Dial") is not None
+    return call, root
+
+
+def timeline(session, kind: str) -> list[str]:
+    session.expire_all()
+    return list(
+        session.scalars(
+            select(TicketEvent.detail).where(TicketEvent.kind == kind).order_by(TicketEvent.id)
+        )
+    )
+
+
+def test_a_weekly_rota_rings_anna_on_monday_and_bas_on_thursday(phone, session, clock, people):
+    rota(session, clock, 1, WEEKLY)
+    clock.now = MONDAY_MORNING
+    _, monday = ring(phone)
+    assert dialled(monday) == [ANNA]
+    clock.now = THURSDAY_MORNING
+    _, thursday = ring(phone)
+    assert dialled(thursday) == [BAS]
+
+
+def test_level_one_not_accepting_rings_level_two_then_three_then_round_two(
+    phone, session, clock, people, settings
+):
+    rota(session, clock, 1, all_week("Anna Jansen"))
+    rota(session, clock, 2, all_week("Carla Smit", "Bas de Vries"))
+    rota(session, clock, 3, all_week("Dirk Bakker"))
+    call, root = ring(phone)
+    assert dialled(root) == [ANNA]
+    assert root.find("Dial").get("timeout") == str(settings.oncall.ring_seconds(1))
+    root = call.dial_result(root, "no-answer")
+    assert sorted(dialled(root)) == sorted([BAS, CARLA])
+    root = call.dial_result(root, "busy")
+    assert dialled(root) == [DIRK]
+    assert root.find("Dial").get("timeout") == str(settings.oncall.ring_seconds(3))
+    for level_numbers in ([ANNA], [BAS, CARLA], [DIRK]):  # the second round (rounds = 2)
+        root = call.dial_result(root, "no-answer")
+        assert sorted(dialled(root)) == sorted(level_numbers)
+    root = call.dial_result(root, "no-answer")
+    assert root.find("Dial") is None
+    assert root.find("Record") is not None
+    assert "Spreek na de toon" in spoken(root)
+    rung = timeline(session, "engineer_rung")
+    assert rung[:4] == [
+        "Anna Jansen (level 1)",
+        "Bas de Vries (level 2)",
+        "Carla Smit (level 2)",
+        "Dirk Bakker (level 3)",
+    ]
+    assert "Anna Jansen (level 1, round 2)" in rung
+    assert timeline(session, "engineers_unavailable")
+
+
+def test_the_engineer_who_accepts_is_named_on_the_ticket(phone, session, clock, people):
+    rota(session, clock, 1, all_week("Anna Jansen"))
+    call, root = ring(phone)
+    number = root.find("Dial").find("Number")
+    leg = {
+        "Direction": "outbound-dial",
+        "ParentCallSid": call.sid,
+        "To": ANNA,
+        "CallSid": "CA" + "e" * 32,
+    }
+    screen = call.post(number.get("url"), **leg)
+    assert "Acme Uitzendbureau" in spoken(screen) and "Sanne Visser" in spoken(screen)
+    accepted = call.post(screen.find("Gather").get("action"), Digits="1", **leg)
+    assert accepted.find("Hangup") is None
+    call.dial_result(root, "completed", DialBridged="true")
+    session.expire_all()
+    ticket_call = session.scalar(select(TicketCall).where(TicketCall.sid == call.sid))
+    assert ticket_call.answered_by == "Anna Jansen"
+    assert ticket_call.outcome == "answered"
+
+
+def test_someone_on_two_levels_is_not_rung_twice_in_a_row(phone, session, clock, people):
+    rota(session, clock, 1, all_week("Anna Jansen"))
+    rota(session, clock, 2, all_week("Anna Jansen", "Carla Smit"))
+    call, root = ring(phone)
+    assert dialled(root) == [ANNA]
+    root = call.dial_result(root, "no-answer")
+    assert dialled(root) == [CARLA]
+
+
+def test_a_level_of_only_the_same_person_is_skipped(phone, session, clock, people):
+    rota(session, clock, 1, all_week("Anna Jansen"))
+    rota(session, clock, 2, all_week("Anna Jansen"))
+    rota(session, clock, 3, all_week("Dirk Bakker"))
+    call, root = ring(phone)
+    root = call.dial_result(root, "no-answer")
+    assert dialled(root) == [DIRK]
+
+
+def test_an_override_wins_over_the_calendar(phone, session, clock, people):
+    rota(session, clock, 1, WEEKLY)
+    add_override(
+        session,
+        level=1,
+        staff=people["Carla Smit"],
+        starts_at=clock.now - timedelta(hours=1),
+        ends_at=clock.now + timedelta(hours=3),
+        added_by="test",
+    )
+    _, root = ring(phone)
+    assert dialled(root) == [CARLA]
+
+
+def test_an_empty_rota_rings_the_configured_engineers(phone, session, people, settings):
+    _, root = ring(phone)
+    assert dialled(root) == [engineer.number for engineer in settings.emergency.engineers]
+    urls = [number.get("url") for number in root.iter("Number")]
+    assert all("eng=" in url and "staff=" not in url for url in urls)
+
+
+def test_a_rota_that_empties_during_the_call_falls_back_to_the_configured_engineers(
+    phone, session, clock, people, settings
+):
+    add_override(
+        session,
+        level=1,
+        staff=people["Anna Jansen"],
+        starts_at=clock.now - timedelta(hours=1),
+        ends_at=clock.now + timedelta(seconds=30),
+        added_by="test",
+    )
+    call, root = ring(phone)
+    assert dialled(root) == [ANNA]
+    clock.now = clock.now + timedelta(minutes=1)
+    root = call.dial_result(root, "no-answer")
+    assert dialled(root) == [engineer.number for engineer in settings.emergency.engineers]
+
+
+def test_with_the_database_down_the_configured_engineers_ring(
+    phone, session, clock, people, settings
+):
+    rota(session, clock, 1, all_week("Anna Jansen"))
+    outage = DatabaseOutage().start()
+    try:
+        call = phone(to=EMERGENCY_NUMBER, from_=CALLER)
+        root = call.start()
+    finally:
+        outage.end()
+    assert dialled(root) == [engineer.number for engineer in settings.emergency.engineers]
+    assert ANNA not in dialled(root)
+
+
+def test_odd_escalation_state_in_the_url_never_dials_anything_unconfigured(
+    phone, session, clock, people, settings
+):
+    rota(session, clock, 1, all_week("Anna Jansen"))
+    call, root = ring(phone)
+    allowed = {ANNA, BAS, CARLA, DIRK} | {e.number for e in settings.emergency.engineers}
+    for query in (
+        "round=9&level=9&prev=1,2,x",
+        "round=1&level=1&prev=" + ",".join(["9"] * 500),
+        "round=-1&level=abc",
+        "level=1",
+    ):
+        answer = call.post(f"/voice/emergency/dialled?lang=nl&{query}", DialCallStatus="no-answer")
+        assert set(dialled(answer)) <= allowed
