@@ -9,8 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import EMERGENCY_NUMBER, dialled
 from support_helpers import PASSWORD, make_call_ticket, make_organization, make_staff, make_ticket
 from werkzeug.serving import make_server
+
+from tickets.models import Contact, ContactPhone, Organization
+from tickets.oncall.rota import import_level
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -195,3 +199,44 @@ def test_ticket_lifecycle_in_the_browser(page, session):
     row = page.locator(f'#queue tr[data-ticket-id="{ticket.id}"]')
     expect(row).to_contain_text("Closed")
     expect(row.get_by_label("rated 4 out of 5")).to_be_visible()
+
+
+def test_on_call_page_shows_the_week_takes_an_override_and_it_rings(page, session, clock, phone):
+    make_staff(session, email="admin@otys.test", name="Ada Admin", role="admin")
+    make_staff(session, email="anna@otys.test", name="Anna Jansen", phone="+31620000001")
+    make_staff(session, email="carla@otys.test", name="Carla Smit", phone="+31620000003")
+    acme = Organization(name="Acme Recruitment")
+    petra = Contact(organization=acme, name="Petra de Boer", email="p@acme.test", role="super_user")
+    petra.phones.append(ContactPhone(number="+31611110000"))
+    session.add(acme)
+    session.commit()
+    week = (
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//EN\nBEGIN:VEVENT\nUID:a\n"
+        "DTSTAMP:20261101T000000Z\nDTSTART;TZID=Europe/Amsterdam:20261207T090000\n"
+        "DTEND;TZID=Europe/Amsterdam:20261214T090000\nSUMMARY:Anna Jansen\nEND:VEVENT\n"
+        "END:VCALENDAR\n"
+    )
+    import_level(
+        session, week.encode(), level=1, zone=clock.now.tzinfo, now=clock.now, horizon_days=30
+    )
+
+    sign_in(page, "admin@otys.test")
+    page.get_by_role("link", name="On call").click()
+    expect(page.get_by_role("heading", name="On call")).to_be_visible()
+    expect(page.locator("#now-level-1")).to_contain_text("Anna Jansen")
+    expect(page.locator("#rota-level-1")).to_contain_text("Anna Jansen")
+    screenshot(page, "support-oncall.png")
+
+    page.get_by_label("Level").select_option("1")
+    page.get_by_label("Engineer").select_option(label="Carla Smit (+31620000003)")
+    page.get_by_label("From (local time)").fill("2026-12-07T09:30")
+    page.get_by_label("Until (local time)").fill("2026-12-07T18:00")
+    page.get_by_role("button", name="Add override").click()
+    expect(page.get_by_role("status").filter(has_text="Carla Smit covers level 1")).to_be_visible()
+    expect(page.locator("#now-level-1")).to_contain_text("Carla Smit")
+    expect(page.locator("#now-level-1")).not_to_contain_text("Anna Jansen")
+    expect(page.locator("#overrides")).to_contain_text("Carla Smit")
+
+    call = phone(to=EMERGENCY_NUMBER, from_="+31611110000")
+    root = call.press(call.start(), "1")
+    assert dialled(root) == ["+31620000003"]
