@@ -178,8 +178,6 @@ class EmergencyLine(Strict):
     pin_lockout_minutes: int = Field(default=15, ge=1, le=1440)
     triage_timeout: int = Field(default=6, ge=2, le=30)
     triage_max_misses: int = Field(default=2, ge=1, le=5)
-    description_timeout: int = Field(default=4, ge=1, le=10)
-    description_language: str = "nl-NL"
     repeat_window_minutes: int = Field(default=30, ge=0, le=1440)
     voicemail_max_seconds: int = Field(default=180, ge=10, le=600)
     record_calls: bool = True
