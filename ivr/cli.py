@@ -35,6 +35,17 @@ def open_database(settings: Settings):
     return db.session()
 
 
+def active_staff_or_exit(session, email: str):
+    """Return the active staff account with this e-mail, or stop with one line saying so."""
+    from tickets.staff import find_staff
+
+    account = find_staff(session, email)
+    if account is None or not account.active:
+        click.echo(f"error: no active staff account {email.strip().lower()}", err=True)
+        sys.exit(1)
+    return account
+
+
 @click.group()
 def main() -> None:
     """OTYS support phone lines."""
@@ -147,15 +158,11 @@ def staff_add(email: str, name: str, role: str, phone: str | None) -> None:
 @click.argument("email")
 def staff_token(email: str) -> None:
     """Print a new API bearer token for a staff account, alone on its line."""
-    from tickets.staff import find_staff, issue_token
+    from tickets.staff import issue_token
 
     settings = settings_or_exit()
     session = open_database(settings)
-    account = find_staff(session, email)
-    if account is None or not account.active:
-        click.echo(f"error: no active staff account {email.strip().lower()}", err=True)
-        sys.exit(1)
-    click.echo(issue_token(session, staff=account))
+    click.echo(issue_token(session, staff=active_staff_or_exit(session, email)))
 
 
 DEMO_DIRECTORY = PROJECT_ROOT / "config" / "demo-directory.csv"

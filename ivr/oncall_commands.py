@@ -81,16 +81,12 @@ def oncall_show(at: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="End the engineer's feed URL.")
 def oncall_feed(email: str, revoke: bool) -> None:
     """Print an engineer's secret calendar-feed URL (a new one ends the old), or revoke it."""
-    from ivr.cli import open_database, settings_or_exit
+    from ivr.cli import active_staff_or_exit, open_database, settings_or_exit
     from tickets.oncall.feeds import issue_feed_token, revoke_feed_token
-    from tickets.staff import find_staff
 
     settings = settings_or_exit()
     session = open_database(settings)
-    account = find_staff(session, email)
-    if account is None or not account.active:
-        click.echo(f"error: no active staff account {email.strip().lower()}", err=True)
-        sys.exit(1)
+    account = active_staff_or_exit(session, email)
     if revoke:
         revoke_feed_token(session, staff=account)
         click.echo(f"feed of {account.email} revoked")

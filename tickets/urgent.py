@@ -169,6 +169,35 @@ def _when(in_hours: bool) -> str:
     return "in working hours" if in_hours else "outside working hours"
 
 
+def _new_ticket(
+    session: Session,
+    *,
+    caller: str | None,
+    contact: Contact | None,
+    in_hours: bool,
+    from_journal: bool,
+    at: datetime,
+) -> Ticket:
+    """Add a new urgent ticket; a call served from the outage journal is not verified."""
+    ticket = Ticket(
+        priority=URGENT,
+        category="bug",
+        status="new",
+        source="phone",
+        caller=caller,
+        contact_id=contact.id if contact is not None else None,
+        organization_id=contact.organization_id if contact is not None else None,
+        in_hours=in_hours,
+        verified=not from_journal,
+        from_journal=from_journal,
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
 def _open_or_join(
     session: Session,
     *,
@@ -204,23 +233,14 @@ def _open_or_join(
         )
     joined = ticket is not None
     if ticket is None:
-        # A call served from the outage journal could not check its caller: not verified.
-        ticket = Ticket(
-            priority=URGENT,
-            category="bug",
-            status="new",
-            source="phone",
+        ticket = _new_ticket(
+            session,
             caller=caller,
-            contact_id=contact.id if contact is not None else None,
-            organization_id=contact.organization_id if contact is not None else None,
+            contact=contact,
             in_hours=in_hours,
-            verified=not from_journal,
             from_journal=from_journal,
-            created_at=at,
-            updated_at=at,
+            at=at,
         )
-        session.add(ticket)
-        session.flush()
     # Setting the relationships too spares a query when the flow reads call.ticket next.
     call = TicketCall(
         ticket_id=ticket.id,

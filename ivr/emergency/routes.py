@@ -85,36 +85,31 @@ def dialled():
     )
 
 
-@bp.post("/screen")
-@twilio_only
-def screen_engineer():
-    """Screen an engineer's leg before bridging."""
-    ticket = request.args.get("ticket")
+def _engineer_leg(step):
+    """Run a step on an engineer's leg: which ticket, and which engineer our URL names."""
     return twiml(
-        engineers.screen(
+        step(
             current_settings(),
             request.form,
-            ticket_number=ticket,
+            ticket_number=request.args.get("ticket"),
             index=_engineer_index(),
             staff_id=_staff_id(),
         )
     )
+
+
+@bp.post("/screen")
+@twilio_only
+def screen_engineer():
+    """Screen an engineer's leg before bridging."""
+    return _engineer_leg(engineers.screen)
 
 
 @bp.post("/accept")
 @twilio_only
 def accept_engineer():
     """Take the engineer's answer to the screening question."""
-    ticket = request.args.get("ticket")
-    return twiml(
-        engineers.accept(
-            current_settings(),
-            request.form,
-            ticket_number=ticket,
-            index=_engineer_index(),
-            staff_id=_staff_id(),
-        )
-    )
+    return _engineer_leg(engineers.accept)
 
 
 @bp.post("/voicemail")
