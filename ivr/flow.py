@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from flask import current_app, url_for
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import calls, params
@@ -17,6 +18,7 @@ from ivr.prompts import Speaker
 from ivr.settings import Engineer, Schedule, Settings
 from tickets.availability import OVERRIDE_MODES, get_hours_override
 from tickets.db import db, is_database_unreachable, utcnow
+from tickets.oncall import rota
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +123,12 @@ def find_engineer(settings: Settings, number: str | None) -> Engineer | None:
         if engineer.number == called:
             return engineer
     return None
+
+
+def engineer_name(settings: Settings, session: Session, number: str | None) -> str:
+    """Name the engineer on a leg by phone number: a configured one, else one of the rota."""
+    configured = find_engineer(settings, number)
+    if configured is not None:
+        return configured.name
+    staff = rota.engineer_with_phone(session, params.caller_id(number))
+    return staff.name if staff is not None else "unknown engineer"

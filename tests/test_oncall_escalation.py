@@ -238,3 +238,14 @@ def test_odd_escalation_state_in_the_url_never_dials_anything_unconfigured(
     ):
         answer = call.post(f"/voice/emergency/dialled?lang=nl&{query}", DialCallStatus="no-answer")
         assert set(dialled(answer)) <= allowed
+
+
+def test_a_leg_without_our_engineer_in_the_url_is_named_by_its_phone(phone, session, clock, people):
+    rota(session, clock, 1, all_week("Anna Jansen"))
+    call, root = ring(phone)
+    ticket = root.find("Dial").find("Number").get("url").split("ticket=")[1].split("&")[0]
+    leg = {"Direction": "outbound-dial", "ParentCallSid": call.sid, "To": ANNA}
+    call.post(f"/voice/emergency/accept?ticket={ticket}", Digits="1", **leg)
+    session.expire_all()
+    ticket_call = session.scalar(select(TicketCall).where(TicketCall.sid == call.sid))
+    assert ticket_call.answered_by == "Anna Jansen"

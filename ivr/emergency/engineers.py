@@ -18,7 +18,7 @@ from ivr.emergency.triage import (
     next_ring_step,
 )
 from ivr.emergency.voicemail import offer_voicemail
-from ivr.flow import action_url, find_engineer, guarded, hang_up, note
+from ivr.flow import action_url, engineer_name, guarded, hang_up, note
 from ivr.outage import without_database
 from ivr.prompts import Speaker
 from ivr.settings import Settings
@@ -197,8 +197,7 @@ def _engineer_name(
             return found[0].name
     if index is not None:
         return settings.emergency.engineers[index].name
-    engineer = find_engineer(settings, number)
-    return engineer.name if engineer is not None else "unknown engineer"
+    return engineer_name(settings, db.session, number)
 
 
 def _ticket_and_call(

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from ivr import calls, params
+from ivr.flow import engineer_name
 from ivr.hours import is_open
 from ivr.lines import EMERGENCY, OFFICE
 from ivr.models import CallLog
@@ -49,15 +50,6 @@ def _line(entry: Entry) -> str:
 def _when(settings: Settings, at: datetime) -> str:
     """Return a moment in the service's time zone, for timelines."""
     return at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _engineer_name(settings: Settings, number: object) -> str:
-    """Return the configured name of the engineer with this number."""
-    called = params.caller_id(_text(number))
-    for engineer in settings.emergency.engineers:
-        if engineer.number == called:
-            return engineer.name
-    return "unknown engineer"
 
 
 def _ticket_call(session: Session, entry: Entry) -> TicketCall | None:
@@ -192,7 +184,7 @@ def replay_dial(settings: Settings, session: Session, entry: Entry) -> str:
 def replay_answered(settings: Settings, session: Session, entry: Entry) -> str:
     """Record the engineer who accepted a call during the outage."""
     call = _ticket_call(session, entry)
-    engineer = _engineer_name(settings, entry.data.get("engineer"))
+    engineer = engineer_name(settings, session, _text(entry.data.get("engineer")))
     if call is None:
         return f"{engineer} answered call {entry.call_sid}: no ticket to record it on"
     urgent.record_engineer_response(

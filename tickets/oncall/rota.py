@@ -81,6 +81,19 @@ def engineers_by_id(session: Session, ids: Iterable[int]) -> list[Engineer]:
     return [found[staff_id] for staff_id in wanted if staff_id in found]
 
 
+def engineer_with_phone(session: Session, number: str | None) -> Engineer | None:
+    """Return the ringable engineer with this E.164 phone number, if there is one."""
+    if not number:
+        return None
+    staff = session.scalar(
+        select(StaffUser)
+        .where(StaffUser.phone == number, StaffUser.active.is_(True))
+        .order_by(StaffUser.id)
+        .limit(1)
+    )
+    return engineer_of(staff) if staff is not None else None
+
+
 def levels_from_shifts(shifts: list[OnCallShift]) -> list[OnCallLevel]:
     """Return each level's engineers from the shifts covering one moment, overrides winning."""
     levels = []
