@@ -249,3 +249,17 @@ def test_a_leg_without_our_engineer_in_the_url_is_named_by_its_phone(phone, sess
     session.expire_all()
     ticket_call = session.scalar(select(TicketCall).where(TicketCall.sid == call.sid))
     assert ticket_call.answered_by == "Anna Jansen"
+
+
+def test_the_database_going_away_during_the_escalation_rings_the_configured_engineers(
+    phone, session, clock, people, settings
+):
+    rota(session, clock, 1, all_week("Anna Jansen"))
+    call, root = ring(phone)
+    assert dialled(root) == [ANNA]
+    outage = DatabaseOutage().start()
+    try:
+        root = call.dial_result(root, "no-answer")
+    finally:
+        outage.end()
+    assert dialled(root) == [engineer.number for engineer in settings.emergency.engineers]

@@ -147,8 +147,10 @@ def twiml_without_database(settings: Settings, hook: Webhook) -> VoiceResponse |
         if dial_status == "completed" or (form.get("DialBridged") or "").lower() == "true":
             return goodbye(VoiceResponse(), speak, "goodbye")
         sequential = settings.emergency.ring_strategy == "sequential"
-        if line == EMERGENCY and sequential and not hook.is_outage_webhook:
-            # The flow rang one engineer; without the database ring them all, unverified.
+        escalating = sequential or bool(args.get("level"))
+        if line == EMERGENCY and escalating and not hook.is_outage_webhook:
+            # The flow rang one engineer or one rota level, and the rest of the escalation needs
+            # the database: ring the configured engineers instead, unverified.
             return safe_response(settings, line, form.get("From"), language=speak.language)
         return voicemail_response(settings, speak, line, args.get("dept"))
     if form.get("RecordingUrl") or hook.endpoint == OUTAGE_VOICEMAIL_ENDPOINT:
