@@ -19,7 +19,7 @@ SPEECH = "speech:"
 SILENCE = "-"
 DIAL_ANSWERED = "answer"
 DIAL_UNANSWERED = "no-answer"
-# What the bench says when asked for a description, and how sure the recogniser is.
+# How sure the recogniser is of what the bench says at a speech <Gather>.
 SPEECH_CONFIDENCE = "0.87"
 
 
@@ -233,6 +233,9 @@ class _Call:
         self.check_outcome()
 
     def check_outcome(self) -> None:
+        if self.answers:
+            # The service asked fewer questions than the plan answers: the flow has changed.
+            raise FlowError(f"the call ended before the plan's answers {self.answers} were asked")
         expect = self.plan.expect
         if expect == "bridged" and not self.result.bridged:
             raise FlowError("the caller was never bridged to a person")
@@ -453,13 +456,13 @@ def standard_plans(settings) -> dict[str, Plan]:
     """Return the calls the bench places, built from the service's own configuration."""
     office = settings.office.numbers[0]
     emergency = settings.emergency.numbers[0]
-    description = SPEECH + "Onze omgeving is sinds vanochtend niet bereikbaar."
+    # The triage key is the caller's last answer: the same response rings the engineers.
     plans = [
-        Plan("emergency-accept", emergency, ("1", description), caller_kind="entitled"),
+        Plan("emergency-accept", emergency, ("1",), caller_kind="entitled"),
         Plan(
             "emergency-voicemail",
             emergency,
-            ("2", description),
+            ("2",),
             dials=(DIAL_UNANSWERED,),
             expect="voicemail",
             caller_kind="entitled",
@@ -467,7 +470,7 @@ def standard_plans(settings) -> dict[str, Plan]:
         Plan(
             "office-to-emergency",
             office,
-            (settings.office.emergency_key, "1", description),
+            (settings.office.emergency_key, "1"),
             caller_kind="entitled",
         ),
     ]

@@ -121,12 +121,16 @@ class Call:
         """Press keys at the first <Gather> of `root`, posting to its action."""
         gather = root.find("Gather")
         assert gather is not None, ET.tostring(root, encoding="unicode")
+        # Twilio sends Digits only to a <Gather> that listens to the keypad (the default).
+        assert "dtmf" in (gather.get("input") or "dtmf").split(), gather.get("input")
         return self.post(gather.get("action"), Digits=digits)
 
     def speak(self, root: ET.Element, text: str, confidence: str = "0.9") -> ET.Element:
-        """Say `text` at the first speech <Gather> of `root`."""
+        """Say `text` at the first <Gather> of `root`, which must listen for speech."""
         gather = root.find("Gather")
         assert gather is not None, ET.tostring(root, encoding="unicode")
+        # Twilio sends a SpeechResult only to a <Gather> with speech among its inputs.
+        assert "speech" in (gather.get("input") or "dtmf").split(), gather.get("input")
         return self.post(gather.get("action"), SpeechResult=text, Confidence=confidence)
 
     def silence(self, root: ET.Element) -> ET.Element:

@@ -19,7 +19,9 @@ from sqlalchemy.exc import DataError, OperationalError
 from ivr import params
 from ivr.emergency import triage
 from ivr.models import CallLog, PinFailure
+from tickets import urgent
 from tickets.availability import set_hours_override
+from tickets.db import db
 from tickets.directory import hash_pin
 from tickets.models import (
     Announcement,
@@ -115,16 +117,18 @@ def call_emergency(phone, from_=SUPER_PHONE, to=EMERGENCY_NUMBER):
     return phone(to=to, from_=from_)
 
 
-def to_description(call, key="1"):
-    root = call.start()
-    return call.press(root, key)
+def to_dial(call, key="1"):
+    """Walk a recognised caller through triage: the same answer already rings the engineers."""
+    root = call.press(call.start(), key)
+    assert root.find("Dial") is not None, xml(root)
+    return root
 
 
-def to_dial(call, key="1", description=None):
-    root = to_description(call, key)
-    if description is None:
-        return call.silence(root)
-    return call.speak(root, description)
+def describe(call, text, confidence="0.9", lang="nl"):
+    """Post a spoken description, as a call asked for one before the upgrade still does."""
+    return call.post(
+        f"/voice/emergency/description?lang={lang}", SpeechResult=text, Confidence=confidence
+    )
 
 
 def engineer_leg(phone, call, number_element):
@@ -144,8 +148,10 @@ def assert_rings_only_engineers(root):
 def test_super_user_is_greeted_and_has_an_urgent_ticket_before_triage(phone, session, directory):
     call = call_emergency(phone)
     root = call.start()
-    text = spoken(root)
-    assert "Welkom Sanne Visser, van Acme Uitzendbureau." in text
+    says = [say.text for say in root.iter("Say")]
+    # One greeting naming the caller: the line's general welcome is for callers it cannot name.
+    assert says[0] == "Welkom Sanne Visser, Acme Uitzendbureau."
+    assert "Welkom bij de noodlijn" not in spoken(root)
     gather = root.find("Gather")
     assert gather.get("numDigits") == "1"
     assert "toets 1" in spoken(gather) and "toets 2" in spoken(gather)
@@ -169,7 +175,7 @@ def test_super_user_is_greeted_and_has_an_urgent_ticket_before_triage(phone, ses
 def test_key_user_calling_the_0900_number_is_recognised(phone, session, directory):
     call = call_emergency(phone, from_=KEY_PHONE, to=EMERGENCY_0900)
     root = call.start()
-    assert "Welkom Ruud Bakker, van Acme Uitzendbureau." in spoken(root)
+    assert "Welkom Ruud Bakker, Acme Uitzendbureau." in spoken(root)
     assert only_ticket(session).contact_id == directory["key"].id
 
 
@@ -183,20 +189,29 @@ def test_office_hand_off_behaves_like_the_emergency_number_in_english(phone, ses
     call = phone(to=OFFICE_NUMBER, from_=SUPER_PHONE)
     call.base["CallStatus"] = "in-progress"
     root = call.post("/voice/emergency/start?via=office&lang=en")
-    assert "Welcome to the OTYS support emergency line." in spoken(root)
-    assert "Welcome Sanne Visser, of Acme Uitzendbureau." in spoken(root)
+    assert "Welcome Sanne Visser, Acme Uitzendbureau." in spoken(root)
+    assert "Welcome to the OTYS support emergency line." not in spoken(root)
     assert root.find("Gather").get("action").endswith("lang=en&misses=0")
     root = call.press(root, "2")
-    assert "describe the problem" in spoken(root)
-    assert only_ticket(session).reason == "urgent_bug"
+    ticket = only_ticket(session)
+    assert ticket.reason == "urgent_bug"
+    assert [say.text for say in root.iter("Say")] == [
+        f"Ticket number {' '.join(ticket.number)}.",
+        "This call is recorded.",
+    ]
+    assert all(say.get("language") == "en-GB" for say in root.iter("Say"))
+    assert dialled(root) == ENGINEERS
+    assert "lang=en" in root.find("Dial").get("action")
     call.hang_up()
-    assert ticket_call(session, call.sid).outcome == "abandoned_after_triage"
+    assert ticket_call(session, call.sid).outcome == "abandoned_while_ringing"
 
 
 def test_office_hand_off_defaults_to_dutch(phone, session, directory):
     call = phone(to=OFFICE_NUMBER, from_=SUPER_PHONE)
     root = call.post("/voice/emergency/start?via=office")
-    assert "Welkom bij de noodlijn van OTYS support." in spoken(root)
+    assert "Welkom Sanne Visser, Acme Uitzendbureau." in spoken(root)
+    assert root.find("Say").get("language") == "nl-NL"
+    assert root.find("Gather").get("action").endswith("lang=nl&misses=0")
     assert count(session, Ticket) == 1
 
 
@@ -210,6 +225,9 @@ def test_unsigned_request_to_a_step_is_refused(client, directory):
 
 def test_withheld_caller_is_asked_for_a_pin_ended_with_hash(phone, session, directory):
     root = call_emergency(phone, from_="anonymous").start()
+    # A caller the line cannot name hears its welcome first, then the PIN question.
+    assert verbs(root)[:2] == ["Say", "Gather"]
+    assert root.find("Say").text == "Welkom bij de noodlijn van OTYS support."
     gather = root.find("Gather")
     assert gather.get("finishOnKey") == "#"
     assert gather.get("timeout") == "10"
@@ -220,7 +238,8 @@ def test_withheld_caller_is_asked_for_a_pin_ended_with_hash(phone, session, dire
 def test_correct_pin_recognises_the_caller_and_opens_the_ticket(phone, session, directory):
     call = call_emergency(phone, from_="+266696687")
     root = call.press(call.start(), SUPER_PIN)
-    assert "Welkom Sanne Visser, van Acme Uitzendbureau." in spoken(root)
+    assert root.find("Say").text == "Dank u, Sanne Visser, Acme Uitzendbureau."
+    assert "Welkom" not in spoken(root)
     assert root.find("Gather").get("action").startswith("/voice/emergency/triage")
     ticket = only_ticket(session)
     assert ticket.contact_id == directory["super"].id
@@ -353,7 +372,7 @@ def test_outside_hours_the_caller_hears_when_and_leaves_a_voicemail_ticket(
         Digits="hangup",
     )
     number = " ".join(ticket.number)
-    assert f"Uw ticketnummer is {number}." in spoken(root)
+    assert f"Ticketnummer {number}." in spoken(root)
     assert "Dank u wel" in spoken(root)
     assert verbs(root)[-1] == "Hangup"
     row = ticket_call(session, call.sid)
@@ -422,7 +441,9 @@ def test_triage_invalid_then_silence_goes_on_without_a_reason(phone, session, di
     assert "Die keuze bestaat niet." in spoken(root)
     assert root.find("Gather").get("numDigits") == "1"
     root = call.silence(root)
-    assert root.find("Gather").get("input") == "speech dtmf"
+    # Out of tries: on without a reason, straight to the engineers.
+    assert root.find("Gather") is None
+    assert dialled(root) == ENGINEERS
     ticket = only_ticket(session)
     assert ticket.reason is None
     assert ("triage", "unknown") in events(session)
@@ -433,46 +454,54 @@ def test_triage_silence_once_asks_again(phone, session, directory):
     root = call.silence(call.start())
     assert "geen keuze gehoord" in spoken(root)
     root = call.press(root, "1")
-    assert root.find("Gather").get("input") == "speech dtmf"
+    assert dialled(root) == ENGINEERS
     assert only_ticket(session).reason == "outage"
 
 
 @pytest.mark.parametrize(("key", "reason"), [("1", "outage"), ("2", "urgent_bug")])
 def test_triage_keys_set_the_reason(phone, session, directory, key, reason):
     call = call_emergency(phone)
-    to_description(call, key)
+    to_dial(call, key)
     assert only_ticket(session).reason == reason
     assert ("triage", reason) in events(session)
 
 
-# ------------------------------------------------------------------ description and ticket number
+# ------------------------------------------------------------------ straight to the engineers
 
 
-def test_description_prompt_listens_for_dutch_speech_and_can_be_skipped(phone, directory):
-    gather = to_description(call_emergency(phone)).find("Gather")
-    assert gather.get("language") == "nl-NL"
-    assert gather.get("speechTimeout") == "auto"
-    assert gather.get("finishOnKey") == "#"
-    assert gather.get("actionOnEmptyResult") == "true"
-    assert "hekje" in spoken(gather)
-
-
-def test_spoken_description_is_stored_on_ticket_and_call(phone, session, directory):
+def test_triage_rings_at_once_and_the_callers_words_go_to_the_voicemail(phone, session, directory):
     call = call_emergency(phone)
-    to_dial(call, description="Niemand kan inloggen sinds negen uur")
-    ticket = only_ticket(session)
-    assert ticket.description == "Niemand kan inloggen sinds negen uur"
-    assert ticket_call(session, call.sid).transcription == ticket.description
-    assert any(kind == "description" and "Niemand" in detail for kind, detail in events(session))
+    root = call.press(call.start(), "1")
+    # No question between the triage key and the ringing: two short sentences, then the dial.
+    assert verbs(root) == ["Say", "Say", "Dial"]
+    assert root.find("Gather") is None and root.find("Record") is None
+    assert "/voice/emergency/description" not in xml(root)
+    assert dialled(root) == ENGINEERS
+    kinds = [kind for kind, _ in events(session)]
+    assert kinds.index("triage") < kinds.index("engineer_rung")
+    assert "description" not in kinds
 
-
-def test_skipped_description_is_noted(phone, session, directory):
-    call = call_emergency(phone)
-    root = to_description(call)
-    root = call.press(root, "")
-    assert root.find("Dial") is not None
-    assert only_ticket(session).description is None
-    assert ("description", "skipped") in events(session)
+    # Nobody accepts: now the caller is asked for their name and the problem, on the ticket.
+    root = call.dial_result(root, "no-answer")
+    assert "Spreek na de toon uw naam en het probleem in." in spoken(root)
+    record = root.find("Record")
+    assert record.get("action").startswith("/voice/emergency/voicemail")
+    assert record.get("maxLength") == "180"
+    assert record.get("playBeep") == "true"
+    root = call.post(
+        record.get("action"),
+        RecordingUrl="https://api.twilio.com/rec/RE4",
+        RecordingSid="RE4",
+        RecordingDuration="41",
+    )
+    assert "Dank u wel. Uw bericht is vastgelegd op uw urgente ticket." in spoken(root)
+    row = ticket_call(session, call.sid)
+    assert (row.outcome, row.recording_url, row.recording_duration) == (
+        "voicemail",
+        "https://api.twilio.com/rec/RE4",
+        41,
+    )
+    assert ("voicemail", "https://api.twilio.com/rec/RE4") in events(session, call.sid)
 
 
 def test_ticket_number_digits_are_read_in_one_say_before_the_dial(phone, session, directory):
@@ -483,8 +512,38 @@ def test_ticket_number_digits_are_read_in_one_say_before_the_dial(phone, session
     dial_at = verbs(root).index("Dial")
     says = [child.text for child in children[:dial_at] if child.tag == "Say"]
     digits = " ".join(ticket.number)
-    assert f"Uw ticketnummer is {digits}." in says
-    assert says[-1].startswith("U wordt nu doorverbonden")
+    assert says == [f"Ticketnummer {digits}.", "Dit gesprek wordt opgenomen."]
+
+
+# ------------------------------------------------------- descriptions from before the upgrade
+
+
+def test_a_description_posted_by_a_call_asked_before_the_upgrade_is_stored(
+    phone, session, directory
+):
+    call = call_emergency(phone)
+    call.start()
+    root = describe(call, "Niemand kan inloggen sinds negen uur", confidence="0.82")
+    retried = describe(call, "Niemand kan inloggen sinds negen uur", confidence="0.82")
+    assert xml(retried) == xml(root)
+    ticket = only_ticket(session)
+    assert ticket.description == "Niemand kan inloggen sinds negen uur"
+    assert ticket_call(session, call.sid).transcription == ticket.description
+    described = [detail for kind, detail in events(session) if kind == "description"]
+    assert described == ["Niemand kan inloggen sinds negen uur (confidence 0.82)"]
+    # The caller is put through the way the flow does it now.
+    assert verbs(root) == ["Say", "Say", "Dial"]
+    assert root.find("Say").text == f"Ticketnummer {' '.join(ticket.number)}."
+    assert dialled(root) == ENGINEERS
+
+
+def test_a_skipped_description_from_before_the_upgrade_is_noted(phone, session, directory):
+    call = call_emergency(phone)
+    call.start()
+    root = call.post("/voice/emergency/description?lang=nl")
+    assert dialled(root) == ENGINEERS
+    assert only_ticket(session).description is None
+    assert ("description", "skipped") in events(session)
 
 
 # ------------------------------------------------------------------ ringing and screening
@@ -550,7 +609,6 @@ def test_engineer_not_pressing_one_is_hung_up(phone, session, directory, digits)
 def test_screen_uses_the_reason_unknown_when_triage_was_skipped(phone, directory):
     call = call_emergency(phone)
     root = call.silence(call.silence(call.start()))
-    root = call.silence(root)
     _, screen = engineer_leg(phone, call, root.find("Dial/Number"))
     assert "Reden: niet opgegeven." in spoken(screen)
 
@@ -632,9 +690,13 @@ class TestNoRecording:
         return {"emergency.record_calls": False}
 
     def test_bridged_call_is_not_recorded_when_switched_off(self, phone, directory):
-        dial = to_dial(call_emergency(phone)).find("Dial")
+        root = to_dial(call_emergency(phone))
+        dial = root.find("Dial")
         assert dial.get("record") is None
         assert dial.get("recordingStatusCallback") is None
+        # Nothing is recorded, so nothing is announced: the ticket number alone, then the dial.
+        assert verbs(root) == ["Say", "Dial"]
+        assert "opgenomen" not in spoken(root)
 
 
 def test_recording_callback_stores_the_bridged_recording(phone, session, directory):
@@ -663,8 +725,11 @@ def hang_up_before_triage(phone, call):
     call.start()
 
 
-def hang_up_during_description(phone, call):
-    to_description(call)
+def hang_up_at_a_description_prompt_from_before_the_upgrade(phone, call):
+    # That version asked for a description after triage: the key was taken, nothing rang.
+    call.start()
+    row = urgent.find_ticket_call(db.session, call.sid)
+    urgent.record_reason(db.session, call=row, reason="outage")
 
 
 def hang_up_while_ringing(phone, call):
@@ -692,7 +757,7 @@ def hang_up_after_answer(phone, call):
     ("walk", "outcome"),
     [
         (hang_up_before_triage, "abandoned_before_triage"),
-        (hang_up_during_description, "abandoned_after_triage"),
+        (hang_up_at_a_description_prompt_from_before_the_upgrade, "abandoned_after_triage"),
         (hang_up_while_ringing, "abandoned_while_ringing"),
         (hang_up_after_nobody_accepted, "no_answer"),
         (hang_up_after_a_refusal, "refused"),
@@ -754,11 +819,8 @@ def test_retried_webhooks_create_nothing_twice(phone, session, directory):
     root_again = call.post("/voice/incoming")
     assert xml(root_again) == xml(root)
     gather_action = root.find("Gather").get("action")
-    description = call.post(gather_action, Digits="1")
-    call.post(gather_action, Digits="1")
-    action = description.find("Gather").get("action")
-    dial_root = call.post(action, SpeechResult="alles is traag", Confidence="0.7")
-    call.post(action, SpeechResult="alles is traag", Confidence="0.7")
+    dial_root = call.post(gather_action, Digits="1")
+    assert xml(call.post(gather_action, Digits="1")) == xml(dial_root)
     leg, screen = engineer_leg(phone, call, dial_root.find("Dial/Number"))
     leg.press(screen, "1")
     leg.press(screen, "1")
@@ -768,13 +830,11 @@ def test_retried_webhooks_create_nothing_twice(phone, session, directory):
     call.hang_up()
     assert count(session, Ticket) == 1
     assert count(session, TicketCall) == 1
-    assert only_ticket(session).description == "alles is traag"
     kinds = [kind for kind, _ in events(session)]
     for kind in (
         "ticket_opened",
         "recognised",
         "triage",
-        "description",
         "engineer_accepted",
         "call_ended",
     ):
@@ -785,20 +845,17 @@ def test_retried_webhooks_create_nothing_twice(phone, session, directory):
 
 def test_second_call_from_the_organisation_joins_the_open_ticket(phone, session, directory, clock):
     first = call_emergency(phone)
-    to_dial(first, description="Inloggen lukt niet")
+    to_dial(first)
     first.hang_up()
     clock.now = MONDAY_MORNING + timedelta(minutes=20)
     second = call_emergency(phone, from_=KEY_PHONE)
-    root = to_dial(second, key="1", description="Nog steeds kapot")
+    root = to_dial(second, key="1")
     ticket = only_ticket(session)
     digits = " ".join(ticket.number)
-    assert (
-        "Uw oproep is toegevoegd aan het openstaande urgente ticket van uw organisatie. "
-        f"Het ticketnummer is {digits}."
-    ) in spoken(root)
-    assert "Uw ticketnummer is" not in spoken(root)
+    assert root.find("Say").text == f"Lopend ticket {digits}."
+    assert "Ticketnummer" not in spoken(root)
+    assert dialled(root) == ENGINEERS
     assert count(session, TicketCall, TicketCall.ticket_id == ticket.id) == 2
-    assert ticket.description == "Inloggen lukt niet\nNog steeds kapot"
     assert any(kind == "call_joined" for kind, _ in events(session, second.sid))
 
     clock.now = MONDAY_MORNING + timedelta(minutes=51)
@@ -806,7 +863,7 @@ def test_second_call_from_the_organisation_joins_the_open_ticket(phone, session,
     root = to_dial(third)
     newest = session.scalar(select(Ticket).order_by(Ticket.id.desc()).limit(1))
     assert newest.id != ticket.id
-    assert f"Uw ticketnummer is {' '.join(newest.number)}." in spoken(root)
+    assert root.find("Say").text == f"Ticketnummer {' '.join(newest.number)}."
     assert count(session, Ticket) == 2
 
 
@@ -898,8 +955,8 @@ def test_odd_triage_keys_ask_again(phone, session, directory, digits):
 )
 def test_odd_speech_results_are_stored_safely(phone, session, directory, speech, confidence):
     call = call_emergency(phone)
-    root = to_description(call)
-    root = call.post(root.find("Gather").get("action"), SpeechResult=speech, Confidence=confidence)
+    call.start()
+    root = describe(call, speech, confidence=confidence)
     assert root.find("Dial") is not None
     assert_rings_only_engineers(root)
     description = only_ticket(session).description
@@ -1116,9 +1173,10 @@ def test_a_failing_trail_or_reason_write_goes_on_with_the_call(
     monkeypatch.setattr("tickets.urgent.record_reason", failing("UPDATE"))
     call = call_emergency(phone)
     root = call.press(call.start(), "1")
-    # Still in the flow (not the error handler's answer): the description is asked for.
-    assert root.find("Gather").get("input") == "speech dtmf"
-    assert dialled(call.silence(root)) == ENGINEERS
+    # Still in the flow (not the error handler's answer): the ticket number, then the engineers.
+    assert root.find("Say").text == f"Ticketnummer {' '.join(only_ticket(session).number)}."
+    assert root.find("Dial").get("action").startswith("/voice/emergency/dialled")
+    assert dialled(root) == ENGINEERS
 
 
 def test_an_unreachable_database_during_triage_leaves_the_caller_to_the_outage_handling(

@@ -303,35 +303,20 @@ def test_any_instance_answers_any_webhook_of_a_call(database, config, servers):
     first = servers(url, config, "first", workers=1)
     second = servers(url, config, "second", workers=1)
     call = RealCall(to=EMERGENCY_NUMBER, from_=SUPER_PHONE)
-    instances = [first, second]
+    # Each webhook goes to the other instance than the one before it.
     root = call.post(first, "/voice/incoming")
-    step = 1
-    while root is not None and root.find("Dial") is None and step < 8:
-        gather = root.find("Gather")
-        assert gather is not None, ET.tostring(root)
-        server = instances[step % 2]
-        if "speech" in (gather.get("input") or ""):
-            root = call.post(server, gather.get("action"), SpeechResult="alles ligt plat")
-        else:
-            root = call.post(server, gather.get("action"), Digits="1")
-        step += 1
-    assert root is not None and dialled(root) == ENGINEERS
+    gather = root.find("Gather")  # triage: the answer to its key rings the engineers at once
+    assert gather is not None, ET.tostring(root)
+    root = call.post(second, gather.get("action"), Digits="1")
+    assert dialled(root) == ENGINEERS
     number = root.find("Dial/Number")
-    screen = call.leg(instances[step % 2], number.get("url"), number.text.strip())
+    screen = call.leg(first, number.get("url"), number.text.strip())
     assert screen.find("Gather") is not None
-    call.leg(
-        instances[(step + 1) % 2],
-        screen.find("Gather").get("action"),
-        number.text.strip(),
-        Digits="1",
-    )
+    call.leg(second, screen.find("Gather").get("action"), number.text.strip(), Digits="1")
     call.post(
-        instances[step % 2],
-        root.find("Dial").get("action"),
-        DialCallStatus="completed",
-        DialBridged="true",
+        first, root.find("Dial").get("action"), DialCallStatus="completed", DialBridged="true"
     )
-    call.post(instances[(step + 1) % 2], "/voice/status", CallStatus="completed", CallDuration="80")
+    call.post(second, "/voice/status", CallStatus="completed", CallDuration="80")
     with Session(engine) as session:
         log = session.scalar(select(CallLog).where(CallLog.sid == call.sid))
         assert log is not None and log.status == "completed" and log.duration == 80

@@ -305,9 +305,10 @@ def test_office_outside_hours_says_the_team_is_closed_and_takes_a_voicemail(demo
 
 
 def test_office_option_3_hands_the_caller_to_the_emergency_line(demo, settings):
-    output, _ = walk(demo, "--to", "office", "--keys", "3,1,-,1")
+    output, _ = walk(demo, "--to", "office", "--keys", "3,1,1")
     assert "-> POST /voice/emergency/start?via=office&lang=nl" in output
-    assert heard(settings, "emergency_welcome") in output
+    # Recognised by number: greeted by name, without the welcome for callers it cannot name.
+    assert heard(settings, "emergency_welcome") not in output
     greeting = heard(
         settings,
         "emergency_greeting_known",
@@ -364,20 +365,24 @@ def test_office_misses_end_at_reception_not_in_a_loop(demo, settings):
 
 def test_emergency_super_user_by_caller_id_reaches_an_engineer_with_a_ticket(demo, settings):
     engineer = settings.emergency.engineers[0]
-    keys = "1,say:de omgeving is onbereikbaar,1"
-    output, sid = walk(demo, "--to", "emergency", "--from", SUPER_USER, "--keys", keys)
-    assert f"[nl-NL] {heard(settings, 'emergency_welcome')}" in output
+    output, sid = walk(demo, "--to", "emergency", "--from", SUPER_USER, "--keys", "1,1")
+    assert heard(settings, "emergency_welcome") not in output
     greeting = heard(
         settings,
         "emergency_greeting_known",
         name="Sanne de Vries",
         organization="Demo Uitzendbureau",
     )
-    assert greeting in output
+    assert f"[nl-NL] {greeting}" in output
     assert heard(settings, "triage_menu") in output
-    assert "SpeechResult=de omgeving is onbereikbaar" in output
     said = ticket_said(settings, output)
     assert said
+    # The triage key is the caller's last answer before the phones ring: nothing is asked between.
+    notice = heard(settings, "recording_notice")
+    ringing = output.index("[ringing")
+    assert output.index(heard(settings, "triage_menu")) < output.index(said.group(0))
+    assert output.index(said.group(0)) < output.index(notice) < ringing
+    assert "SpeechResult" not in output
     screening = heard(
         settings,
         "screen_prompt",
@@ -397,11 +402,14 @@ def test_emergency_super_user_by_caller_id_reaches_an_engineer_with_a_ticket(dem
 
 def test_emergency_pin_caller_is_recognised_and_a_second_engineer_accepts(demo, settings):
     first, second = settings.emergency.engineers[:2]
-    keys = f"{KEY_USER_PIN}#,2,-,-,1"
+    keys = f"{KEY_USER_PIN}#,2,-,1"
     output, _ = walk(demo, "--to", "emergency", "--from", "anonymous", "--keys", keys)
-    assert heard(settings, "pin_prompt") in output
+    # Not recognised by number: the welcome, then the PIN question.
+    assert output.index(heard(settings, "emergency_welcome")) < output.index(
+        heard(settings, "pin_prompt")
+    )
     greeting = heard(
-        settings, "emergency_greeting_known", name="Daan Bakker", organization="Demo Uitzendbureau"
+        settings, "emergency_greeting_pin", name="Daan Bakker", organization="Demo Uitzendbureau"
     )
     assert greeting in output
     assert heard(settings, "reason_urgent_bug") in output
@@ -419,7 +427,7 @@ def test_emergency_normal_user_is_turned_away_without_a_ticket(demo, settings):
 
 
 def test_emergency_nobody_accepting_takes_a_voicemail_on_the_ticket(demo, settings):
-    keys = "2,say:de planning crasht,-,-,rec:graag terugbellen"
+    keys = "2,-,-,rec:de planning crasht sinds vanochtend"
     output, sid = walk(demo, "--to", "emergency", "--from", OTHER_SUPER_USER, "--keys", keys)
     greeting = heard(
         settings,
@@ -429,10 +437,13 @@ def test_emergency_nobody_accepting_takes_a_voicemail_on_the_ticket(demo, settin
     )
     assert greeting in output
     assert "DialCallStatus=no-answer" in output
-    assert heard(settings, "engineers_unavailable") in output
+    # Only now is the caller asked to tell the problem, in a message on the ticket.
+    invitation = output.index(heard(settings, "engineers_unavailable"))
+    assert invitation < output.index("[beep] [recording")
     assert heard(settings, "emergency_voicemail_thanks") in output
     (call,) = query(demo, select(TicketCall).where(TicketCall.sid == sid))
-    assert call.recording_url
+    assert call.outcome == "voicemail"
+    assert call.recording_url.startswith("https://api.twilio.com/")
 
 
 def test_emergency_outside_hours_records_a_message_for_the_first_engineer(demo, settings):
