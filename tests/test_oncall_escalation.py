@@ -263,3 +263,20 @@ def test_the_database_going_away_during_the_escalation_rings_the_configured_engi
     finally:
         outage.end()
     assert dialled(root) == [engineer.number for engineer in settings.emergency.engineers]
+
+
+def test_a_caller_on_the_open_ticket_hears_the_same_ticket_sentence_after_a_voicemail(
+    phone, session, clock, people, settings
+):
+    ring(phone)
+    call, root = ring(phone, "2")
+    assert "Lopend ticket" in spoken(root)
+    for _ in range(2 * len(settings.emergency.engineers) + 1):
+        if root.find("Dial") is None:
+            break
+        root = call.dial_result(root, "no-answer")
+    record = root.find("Record")
+    after = call.post(
+        record.get("action"), RecordingUrl="https://api.twilio.com/rec/RE1", RecordingDuration="7"
+    )
+    assert "Lopend ticket" in spoken(after)

@@ -13,13 +13,13 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import params
 from ivr.emergency.engineers import ring
-from ivr.emergency.state import find_call, restart
-from ivr.emergency.triage import spoken_digits, triage_choice
+from ivr.emergency.state import find_call, restart, say_ticket
+from ivr.emergency.triage import triage_choice
 from ivr.flow import action_url, guarded, note
 from ivr.prompts import Speaker
 from ivr.settings import Settings
 from tickets import urgent
-from tickets.db import db, utcnow
+from tickets.db import utcnow
 from tickets.models import TicketCall
 
 
@@ -60,8 +60,7 @@ def put_through(
     settings: Settings, speak: Speaker, response: VoiceResponse, call: TicketCall
 ) -> VoiceResponse:
     """Say the ticket number in one short sentence, the recording notice, and ring."""
-    key = "ticket_existing" if urgent.is_joined_call(db.session, call) else "ticket_number"
-    speak.say(response, key, digits=spoken_digits(call.ticket.number))
+    say_ticket(speak, response, call)
     if settings.emergency.record_calls:
         speak.say(response, "recording_notice")
     ring(settings, response, call, language=speak.language)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import params
+from ivr.emergency.triage import spoken_digits
 from ivr.flow import action_url
+from ivr.prompts import Speaker
 from tickets import urgent
 from tickets.db import db
 from tickets.models import TicketCall
@@ -26,3 +28,9 @@ def restart(language: str) -> VoiceResponse:
     response = VoiceResponse()
     response.redirect(action_url("emergency.start", lang=language), method="POST")
     return response
+
+
+def say_ticket(speak: Speaker, response: VoiceResponse, call: TicketCall) -> None:
+    """Say the call's ticket number in one short sentence: a new ticket, or the open one joined."""
+    key = "ticket_existing" if urgent.is_joined_call(db.session, call) else "ticket_number"
+    speak.say(response, key, digits=spoken_digits(call.ticket.number))

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import params
-from ivr.emergency.state import find_call
-from ivr.emergency.triage import spoken_digits
+from ivr.emergency.state import find_call, say_ticket
 from ivr.flow import action_url, goodbye, guarded, note
 from ivr.prompts import Speaker
 from ivr.settings import Settings
@@ -47,7 +46,7 @@ def take_voicemail(settings: Settings, form: Mapping[str, str], *, language: str
         now=utcnow(),
     )
     note(call.sid, "voicemail")
-    speak.say(response, "ticket_number", digits=spoken_digits(call.ticket.number))
+    say_ticket(speak, response, call)
     return goodbye(response, speak, "emergency_voicemail_thanks")
 
 
