@@ -154,6 +154,29 @@ def staff_add(email: str, name: str, role: str, phone: str | None) -> None:
     click.echo(f"created {account.role} account {account.email}{engineer}")
 
 
+@staff.command("phone")
+@click.argument("email")
+@click.argument("number", required=False)
+@click.option("--remove", is_flag=True, help="The account is no longer an engineer to ring.")
+def staff_phone(email: str, number: str | None, remove: bool) -> None:
+    """Set the phone number the rota rings for a staff account, or remove it."""
+    from tickets.staff import StaffError, set_phone
+
+    if bool(number) == remove:
+        raise click.UsageError("give a NUMBER, or --remove")
+    settings = settings_or_exit()
+    session = open_database(settings)
+    account = active_staff_or_exit(session, email)
+    try:
+        set_phone(session, staff=account, phone=number)
+    except StaffError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"{account.email}: " + (f"engineer on {account.phone}" if account.phone else "no phone")
+    )
+
+
 @staff.command("token")
 @click.argument("email")
 def staff_token(email: str) -> None:

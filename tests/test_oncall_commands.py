@@ -170,3 +170,17 @@ def test_each_engineer_gets_a_secret_revocable_feed_of_their_own_shifts(cli, cli
     assert client.get(path.replace(".ics", "x.ics")).status_code == 404
     cli("oncall", "feed", "anna@otys.example", "--revoke")
     assert client.get(path).status_code == 404
+
+
+def test_an_existing_account_becomes_an_engineer_and_stops_being_one(cli, session):
+    cli("staff", "add", "eva@otys.example", "--name", "Eva", input=PASSWORD)
+    result = cli("staff", "phone", "eva@otys.example", "06 3000 0003")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "eva@otys.example: engineer on +31630000003\n"
+    session.expire_all()
+    assert find_staff(session, "eva@otys.example").phone == "+31630000003"
+    assert cli("staff", "phone", "eva@otys.example", "nonsense").exit_code == 1
+    assert cli("staff", "phone", "eva@otys.example").exit_code == 2
+    assert cli("staff", "phone", "eva@otys.example", "--remove").exit_code == 0
+    session.expire_all()
+    assert find_staff(session, "eva@otys.example").phone is None

@@ -44,9 +44,7 @@ def create_staff(
         raise StaffError(f"role must be one of {', '.join(STAFF_ROLES)}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    number = to_e164(phone) if phone else None
-    if phone and number is None:
-        raise StaffError(f"{phone!r} is not a phone number")
+    number = engineer_phone(phone)
     if find_staff(session, email) is not None:
         raise StaffError(f"{email} already has an account")
     staff = StaffUser(
@@ -57,6 +55,23 @@ def create_staff(
         phone=number,
     )
     session.add(staff)
+    session.commit()
+    return staff
+
+
+def engineer_phone(phone: str | None) -> str | None:
+    """Return an engineer's phone number in E.164 (None for none), or raise StaffError."""
+    if not phone:
+        return None
+    number = to_e164(phone)
+    if number is None:
+        raise StaffError(f"{phone!r} is not a phone number")
+    return number
+
+
+def set_phone(session: Session, *, staff: StaffUser, phone: str | None) -> StaffUser:
+    """Give a staff account a phone number (an engineer the rota can ring), or take it away."""
+    staff.phone = engineer_phone(phone)
     session.commit()
     return staff
 
