@@ -113,7 +113,7 @@ class StaffUser(Base):
     # E.164; an account with a phone number is an engineer the rota can ring.
     phone: Mapped[str | None] = mapped_column(String(20))
     # SHA-256 of the secret in the engineer's calendar feed URL; None when no feed is issued.
-    feed_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    feed_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
     def __repr__(self) -> str:
         return f"<StaffUser {self.id} {self.email!r} {self.role}>"

@@ -18,10 +18,13 @@ depends_on = None
 
 def upgrade() -> None:
     """Apply this revision."""
-    with op.batch_alter_table("staff_users") as batch:
-        batch.add_column(sa.Column("phone", sa.String(length=20), nullable=True))
-        batch.add_column(sa.Column("feed_token_hash", sa.String(length=64), nullable=True))
-        batch.create_unique_constraint(op.f("uq_staff_users_feed_token_hash"), ["feed_token_hash"])
+    # Plain ADD COLUMN and a unique index: a unique constraint would make SQLite rebuild
+    # staff_users, and dropping the old table fails while other rows refer to it.
+    op.add_column("staff_users", sa.Column("phone", sa.String(length=20), nullable=True))
+    op.add_column("staff_users", sa.Column("feed_token_hash", sa.String(length=64), nullable=True))
+    op.create_index(
+        op.f("ix_staff_users_feed_token_hash"), "staff_users", ["feed_token_hash"], unique=True
+    )
     op.create_table(
         "oncall_shifts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -50,7 +53,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_oncall_shifts_staff_id"), table_name="oncall_shifts")
     op.drop_index("ix_oncall_shifts_span", table_name="oncall_shifts")
     op.drop_table("oncall_shifts")
+    op.drop_index(op.f("ix_staff_users_feed_token_hash"), table_name="staff_users")
     with op.batch_alter_table("staff_users") as batch:
-        batch.drop_constraint(op.f("uq_staff_users_feed_token_hash"), type_="unique")
         batch.drop_column("feed_token_hash")
         batch.drop_column("phone")

@@ -18,8 +18,10 @@ depends_on = None
 
 def upgrade() -> None:
     """Apply this revision."""
-    with op.batch_alter_table("organizations") as batch:
-        batch.add_column(sa.Column("last_emergency_call_at", UTCDateTime(), nullable=True))
+    # Plain ADD COLUMN: SQLite need not rebuild a table other rows refer to.
+    op.add_column(
+        "organizations", sa.Column("last_emergency_call_at", UTCDateTime(), nullable=True)
+    )
 
 
 def downgrade() -> None:
