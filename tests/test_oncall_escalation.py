@@ -280,3 +280,14 @@ def test_a_caller_on_the_open_ticket_hears_the_same_ticket_sentence_after_a_voic
         record.get("action"), RecordingUrl="https://api.twilio.com/rec/RE1", RecordingDuration="7"
     )
     assert "Lopend ticket" in spoken(after)
+
+
+def test_callers_are_told_of_the_recording_also_without_the_database(phone, session, people):
+    outage = DatabaseOutage().start()
+    try:
+        root = phone(to=EMERGENCY_NUMBER, from_=CALLER).start()
+    finally:
+        outage.end()
+    says = [verb.text for verb in root if verb.tag == "Say"]
+    assert "Dit gesprek wordt opgenomen." in says
+    assert root.find("Dial").get("record") == "record-from-answer-dual"

@@ -51,6 +51,7 @@ def engineers_response(settings: Settings, speak: Speaker, raw_caller: str | Non
     number = params.caller_id(raw_caller) or "anonymous"
     recording = {}
     if settings.emergency.record_calls:
+        speak.say(response, "recording_notice")
         recording = {
             "record": "record-from-answer-dual",
             "recording_status_callback": url_for("outage.recording", line=EMERGENCY),
