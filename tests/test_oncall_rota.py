@@ -275,3 +275,45 @@ def test_the_effective_rota_shows_overrides_in_place_of_the_calendar(session, en
         ("Thu 09:00", ["Bas de Vries"], False),
     ]
     assert segments[-1].ends_at == end
+
+
+def test_history_outside_the_import_window_does_not_block_a_new_rota(session, engineers):
+    data = calendar(
+        event("old", "DTSTART:20240101T090000Z", "DTEND:20240102T090000Z", "SUMMARY:Left In 2024"),
+        event(
+            "dirk-old",
+            "DTSTART:20240201T090000Z",
+            "DTEND:20240202T090000Z",
+            "ATTENDEE:mailto:dirk@otys.example",
+        ),
+        event("now", "DTSTART:20261207T090000Z", "DTEND:20261208T090000Z", "SUMMARY:Anna Jansen"),
+    )
+    assert imported(session, data) == 1
+    assert names_at(session, datetime(2026, 12, 7, 12, 0, tzinfo=UTC)) == {1: ["Anna Jansen"]}
+
+
+def test_cancelled_instances_and_declined_attendees_are_not_on_call(session, engineers):
+    data = calendar(
+        event(
+            "weekly",
+            "DTSTART;TZID=Europe/Amsterdam:20261130T090000",
+            "DTEND;TZID=Europe/Amsterdam:20261130T170000",
+            "RRULE:FREQ=WEEKLY;COUNT=3",
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:anna@otys.example",
+            "ATTENDEE;PARTSTAT=DECLINED:mailto:bas@otys.example",
+            # The rota's organiser, listed as attendee, without a phone: passed over.
+            "ATTENDEE;ROLE=CHAIR:mailto:dirk@otys.example",
+        ),
+        event(
+            "weekly",
+            "RECURRENCE-ID;TZID=Europe/Amsterdam:20261207T090000",
+            "DTSTART;TZID=Europe/Amsterdam:20261207T090000",
+            "DTEND;TZID=Europe/Amsterdam:20261207T170000",
+            "STATUS:CANCELLED",
+            "ATTENDEE:mailto:anna@otys.example",
+        ),
+    )
+    imported(session, data)
+    assert names_at(session, local(2026, 11, 30, 10, 0)) == {1: ["Anna Jansen"]}
+    assert names_at(session, local(2026, 12, 7, 10, 0)) == {}
+    assert names_at(session, local(2026, 12, 14, 10, 0)) == {1: ["Anna Jansen"]}

@@ -84,21 +84,31 @@ def _describe(event: icalendar.Event, zone: ZoneInfo) -> str:
     return f"event {summary!r}{when}"
 
 
+def _ringable(member: StaffUser) -> bool:
+    return bool(member.phone) and member.active
+
+
 def engineers_named(event: icalendar.Event, staff: StaffIndex) -> tuple[list[StaffUser], str]:
-    """Return the staff an event names (ATTENDEEs first, else SUMMARY), or why there are none."""
+    """Return the staff an event puts on call, or why there are none.
+
+    ATTENDEEs first (those who declined left out; when some can be rung, the others, such as
+    an organiser listed as attendee, are passed over), else the SUMMARY.
+    """
     attendees = event.get("ATTENDEE") or []
     if not isinstance(attendees, list):
         attendees = [attendees]
-    named = [member for member in (staff.named(str(a)) for a in attendees) if member]
+    present = [a for a in attendees if str(a.params.get("PARTSTAT", "")).upper() != "DECLINED"]
+    named = [member for member in (staff.named(str(a)) for a in present) if member]
     if not named:
         member = staff.named(str(event.get("SUMMARY", "")))
         named = [member] if member else []
     if not named:
         return [], "names nobody known (no ATTENDEE e-mail or SUMMARY matches a staff member)"
-    unringable = [member.email for member in named if not member.phone or not member.active]
-    if unringable:
-        return [], f"names {', '.join(unringable)}, who cannot be rung (inactive or no phone)"
-    return named, ""
+    ringable = [member for member in named if _ringable(member)]
+    if not ringable:
+        emails = ", ".join(member.email for member in named)
+        return [], f"names {emails}, who cannot be rung (inactive or no phone)"
+    return ringable, ""
 
 
 def read_calendar(data: bytes) -> icalendar.Calendar:
@@ -117,32 +127,47 @@ def read_calendar(data: bytes) -> icalendar.Calendar:
 def shifts_in_calendar(
     data: bytes, *, staff: StaffIndex, zone: ZoneInfo, start: datetime, end: datetime
 ) -> list[ParsedShift]:
-    """Return every shift the calendar holds between `start` and `end`; reject unknown names."""
+    """Return every shift the calendar holds between `start` and `end`.
+
+    Only occurrences inside the window are checked, so old history in an exported calendar
+    (an engineer who has left) does not block a new rota; cancelled events and instances are
+    no shifts. Any occurrence in the window naming nobody who can be rung rejects the file,
+    with one line per event.
+    """
     calendar = read_calendar(data)
-    problems = []
-    for event in calendar.walk("VEVENT"):
-        if event.get("DTSTART") is None:
-            problems.append(f"{_describe(event, zone)}: has no start (DTSTART)")
-            continue
-        _, problem = engineers_named(event, staff)
-        if problem:
-            problems.append(f"{_describe(event, zone)}: {problem}")
+    problems = [
+        f"{_describe(event, zone)}: has no start (DTSTART)"
+        for event in calendar.walk("VEVENT")
+        if event.get("DTSTART") is None
+    ]
     if problems:
         raise CalendarRejected(problems)
     try:
         occurrences = recurring_ical_events.of(calendar).between(start, end)
     except Exception as exc:  # the library raises many kinds on malformed recurrences
         raise CalendarRejected([f"the recurrences cannot be read: {exc}"]) from None
-    shifts = []
+    shifts: list[ParsedShift] = []
+    by_event: dict[str, str] = {}
     for occurrence in occurrences:
-        shifts.extend(_shifts_of(occurrence, staff=staff, zone=zone))
+        if str(occurrence.get("STATUS", "")).upper() == "CANCELLED":
+            continue
+        named, problem = engineers_named(occurrence, staff)
+        if problem:
+            key = str(occurrence.get("UID", "")) or _describe(occurrence, zone)
+            by_event.setdefault(key, f"{_describe(occurrence, zone)}: {problem}")
+            continue
+        shifts.extend(_shifts_of(occurrence, named, zone=zone))
         if len(shifts) > MAX_SHIFTS:
             raise CalendarRejected([f"more than {MAX_SHIFTS} shifts in the import window"])
+    if by_event:
+        raise CalendarRejected(list(by_event.values()))
     return shifts
 
 
-def _shifts_of(event: icalendar.Event, *, staff: StaffIndex, zone: ZoneInfo) -> list[ParsedShift]:
-    """Return the shifts of one occurrence: one per engineer it names."""
+def _shifts_of(
+    event: icalendar.Event, named: list[StaffUser], *, zone: ZoneInfo
+) -> list[ParsedShift]:
+    """Return the shifts of one occurrence: one per engineer it puts on call."""
     begins = event.get("DTSTART").dt
     starts_at = _moment(begins, zone)
     if event.get("DTEND") is not None:
@@ -158,7 +183,6 @@ def _shifts_of(event: icalendar.Event, *, staff: StaffIndex, zone: ZoneInfo) -> 
     if ends_at <= starts_at:
         return []
     note = str(event.get("SUMMARY", "")).strip()[:200]
-    named, _ = engineers_named(event, staff)
     return [ParsedShift(member.id, starts_at, ends_at, note) for member in named]
 
 
