@@ -5,6 +5,7 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from tickets.models import OnCallShift
+from tickets.oncall.rota import add_override
 from tickets.staff import find_staff, issue_token
 
 PASSWORD = "lange-wachtzin-42"
@@ -25,16 +26,16 @@ PRODID:-//test//EN
 BEGIN:VEVENT
 UID:anna
 DTSTAMP:20261101T000000Z
-DTSTART;TZID=Europe/Amsterdam:20261102T090000
-DTEND;TZID=Europe/Amsterdam:20261105T090000
+DTSTART;TZID=Europe/Amsterdam:20250106T090000
+DTEND;TZID=Europe/Amsterdam:20250109T090000
 RRULE:FREQ=WEEKLY
 SUMMARY:Anna Jansen
 END:VEVENT
 BEGIN:VEVENT
 UID:bas
 DTSTAMP:20261101T000000Z
-DTSTART;TZID=Europe/Amsterdam:20261105T090000
-DTEND;TZID=Europe/Amsterdam:20261109T090000
+DTSTART;TZID=Europe/Amsterdam:20250109T090000
+DTEND;TZID=Europe/Amsterdam:20250113T090000
 RRULE:FREQ=WEEKLY
 ATTENDEE;CN=Bas:mailto:bas@otys.example
 END:VEVENT
@@ -184,3 +185,26 @@ def test_an_existing_account_becomes_an_engineer_and_stops_being_one(cli, sessio
     assert cli("staff", "phone", "eva@otys.example", "--remove").exit_code == 0
     session.expire_all()
     assert find_staff(session, "eva@otys.example").phone is None
+
+
+def test_a_feed_leaves_out_the_time_an_override_took_over(cli, client, session, tmp_path):
+    add_engineers(cli)
+    rota = tmp_path / "rota.ics"
+    rota.write_text(WEEKLY)
+    cli("oncall", "import", str(rota), "--level", "1")
+    monday = coming(0, 9)
+    add_override(
+        session,
+        level=1,
+        staff=find_staff(session, "bas@otys.example"),
+        starts_at=monday,
+        ends_at=monday + timedelta(days=3),
+        added_by="t",
+    )
+    url = cli("oncall", "feed", "anna@otys.example").stdout.strip()
+    events = Calendar.from_ical(client.get(url[url.index("/oncall/feed/") :]).data).walk("VEVENT")
+    starts = {event.decoded("DTSTART").astimezone(UTC) for event in events}
+    assert monday.astimezone(UTC) not in starts
+    bas = cli("oncall", "feed", "bas@otys.example").stdout.strip()
+    events = Calendar.from_ical(client.get(bas[bas.index("/oncall/feed/") :]).data).walk("VEVENT")
+    assert monday.astimezone(UTC) in {e.decoded("DTSTART").astimezone(UTC) for e in events}

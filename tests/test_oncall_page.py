@@ -6,7 +6,7 @@ from sqlalchemy import select
 from support_helpers import make_staff, page_token, sign_in
 
 from tickets.models import OnCallShift
-from tickets.oncall.rota import on_call_at
+from tickets.oncall.rota import add_override, on_call_at
 
 AMS = ZoneInfo("Europe/Amsterdam")
 
@@ -131,3 +131,40 @@ def test_an_engineer_makes_and_ends_their_own_feed(client, session, clock):
         "/support/oncall/feed/end", data={"csrf_token": page_token(client, "/support/oncall")}
     )
     assert client.get(path).status_code == 404
+
+
+def test_an_override_a_month_ahead_is_listed_and_can_be_removed(client, session, clock):
+    _, carla = admin_and_engineers(session)
+    sign_in(client, "admin@otys.test")
+    client.post(
+        "/support/oncall/overrides",
+        data={
+            "csrf_token": page_token(client, "/support/oncall"),
+            "level": "1",
+            "engineer": str(carla.id),
+            "starts_at": local_input(clock.now + timedelta(days=30)),
+            "ends_at": local_input(clock.now + timedelta(days=31)),
+        },
+    )
+    shift = session.scalar(select(OnCallShift))
+    page = client.get("/support/oncall").get_data(as_text=True)
+    assert f'id="override-{shift.id}"' in page
+    assert f"/support/oncall/overrides/{shift.id}/remove" in page
+
+
+def test_an_engineer_who_cannot_be_rung_is_not_shown_as_on_call(client, session, clock):
+    anna, _ = admin_and_engineers(session)
+    add_override(
+        session,
+        level=1,
+        staff=anna,
+        starts_at=clock.now - timedelta(hours=1),
+        ends_at=clock.now + timedelta(hours=1),
+        added_by="t",
+    )
+    anna.active = False
+    session.commit()
+    sign_in(client, "admin@otys.test")
+    page = client.get("/support/oncall").get_data(as_text=True)
+    assert "Nobody is on the rota now" in page
+    assert 'id="rota-level-1"' not in page

@@ -50,7 +50,7 @@ def render_oncall(
             now=now,
             levels=rota.on_call_at(db.session, now),
             rota=rota.effective_rota(shifts, now, now + AHEAD),
-            overrides=[shift for shift in shifts if shift.source == "override"],
+            overrides=rota.upcoming_overrides(db.session, now),
             override_form=override_form,
             remove_form=RemoveOverrideForm(formdata=None),
             feed_form=FeedForm(formdata=None),

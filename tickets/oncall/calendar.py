@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
 
-from tickets.models import OnCallShift, StaffUser
+if TYPE_CHECKING:
+    from tickets.oncall.rota import RotaSegment
+
+from tickets.models import StaffUser
 
 MAX_CALENDAR_BYTES = 5 * 1024 * 1024
 MAX_SHIFTS = 20_000
@@ -186,18 +190,21 @@ def _shifts_of(
     return [ParsedShift(member.id, starts_at, ends_at, note) for member in named]
 
 
-def feed_for(staff: StaffUser, shifts: Iterable[OnCallShift], *, product: str) -> bytes:
-    """Return an engineer's own shifts as an iCalendar feed their calendar can subscribe to."""
+def feed_for(
+    staff: StaffUser, segments: Iterable[RotaSegment], *, product: str, now: datetime
+) -> bytes:
+    """Return when an engineer is on call as an iCalendar feed their calendar can subscribe to."""
     calendar = icalendar.Calendar()
     calendar.add("PRODID", f"-//{product}//on call//EN")
     calendar.add("VERSION", "2.0")
     calendar.add("X-WR-CALNAME", f"On call: {staff.name}")
-    for shift in shifts:
+    for segment in segments:
         event = icalendar.Event()
-        event.add("UID", f"shift-{shift.id}@{product}")
-        event.add("DTSTAMP", shift.created_at)
-        event.add("DTSTART", shift.starts_at)
-        event.add("DTEND", shift.ends_at)
-        event.add("SUMMARY", f"On call, level {shift.level}")
+        start = segment.starts_at.astimezone(UTC)
+        event.add("UID", f"oncall-{staff.id}-{segment.level}-{start:%Y%m%dT%H%M%SZ}@{product}")
+        event.add("DTSTAMP", now)
+        event.add("DTSTART", segment.starts_at)
+        event.add("DTEND", segment.ends_at)
+        event.add("SUMMARY", f"On call, level {segment.level}")
         calendar.add_component(event)
     return calendar.to_ical()

@@ -1,4 +1,4 @@
-"""Each engineer's own shifts as an iCalendar feed; the secret URL is the only key."""
+"""When each engineer is on call, as an iCalendar feed; the secret URL is the only key."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from tickets.db import db, utcnow
 from tickets.oncall.calendar import feed_for
 from tickets.oncall.feeds import staff_for_feed_token
-from tickets.oncall.rota import shifts_between
+from tickets.oncall.rota import segments_of
 
 bp = Blueprint("oncall_feed", __name__)
 
@@ -25,8 +25,8 @@ def engineer_feed(token: str):
     if staff is None:
         return Response("unknown or revoked feed\n", status=404, mimetype="text/plain")
     now = utcnow()
-    shifts = shifts_between(db.session, now - FEED_PAST, now + FEED_AHEAD, staff_id=staff.id)
-    body = feed_for(staff, shifts, product=request.host or "otys-support")
+    segments = segments_of(db.session, staff.id, now - FEED_PAST, now + FEED_AHEAD)
+    body = feed_for(staff, segments, product=request.host or "otys-support", now=now)
     response = Response(body, mimetype="text/calendar")
     response.headers["Cache-Control"] = "private, max-age=300"
     return response

@@ -114,20 +114,17 @@ def on_call_at(session: Session, at: datetime) -> list[OnCallLevel]:
     return levels_from_shifts(shifts)
 
 
-def shifts_between(
-    session: Session, start: datetime, end: datetime, *, staff_id: int | None = None
-) -> list[OnCallShift]:
-    """Return the shifts overlapping [start, end), of everyone or of one engineer."""
-    statement = (
-        select(OnCallShift)
-        .join(OnCallShift.staff)
-        .options(contains_eager(OnCallShift.staff))
-        .where(OnCallShift.starts_at < end, OnCallShift.ends_at > start)
-        .order_by(OnCallShift.starts_at, OnCallShift.level, StaffUser.name)
+def shifts_between(session: Session, start: datetime, end: datetime) -> list[OnCallShift]:
+    """Return every shift that overlaps [start, end), for the rota page and the feeds."""
+    return list(
+        session.scalars(
+            select(OnCallShift)
+            .join(OnCallShift.staff)
+            .options(contains_eager(OnCallShift.staff))
+            .where(OnCallShift.starts_at < end, OnCallShift.ends_at > start)
+            .order_by(OnCallShift.starts_at, OnCallShift.level, StaffUser.name)
+        ).unique()
     )
-    if staff_id is not None:
-        statement = statement.where(OnCallShift.staff_id == staff_id)
-    return list(session.scalars(statement).unique())
 
 
 def check_level(level: int) -> None:
@@ -233,6 +230,8 @@ def effective_rota(
 ) -> dict[int, list[RotaSegment]]:
     """Return, per level, who is really on call from `start` to `end`, overrides applied."""
     rota: dict[int, list[RotaSegment]] = {}
+    # Only who can be rung is on call, as in `on_call_at`.
+    shifts = [shift for shift in shifts if shift.staff.active and shift.staff.phone]
     for level in sorted({shift.level for shift in shifts}):
         at_level = [shift for shift in shifts if shift.level == level]
         edges = {start, end}
@@ -260,3 +259,29 @@ def effective_rota(
                 segments.append(RotaSegment(level, begin, finish, found.engineers, override))
         rota[level] = segments
     return rota
+
+
+def upcoming_overrides(session: Session, now: datetime) -> list[OnCallShift]:
+    """Return every override that has not ended yet, however far ahead."""
+    return list(
+        session.scalars(
+            select(OnCallShift)
+            .join(OnCallShift.staff)
+            .options(contains_eager(OnCallShift.staff))
+            .where(OnCallShift.source == "override", OnCallShift.ends_at > now)
+            .order_by(OnCallShift.starts_at, OnCallShift.level)
+        ).unique()
+    )
+
+
+def segments_of(
+    session: Session, staff_id: int, start: datetime, end: datetime
+) -> list[RotaSegment]:
+    """Return when one engineer is really on call from `start` to `end`, overrides applied."""
+    rota = effective_rota(shifts_between(session, start, end), start, end)
+    return [
+        segment
+        for segments in rota.values()
+        for segment in segments
+        if any(engineer.staff_id == staff_id for engineer in segment.engineers)
+    ]
