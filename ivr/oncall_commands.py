@@ -18,13 +18,14 @@ def oncall() -> None:
 
 def parse_moment(text: str | None, zone) -> datetime:
     """Return an ISO 8601 moment (local time when it has no offset), or now."""
+    from tickets.oncall.rota import read_moment
+
     if not text:
         return utcnow()
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint="--at") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    moment = read_moment(text, zone)
+    if moment is None:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint="--at")
+    return moment
 
 
 @oncall.command("import")

@@ -107,6 +107,13 @@ def test_a_bad_calendar_changes_nothing_and_says_why(cli, session, tmp_path):
     assert session.scalar(select(func.count()).select_from(OnCallShift)) == before
 
 
+def test_show_refuses_a_moment_it_cannot_read(cli):
+    for moment in ("yesterday", "0001-01-01"):
+        result = cli("oncall", "show", "--at", moment)
+        assert result.exit_code == 2
+        assert "is not an ISO 8601 time" in result.output
+
+
 def test_show_names_the_configured_engineers_when_the_rota_is_empty(cli):
     result = cli("oncall", "show")
     assert result.exit_code == 0
@@ -145,6 +152,9 @@ def test_the_api_says_who_is_on_call(cli, client, session, tmp_path):
     assert first_engineer(coming(3, 8, 59)) == "Anna Jansen"
     assert first_engineer(coming(3, 9)) == "Bas de Vries"
     assert client.get("/api/oncall?at=tomorrow", headers=headers).status_code == 400
+    for extreme in ("0001-01-01T00:00", "9999-12-31T23:59:59-05:00"):
+        answer = client.get("/api/oncall", query_string={"at": extreme}, headers=headers)
+        assert answer.status_code == 400 and "ISO 8601" in answer.get_json()["error"]
     assert client.get("/api/oncall?when=now", headers=headers).status_code == 400
     assert client.get("/api/oncall").status_code == 401
 

@@ -168,3 +168,21 @@ def test_an_engineer_who_cannot_be_rung_is_not_shown_as_on_call(client, session,
     page = client.get("/support/oncall").get_data(as_text=True)
     assert "Nobody is on the rota now" in page
     assert 'id="rota-level-1"' not in page
+
+
+def test_an_override_in_year_one_is_refused_not_a_crash(client, session, clock):
+    _, carla = admin_and_engineers(session)
+    sign_in(client, "admin@otys.test")
+    answer = client.post(
+        "/support/oncall/overrides",
+        data={
+            "csrf_token": page_token(client, "/support/oncall"),
+            "level": "1",
+            "engineer": str(carla.id),
+            "starts_at": "0001-01-01T00:00",
+            "ends_at": "0001-01-02T00:00",
+        },
+    )
+    assert answer.status_code == 400
+    assert "out of range" in answer.get_data(as_text=True)
+    assert session.scalar(select(OnCallShift)) is None

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import current_app, jsonify, request
 
 from tickets.api import bp, json_error
 from tickets.db import db, utcnow
-from tickets.oncall.rota import on_call_at
+from tickets.oncall.rota import on_call_at, read_moment
 from tickets.staff import token_required
-
-# Longer than any ISO 8601 moment with an offset; anything longer is not one.
-MAX_MOMENT = 40
-
-
-def read_moment(text: str | None) -> datetime | None:
-    """Return an ISO 8601 moment (local to the service's zone without an offset), or None."""
-    if text is None:
-        return utcnow()
-    if len(text) > MAX_MOMENT:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=current_app.config["SETTINGS"].zone)
-    return moment
 
 
 @bp.get("/oncall")
@@ -37,12 +17,14 @@ def who_is_on_call():
     unknown = [name for name in request.args if name != "at"]
     if unknown:
         return json_error(f"unknown parameter {unknown[0][:40]!r}; use at", 400)
-    moment = read_moment(request.args.get("at"))
+    at = request.args.get("at")
+    zone = current_app.config["SETTINGS"].zone
+    moment = utcnow() if at is None else read_moment(at, zone)
     if moment is None:
         return json_error("at must be an ISO 8601 time, e.g. 2026-12-01T10:00:00+01:00", 400)
     levels = on_call_at(db.session, moment)
     return jsonify(
-        at=moment.isoformat(),
+        at=moment.astimezone(zone).isoformat(),
         levels=[
             {
                 "level": level.level,

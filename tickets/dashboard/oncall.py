@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -86,13 +86,17 @@ def add_override():
         return render_oncall(override_form=form, error=first_error(form), status=400)
     zone = local_zone()
     staff = db.session.get(StaffUser, int(form.engineer.data))
+    starts_at = rota.read_moment(form.starts_at.data, zone)
+    ends_at = rota.read_moment(form.ends_at.data, zone)
+    if starts_at is None or ends_at is None:
+        return render_oncall(override_form=form, error="Those dates are out of range.", status=400)
     try:
         shift = rota.add_override(
             db.session,
             level=int(form.level.data),
             staff=staff,
-            starts_at=form.starts_at.data.replace(tzinfo=zone).astimezone(UTC),
-            ends_at=form.ends_at.data.replace(tzinfo=zone).astimezone(UTC),
+            starts_at=starts_at,
+            ends_at=ends_at,
             added_by=current_staff().email,
         )
     except rota.RotaError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, delete, select
@@ -125,6 +125,29 @@ def shifts_between(session: Session, start: datetime, end: datetime) -> list[OnC
             .order_by(OnCallShift.starts_at, OnCallShift.level, StaffUser.name)
         ).unique()
     )
+
+
+# Moments outside these years are typing errors, and near datetime's limits converting to UTC
+# overflows.
+YEARS = range(2000, 2200)
+
+
+def read_moment(value: str | datetime, zone: ZoneInfo) -> datetime | None:
+    """Return an ISO 8601 text or a datetime as a UTC moment, or None when it is not one.
+
+    Without an offset the time is local to `zone`; years far outside any rota are refused.
+    """
+    if isinstance(value, str):
+        if len(value) > 40:
+            return None
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if value.year not in YEARS:
+        return None
+    moment = value if value.tzinfo else value.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
 
 
 def check_level(level: int) -> None:
