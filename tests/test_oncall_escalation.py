@@ -291,3 +291,18 @@ def test_callers_are_told_of_the_recording_also_without_the_database(phone, sess
     says = [verb.text for verb in root if verb.tag == "Say"]
     assert "Dit gesprek wordt opgenomen." in says
     assert root.find("Dial").get("record") == "record-from-answer-dual"
+
+
+def test_the_timeline_keeps_what_each_engineer_did_in_every_round(phone, session, clock, people):
+    rota(session, clock, 1, all_week("Anna Jansen"))
+    call, root = ring(phone)
+    leg = {"Direction": "outbound-dial", "ParentCallSid": call.sid, "To": ANNA}
+    for _ in range(2):  # two rounds of Anna refusing
+        screen = call.post(root.find("Dial").find("Number").get("url"), **leg)
+        call.post(screen.find("Gather").get("action"), Digits="9", **leg)
+        root = call.dial_result(root, "no-answer")
+    assert timeline(session, "engineer_refused") == [
+        "Anna Jansen (level 1)",
+        "Anna Jansen (level 1, round 2)",
+    ]
+    assert root.find("Record") is not None

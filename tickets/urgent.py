@@ -448,6 +448,13 @@ def record_description(
     return call
 
 
+def rota_place(level: int | None, round: int | None) -> str:
+    """Return where in the escalation a leg rang, for the timeline: " (level 2, round 2)"."""
+    if not level:
+        return ""
+    return f" (level {level}" + (f", round {round})" if round and round > 1 else ")")
+
+
 def record_engineers_rung(
     session: Session,
     *,
@@ -459,9 +466,7 @@ def record_engineers_rung(
 ) -> TicketCall:
     """Note on the timeline which engineers' phones are ringing, and for which rota level."""
     now = now or utcnow()
-    where = ""
-    if level is not None:
-        where = f" (level {level}" + (f", round {round})" if round and round > 1 else ")")
+    where = rota_place(level, round)
     for name in engineers:
         _add_call_event(session, call, ENGINEER_RUNG, f"{name}{where}", now)
     session.commit()
@@ -475,13 +480,18 @@ def record_engineer_response(
     call: TicketCall | None,
     engineer: str,
     accepted: bool,
+    place: str = "",
     now: datetime | None = None,
 ) -> Ticket:
-    """Record an engineer accepting (who answered, after how long) or refusing the call."""
+    """Record an engineer accepting (who answered, after how long) or refusing the call.
+
+    `place` says where in the escalation the leg rang, so a refusal in round 2 is its own event.
+    """
     now = now or utcnow()
     sid = call.sid if call is not None else None
     kind = ENGINEER_ACCEPTED if accepted else ENGINEER_REFUSED
-    _add_event(session, ticket_id=ticket.id, kind=kind, detail=engineer, call_sid=sid, at=now)
+    detail = f"{engineer}{place}"
+    _add_event(session, ticket_id=ticket.id, kind=kind, detail=detail, call_sid=sid, at=now)
     if accepted and call is not None and call.answered_at is None:
         call.answered_by = engineer
         call.answered_at = now

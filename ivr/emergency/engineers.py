@@ -75,7 +75,11 @@ def ring_level(
     rung = []
     for staff in rota.engineers_by_id(db.session, step.staff_ids):
         screen_url = action_url(
-            "emergency.screen_engineer", ticket=call.ticket.number, staff=staff.staff_id
+            "emergency.screen_engineer",
+            ticket=call.ticket.number,
+            staff=staff.staff_id,
+            level=step.level,
+            round=step.round,
         )
         dial.number(staff.phone, url=screen_url, method="POST")
         rung.append(staff.name)
@@ -218,6 +222,8 @@ def screen(
     ticket_number: str | None,
     index: int | None,
     staff_id: int | None = None,
+    level: int = 0,
+    round: int = 0,
 ) -> VoiceResponse:
     """Tell the engineer who calls and why; only a key press of 1 bridges the caller."""
     speak = Speaker.for_language(settings, settings.default_language)
@@ -234,7 +240,12 @@ def screen(
         num_digits=1,
         timeout=settings.emergency.screen_timeout,
         action=action_url(
-            "emergency.accept_engineer", ticket=ticket.number, eng=index, staff=staff_id
+            "emergency.accept_engineer",
+            ticket=ticket.number,
+            eng=index,
+            staff=staff_id,
+            level=level or None,
+            round=round or None,
         ),
         method="POST",
         # Silence is reported too, so the timeline shows an engineer who did not accept.
@@ -259,6 +270,8 @@ def accept(
     ticket_number: str | None,
     index: int | None,
     staff_id: int | None = None,
+    level: int = 0,
+    round: int = 0,
 ) -> VoiceResponse:
     """Bridge the engineer who pressed 1 and note who answered; hang up on anything else."""
     speak = Speaker.for_language(settings, settings.default_language)
@@ -275,6 +288,7 @@ def accept(
             call=call,
             engineer=engineer,
             accepted=accepted,
+            place=urgent.rota_place(level, round),
             now=utcnow(),
         )
     if not accepted:

@@ -86,7 +86,8 @@ def dialled():
 
 
 def _engineer_leg(step):
-    """Run a step on an engineer's leg: which ticket, and which engineer our URL names."""
+    """Run a step on an engineer's leg: which ticket, which engineer and level our URL names."""
+    state = _dial_state()
     return twiml(
         step(
             current_settings(),
@@ -94,6 +95,8 @@ def _engineer_leg(step):
             ticket_number=request.args.get("ticket"),
             index=_engineer_index(),
             staff_id=_staff_id(),
+            level=state.level,
+            round=state.round,
         )
     )
 
