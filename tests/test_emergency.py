@@ -190,7 +190,7 @@ def test_office_hand_off_behaves_like_the_emergency_number_in_english(phone, ses
     call.base["CallStatus"] = "in-progress"
     root = call.post("/voice/emergency/start?via=office&lang=en")
     assert "Welcome Sanne Visser, Acme Uitzendbureau." in spoken(root)
-    assert "Welcome to the OTYS support emergency line." not in spoken(root)
+    assert "Welcome to the OTYS emergency line." not in spoken(root)
     assert root.find("Gather").get("action").endswith("lang=en&misses=0")
     root = call.press(root, "2")
     ticket = only_ticket(session)
