@@ -179,13 +179,35 @@ def staff_phone(email: str, number: str | None, remove: bool) -> None:
 
 @staff.command("token")
 @click.argument("email")
-def staff_token(email: str) -> None:
-    """Print a new API bearer token for a staff account, alone on its line."""
-    from tickets.staff import issue_token
+@click.option("--revoke", is_flag=True, help="Revoke every API token of the account instead.")
+def staff_token(email: str, revoke: bool) -> None:
+    """Print a new API bearer token for a staff account, alone on its line (or revoke them)."""
+    from tickets.staff import find_staff, issue_token, revoke_tokens
 
     settings = settings_or_exit()
     session = open_database(settings)
+    if revoke:
+        account = find_staff(session, email)
+        if account is None:
+            click.echo(f"error: no staff account {email.strip().lower()}", err=True)
+            sys.exit(1)
+        count = revoke_tokens(session, staff=account)
+        click.echo(f"revoked {count} API token(s) of {account.email}")
+        return
     click.echo(issue_token(session, staff=active_staff_or_exit(session, email)))
+
+
+@staff.command("deactivate")
+@click.argument("email")
+def staff_deactivate(email: str) -> None:
+    """Close an account: it cannot sign in, its sessions and tokens stop working."""
+    from tickets.staff import deactivate
+
+    settings = settings_or_exit()
+    session = open_database(settings)
+    account = active_staff_or_exit(session, email)
+    deactivate(session, staff=account)
+    click.echo(f"deactivated {account.email}: its sessions and API tokens no longer work")
 
 
 DEMO_DIRECTORY = PROJECT_ROOT / "config" / "demo-directory.csv"

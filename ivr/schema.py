@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from alembic import command
@@ -18,8 +20,23 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def keep_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (SQLite gives its WAL the same mode).
+
+    It holds password and PIN hashes and the client directory.
+    """
+    if str(path) in ("", ":memory:"):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        # An older installation's files are tightened too; one we may not change stays as it is.
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(file, 0o600)
+
+
 def upgrade_database(url: str) -> None:
     """Apply every migration that the database at `url` has not had yet."""
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        keep_private(Path(url.removeprefix("sqlite:///")))
     command.upgrade(alembic_config(url), "heads")

@@ -27,7 +27,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from tickets.db import db, utcnow
 from tickets.forms import LoginForm, LogoutForm
 from tickets.models import StaffUser
-from tickets.staff import check_password, find_staff
+from tickets.staff import check_password, end_sessions, find_staff
 
 MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
@@ -57,7 +57,8 @@ class StaffLogin(UserMixin):
         self.staff = staff
 
     def get_id(self) -> str:
-        # A password change alters the fingerprint, which signs out every other session.
+        # A password change, signing out or deactivation alters the fingerprint, which ends
+        # every session (and remember-me cookie) issued before, also copies of it.
         return f"{self.staff.id}:{_fingerprint(self.staff)}"
 
     @property
@@ -66,7 +67,8 @@ class StaffLogin(UserMixin):
 
 
 def _fingerprint(staff: StaffUser) -> str:
-    return hashlib.sha256(staff.password_hash.encode()).hexdigest()[:16]
+    material = f"{staff.password_hash}:{staff.session_epoch}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 @functools.cache
@@ -153,6 +155,8 @@ def logout():
     """Sign the staff member out."""
     form = LogoutForm()
     form.validate_on_submit()
+    if current_user.is_authenticated:
+        end_sessions(db.session, staff=current_staff())
     logout_user()
     cookie_session.clear()
     flash("You are signed out.", "success")

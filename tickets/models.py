@@ -112,6 +112,8 @@ class StaffUser(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # E.164; an account with a phone number is an engineer the rota can ring.
     phone: Mapped[str | None] = mapped_column(String(20))
+    # Raised by signing out and deactivation: every session cookie issued before stops working.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     # SHA-256 of the secret in the engineer's calendar feed URL; None when no feed is issued.
     feed_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 
 from flask import g, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -74,6 +74,35 @@ def set_phone(session: Session, *, staff: StaffUser, phone: str | None) -> Staff
     staff.phone = engineer_phone(phone)
     session.commit()
     return staff
+
+
+def end_sessions(session: Session, *, staff: StaffUser) -> None:
+    """End every dashboard session of `staff`, on every device, copies of cookies included."""
+    session.execute(
+        update(StaffUser)
+        .where(StaffUser.id == staff.id)
+        .values(session_epoch=StaffUser.session_epoch + 1)
+    )
+    session.commit()
+
+
+def revoke_tokens(session: Session, *, staff: StaffUser) -> int:
+    """Revoke every API token of `staff`; return how many were still valid."""
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.staff_id == staff.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    session.commit()
+    return result.rowcount
+
+
+def deactivate(session: Session, *, staff: StaffUser) -> None:
+    """Close an account: no sign-in, its sessions and tokens end, the rota no longer rings it."""
+    staff.active = False
+    session.flush()
+    revoke_tokens(session, staff=staff)
+    end_sessions(session, staff=staff)
 
 
 def check_password(staff: StaffUser, password: str) -> bool:
