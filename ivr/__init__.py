@@ -54,6 +54,9 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Attach every feature's blueprint."""
+    from tickets.routing import RowIdConverter
+
+    app.url_map.converters["id"] = RowIdConverter
     from ivr import health, outage, voice
     from ivr.emergency import routes as emergency
     from ivr.office import routes as office

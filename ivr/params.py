@@ -22,7 +22,7 @@ URL_LIMIT = 500
 # Durations and sequence numbers beyond seven digits (115 days) are not real.
 _MAX_NUMBER_DIGITS = 7
 # Twilio's sids are two letters and 32 hex digits; anything far off that is not a sid.
-_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+_SID = re.compile(r"[A-Za-z0-9]{2,64}")
 
 # Statuses of a call (CallStatus) after which it is over: the caller is gone.
 CALL_FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
@@ -45,7 +45,7 @@ def text(value: str | None, limit: int) -> str:
 def sid(value: str | None) -> str | None:
     """Return a Twilio sid (CallSid, RecordingSid) as sent, or None when it cannot be one."""
     value = (value or "").strip()
-    return value if _SID.match(value) else None
+    return value if _SID.fullmatch(value) else None
 
 
 def digits(value: str | None) -> str:

@@ -113,6 +113,10 @@ queries = st.fixed_dictionaries(
             "line",
             "call",
             "ext",
+            "round",
+            "level",
+            "prev",
+            "staff",
         )
     },
 ).map(lambda query: f"?{urlencode(query)}" if query else "")

@@ -119,7 +119,7 @@ def current_staff() -> StaffUser:
 
 def _safe_next(target: str | None) -> str:
     """Return `target` if it is a path of the dashboard itself, else the ticket list."""
-    if target:
+    if target and target.isprintable() and " " not in target:
         parts = urlsplit(target)
         if (
             not parts.scheme

@@ -77,7 +77,7 @@ HEADER_ALIASES = {"organisation": "organization", "e-mail": "email"}
 DELIMITERS = (",", ";", "\t")
 # Several numbers share one cell; a comma is never part of a phone number either.
 PHONE_SEPARATORS = re.compile(r"[;,]")
-EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 320
 # Bounds the IN (...) lists of the look-ups made before the rows are applied.
@@ -346,7 +346,7 @@ def _validate(
         if len(value) > MAX_NAME_LENGTH:
             reasons.append(f"{column} longer than {MAX_NAME_LENGTH} characters")
     email = values["email"].lower()
-    if email and (len(email) > MAX_EMAIL_LENGTH or not EMAIL_SHAPE.match(email)):
+    if email and (len(email) > MAX_EMAIL_LENGTH or not EMAIL_SHAPE.fullmatch(email)):
         reasons.append(f"not an e-mail address: {values['email']!r}")
     role = "_".join(values["role"].lower().replace("-", " ").split())
     if values["role"] and role not in ROLES:

@@ -84,6 +84,12 @@ class LongSelectField(SelectField):
         return None
 
 
+def within_years(form, field) -> None:
+    """Refuse dates far outside the tickets' years (and the limits of date arithmetic)."""
+    if field.data is not None and not 2000 <= field.data.year <= 2199:
+        raise ValidationError("Give a date between 2000 and 2199.")
+
+
 class FilterForm(FlaskForm):
     """Filters and search of the ticket list (a GET form: no CSRF token needed)."""
 
@@ -109,8 +115,8 @@ class FilterForm(FlaskForm):
     organization = LongSelectField(
         "Organisation", choices={"": "Any organisation"}, validators=[Optional()]
     )
-    created_from = DateField("Created from", validators=[Optional()])
-    created_to = DateField("Created until", validators=[Optional()])
+    created_from = DateField("Created from", validators=[Optional(), within_years])
+    created_to = DateField("Created until", validators=[Optional(), within_years])
 
 
 class VersionedForm(FlaskForm):

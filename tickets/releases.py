@@ -15,7 +15,7 @@ import holidays
 
 # A cycle ending within this many days is too close to fit new work: suggest the next one.
 MIN_LEAD_DAYS = 14
-WEEK_PATTERN = re.compile(r"^(\d{4})-?W(\d{1,2})$")
+WEEK_PATTERN = re.compile(r"(\d{4})-?W(\d{1,2})")
 FIRST_YEAR = 2000
 LAST_YEAR = 2199
 
@@ -39,7 +39,7 @@ def parse_week(text: str) -> str:
     if not isinstance(text, str):
         raise ReleaseWeekError("the release week must be text written as YYYY-Www")
     cleaned = text.strip().upper().replace(" ", "")
-    match = WEEK_PATTERN.match(cleaned)
+    match = WEEK_PATTERN.fullmatch(cleaned)
     if not match:
         raise ReleaseWeekError(
             f"{text[:20]!r} is not a week written as YYYY-Www (for example 2025-W22)"

@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from tickets.models import Contact, StaffUser, Ticket, TicketCall, TicketEvent
 
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def ticket_loading_options(*, with_events: bool = False) -> list:
@@ -37,7 +37,7 @@ def iso(moment: datetime | None) -> str | None:
 
 def e164_or_none(number: str | None) -> str | None:
     """Return `number` if it is written in E.164, else None (withheld or odd caller IDs)."""
-    return number if number and E164.match(number) else None
+    return number if number and E164.fullmatch(number) else None
 
 
 def staff_to_dict(staff: StaffUser | None) -> dict | None:

@@ -19,6 +19,7 @@ An optional "version" in the body makes the change only apply to that version of
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from flask import g, jsonify, request
@@ -68,11 +69,20 @@ def ticket_state(number: str) -> dict:
     }
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _body() -> dict:
     """Return the JSON object sent, or raise InvalidInput."""
-    if not request.get_data():
+    raw = request.get_data()
+    if not raw:
         return {}
-    data = request.get_json(silent=True)
+    try:
+        # Strict JSON: no NaN or Infinity, and nesting deep enough to exhaust the stack is refused.
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        data = None
     if not isinstance(data, dict):
         raise lifecycle.InvalidInput("Send a JSON object (Content-Type: application/json).")
     return data

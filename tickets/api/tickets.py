@@ -29,7 +29,7 @@ CHOICE_FILTERS: dict[str, tuple[str, ...]] = {
     "reason": REASONS,
 }
 LIST_PARAMETERS = (*CHOICE_FILTERS, "organization", "page", "per_page")
-WHOLE_NUMBER = re.compile(r"^[0-9]{1,10}$")
+WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
 
 
 class BadParameter(ValueError):
@@ -50,7 +50,7 @@ def _whole_number(args: Mapping[str, str], name: str, low: int, high: int) -> in
     value = args.get(name)
     if value is None:
         return None
-    if not WHOLE_NUMBER.match(value) or not low <= int(value) <= high:
+    if not WHOLE_NUMBER.fullmatch(value) or not low <= int(value) <= high:
         raise BadParameter(f"{name} must be a whole number from {low} to {high}")
     return int(value)
 

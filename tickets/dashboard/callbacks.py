@@ -35,7 +35,7 @@ def callbacks():
     )
 
 
-@bp.post("/callbacks/<int:callback_id>/called-back")
+@bp.post("/callbacks/<id:callback_id>/called-back")
 def called_back(callback_id: int):
     """Record that a voicemail's caller was called back."""
     callback = db.session.get(CallbackRequest, callback_id)

@@ -7,7 +7,7 @@ from flask import jsonify, render_template, request, url_for
 from tickets.dashboard import bp
 from tickets.db import db
 from tickets.labels import REASON_LABELS
-from tickets.models import Ticket
+from tickets.models import MAX_ID, Ticket
 from tickets.queue import latest_ticket_id, new_urgent_tickets
 
 
@@ -22,7 +22,7 @@ def summary(ticket: Ticket) -> str:
 def feed():
     """Return urgent tickets newer than `after`, with their list rows, for the live alert."""
     after = request.args.get("after", type=int)
-    if after is None or after < 0:
+    if after is None or not 0 <= after <= MAX_ID:
         return jsonify(latest_id=latest_ticket_id(db.session), tickets=[])
     found = new_urgent_tickets(db.session, after_id=after)
     items = [

@@ -106,7 +106,7 @@ def add_override():
     return redirect(url_for(".oncall"), code=303)
 
 
-@bp.post("/oncall/overrides/<int:shift_id>/remove")
+@bp.post("/oncall/overrides/<id:shift_id>/remove")
 def remove_override(shift_id: int):
     """Remove an override (admins); the calendar holds again for its time."""
     require_admin()

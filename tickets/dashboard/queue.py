@@ -14,6 +14,7 @@ from tickets.forms import FilterForm
 from tickets.models import Organization
 from tickets.queue import QueueFilter, latest_ticket_id, list_queue
 
+FILTER_FIELDS = ("q", "status", "priority", "reason", "organization", "created_from", "created_to")
 PER_PAGE = 50
 MAX_PAGE = 10_000
 
@@ -55,7 +56,8 @@ def tickets():
     filters = queue_filter(form)
     page = min(max(request.args.get("page", default=1, type=int) or 1, 1), MAX_PAGE)
     result = list_queue(db.session, filters, page=page, per_page=PER_PAGE)
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    # Only the filters go into the paging links: other names (say `endpoint`) are no arguments.
+    args = {name: request.args[name] for name in FILTER_FIELDS if request.args.get(name)}
     return render_template(
         "support/tickets.html",
         form=form,

@@ -42,7 +42,7 @@ def stream_recording(recording_url: str | None):
     return response
 
 
-@bp.get("/recordings/<int:call_id>")
+@bp.get("/recordings/<id:call_id>")
 def call_recording(call_id: int):
     """Play the recording of a ticket's call."""
     call = db.session.get(TicketCall, call_id)
@@ -51,7 +51,7 @@ def call_recording(call_id: int):
     return stream_recording(call.recording_url)
 
 
-@bp.get("/callbacks/<int:callback_id>/recording")
+@bp.get("/callbacks/<id:callback_id>/recording")
 def callback_recording(callback_id: int):
     """Play an office voicemail."""
     callback = db.session.get(CallbackRequest, callback_id)

@@ -83,7 +83,7 @@ def post_announcement():
     return redirect(url_for(".settings"), code=303)
 
 
-@bp.post("/settings/announcements/<int:announcement_id>/end")
+@bp.post("/settings/announcements/<id:announcement_id>/end")
 def end_announcement(announcement_id: int):
     """End an announcement now."""
     if not EndAnnouncementForm().validate():
