@@ -36,6 +36,10 @@ def configure(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=None,
         JSON_SORT_KEYS=False,
     )
+    # First of all request hooks: an oversized webhook is refused before anyone reads its form.
+    from ivr.signatures import limit_webhook_size
+
+    app.before_request(limit_webhook_size)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

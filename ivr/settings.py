@@ -42,6 +42,12 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+# A secret key is at least this long and uses this many different characters, which refuses a
+# word, a repeated word or a short phrase; a hex key from `secrets.token_hex(32)` has 64 and 16.
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_SYMBOLS = 12
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong; the message is one line naming the key."""
 
@@ -238,11 +244,24 @@ class Settings(Strict):
     emergency: EmergencyLine
     oncall: OnCall = Field(default_factory=OnCall)
 
-    @field_validator("secret_key", "twilio_auth_token")
+    @field_validator("twilio_auth_token")
     @classmethod
     def _not_blank(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value().strip()) < 8:
             raise ValueError("must be set (at least 8 characters), from the environment")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong(cls, value: SecretStr) -> SecretStr:
+        # It signs sessions and CSRF tokens and keys the PIN hashes: a guessable key gives
+        # away sessions and, with a copy of the database, every PIN.
+        key = value.get_secret_value()
+        if len(key) < MIN_SECRET_LENGTH or len(set(key)) < MIN_SECRET_SYMBOLS:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_LENGTH} random characters, from the environment; "
+                "make one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+            )
         return value
 
     @field_validator("trusted_proxies")

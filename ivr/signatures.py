@@ -13,6 +13,12 @@ from twilio.request_validator import RequestValidator
 
 log = logging.getLogger(__name__)
 
+# Twilio's webhooks are a few kilobytes with some forty fields; anything far larger is refused
+# before any parsing or signature work, so unsigned junk costs next to no CPU.
+WEBHOOK_PREFIXES = ("/voice/", "/sms/")
+WEBHOOK_MAX_BYTES = 16 * 1024
+WEBHOOK_MAX_FIELDS = 200
+
 # Characters left as they are when a decoded path is percent-encoded again (RFC 3986 pchar).
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # A host name, IPv4 or [IPv6] address, with an optional port.
@@ -99,3 +105,15 @@ def twilio_only(view):
         return view(*args, **kwargs)
 
     return checked
+
+
+def limit_webhook_size() -> None:
+    """Refuse an oversized webhook body (413) before anything parses it."""
+    if not request.path.startswith(WEBHOOK_PREFIXES):
+        return
+    request.max_content_length = WEBHOOK_MAX_BYTES
+    request.max_form_parts = WEBHOOK_MAX_FIELDS
+    # Read (and cache) the capped body: the form is parsed from this copy later.
+    body = request.get_data(cache=True)
+    if body.count(b"&") >= WEBHOOK_MAX_FIELDS:
+        abort(413)

@@ -208,3 +208,24 @@ def test_oversized_requests_are_refused_without_a_5xx(app, client):
     form = {"CallSid": "CA" + "1" * 32, "Digits": "1" * (300 * 1024)}
     response = post_signed(client, "/voice/incoming", form)
     assert response.status_code == 413
+
+
+def test_a_webhook_with_thousands_of_fields_is_refused_before_parsing(client):
+    form = {f"f{n}": "x" for n in range(5000)}
+    response = client.post("/voice/incoming", data=form, headers={"X-Twilio-Signature": "x"})
+    assert response.status_code == 413
+
+
+def test_a_webhook_body_over_sixteen_kilobytes_is_refused(client):
+    form = {"CallSid": "CA" + "1" * 32, "Junk": "x" * (20 * 1024)}
+    response = post_signed(client, "/voice/status", form)
+    assert response.status_code == 413
+
+
+def test_a_real_sized_webhook_still_gets_through(client, settings, directory):
+    # Twilio's first request carries some forty parameters, a few kilobytes.
+    form = {"CallSid": "CA" + "2" * 32, "From": "+31612345678", "To": "+31318584900"}
+    form |= {f"Caller{part}": "Nederland" * 3 for part in ("City", "State", "Zip", "Country")}
+    form |= {f"X{n}": "v" * 40 for n in range(30)}
+    response = post_signed(client, "/voice/incoming", form)
+    assert response.status_code == 200

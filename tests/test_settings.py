@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,24 @@ def test_missing_twilio_token_names_the_environment_variable():
 def test_blank_secret_is_refused():
     message = config_error(environ={**ENVIRON, "IVR_SECRET_KEY": "short"})
     assert "secret_key" in message
+
+
+@pytest.mark.parametrize(
+    "weak", ["password", "passwordpasswordpasswordpassword", "a" * 64, "0123456789" * 3]
+)
+def test_a_weak_secret_key_is_refused_with_how_to_make_one(weak):
+    message = config_error(environ={**ENVIRON, "IVR_SECRET_KEY": weak})
+    assert message.count("\n") == 0
+    assert "secret_key" in message and "32 random characters" in message
+    assert "secrets.token_hex(32)" in message
+
+
+def test_a_random_secret_key_is_accepted():
+    key = secrets.token_hex(32)
+    assert (
+        load_settings(environ={**ENVIRON, "IVR_SECRET_KEY": key}).secret_key.get_secret_value()
+        == key
+    )
 
 
 def test_missing_prompt_in_one_language_is_named(tmp_path):
