@@ -56,6 +56,13 @@ def signed_in(client, agent):
     return client
 
 
+@pytest.fixture
+def signed_in_admin(client, admin):
+    response = sign_in(client, "admin@otys.test")
+    assert response.status_code == 303
+    return client
+
+
 def text(response) -> str:
     return response.get_data(as_text=True)
 
@@ -609,7 +616,10 @@ def test_office_voicemails_can_be_played_and_marked_called_back(signed_in, sessi
 # ------------------------------------------------------------------------- support switches
 
 
-def test_hours_override_and_announcements_from_the_settings_page(clock, signed_in, session, agent):
+def test_hours_override_and_announcements_from_the_settings_page(
+    clock, signed_in_admin, session, admin
+):
+    signed_in = signed_in_admin
     response = post_form(signed_in, "/support/settings/hours", {"mode": "closed"})
     assert response.status_code == 303
     assert availability.get_hours_override(session) == "closed"
@@ -624,7 +634,7 @@ def test_hours_override_and_announcements_from_the_settings_page(clock, signed_i
     assert response.status_code == 303
     active = availability.active_announcement(session)
     assert active.text_nl == "Er is een storing in OTYS Go."
-    assert active.created_by_id == agent.id
+    assert active.created_by_id == admin.id
     page = text(signed_in.get("/support/settings"))
     assert "Heard by callers" in page
 
@@ -644,11 +654,36 @@ def test_hours_override_and_announcements_from_the_settings_page(clock, signed_i
     assert availability.active_announcement(session) is None
 
 
-def test_announcement_expiry_is_read_in_local_time(clock, signed_in, session):
+def test_announcement_expiry_is_read_in_local_time(clock, signed_in_admin, session):
     post_form(
-        signed_in,
+        signed_in_admin,
         "/support/settings/announcements",
         {"text_nl": "Onderhoud", "expires_at": "2099-06-01T18:30"},
     )
     row = session.query(Announcement).one()
     assert row.expires_at.isoformat() == "2099-06-01T16:30:00+00:00"  # 18:30 in Amsterdam
+
+
+def test_only_admins_change_the_line_wide_switches(clock, signed_in, session):
+    page = text(signed_in.get("/support/settings"))
+    assert 'id="hours-form"' not in page and 'id="announcement-form"' not in page
+    assert post_form(signed_in, "/support/settings/hours", {"mode": "closed"}).status_code == 403
+    response = post_form(signed_in, "/support/settings/announcements", {"text_nl": "Storing"})
+    assert response.status_code == 403
+    assert availability.get_hours_override(session) == "auto"
+    assert availability.active_announcement(session) is None
+
+
+def test_every_switch_change_is_on_the_audit_trail(clock, signed_in_admin, session, cli):
+    from tickets.audit import recent_changes
+
+    post_form(signed_in_admin, "/support/settings/hours", {"mode": "closed"})
+    post_form(signed_in_admin, "/support/settings/announcements", {"text_nl": "Storing in Go"})
+    cli("hours", "set", "auto")
+    in_order = sorted(recent_changes(session), key=lambda change: change.id)
+    changes = [(c.actor, c.action, c.detail) for c in in_order]
+    assert changes[0] == ("admin@otys.test", "hours_override", "closed")
+    assert changes[1] == ("admin@otys.test", "announcement_posted", "Storing in Go")
+    assert changes[2][0].startswith("cli:") and changes[2][1:] == ("hours_override", "auto")
+    page = text(signed_in_admin.get("/support/settings"))
+    assert "Recent changes" in page and "announcement posted" in page

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from support_helpers import make_staff, page_token, sign_in
 
+from tickets.audit import recent_changes
 from tickets.models import OnCallShift
 from tickets.oncall.rota import add_override, on_call_at
 
@@ -53,6 +54,9 @@ def test_an_admin_adds_an_override_that_is_on_call_at_once(client, session, cloc
     assert "Override" in page
     shift = session.scalar(select(OnCallShift))
     assert shift.note == "override by admin@otys.test"
+    (change,) = recent_changes(session)
+    assert (change.actor, change.action) == ("admin@otys.test", "oncall_override_added")
+    assert "Carla Smit covers level 1" in change.detail
     removed = client.post(
         f"/support/oncall/overrides/{shift.id}/remove",
         data={"csrf_token": page_token(client, "/support/oncall")},

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from tickets.audit import note_change
 from tickets.db import utcnow
 from tickets.models import Announcement, HoursOverride
 
@@ -36,6 +37,7 @@ def set_hours_override(session: Session, *, mode: str, set_by: str | None) -> Ho
         row.mode = mode
         row.set_by = set_by
         row.set_at = utcnow()
+    note_change(session, actor=set_by, action="hours_override", detail=mode)
     session.commit()
     return row
 
@@ -69,6 +71,7 @@ def create_announcement(
     text_en: str | None = None,
     expires_at: datetime | None = None,
     created_by_id: int | None = None,
+    actor: str | None = None,
 ) -> Announcement:
     """Post a known-outage announcement that emergency callers hear until it ends or expires."""
     dutch = (text_nl or "").strip()
@@ -88,17 +91,21 @@ def create_announcement(
         created_by_id=created_by_id,
     )
     session.add(row)
+    note_change(session, actor=actor, action="announcement_posted", detail=dutch)
     session.commit()
     return row
 
 
-def end_announcement(session: Session, *, announcement_id: int) -> Announcement:
+def end_announcement(
+    session: Session, *, announcement_id: int, actor: str | None = None
+) -> Announcement:
     """End an announcement now; callers no longer hear it."""
     row = session.get(Announcement, announcement_id)
     if row is None:
         raise AnnouncementError("there is no such announcement")
     if row.ended_at is None:
         row.ended_at = utcnow()
+        note_change(session, actor=actor, action="announcement_ended", detail=row.text_nl)
         session.commit()
     return row
 

@@ -378,3 +378,20 @@ class OnCallShift(Base):
 
     def __repr__(self) -> str:
         return f"<OnCallShift L{self.level} staff={self.staff_id} {self.source} {self.starts_at}>"
+
+
+class AuditEvent(Base):
+    """A change to a line-wide switch or the rota: who made it, when, and what it was."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The staff member's e-mail, or "cli:<user>" for a command.
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    def __repr__(self) -> str:
+        return f"<AuditEvent {self.id} {self.action} by {self.actor!r}>"

@@ -8,7 +8,7 @@ and names are shown.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
@@ -32,6 +32,14 @@ def _require_sign_in():
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     return None
+
+
+def require_admin() -> None:
+    """Stop anyone but an admin from changing line-wide switches or the rota (403)."""
+    from tickets.auth import current_staff
+
+    if current_staff().role != "admin":
+        abort(403)
 
 
 def error_page(message: str, status: int, title: str = "Not possible"):
@@ -67,6 +75,7 @@ __all__ = [
     "error_page",
     "feed",
     "first_error",
+    "require_admin",
     "oncall",
     "queue",
     "recordings",

@@ -8,7 +8,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from sqlalchemy import select
 
 from tickets.auth import current_staff
-from tickets.dashboard import bp, error_page, first_error
+from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
 from tickets.db import db, utcnow
 from tickets.models import StaffUser
@@ -64,12 +64,6 @@ def render_oncall(
     )
 
 
-def require_admin() -> None:
-    """Stop anyone but an admin from changing the rota."""
-    if current_staff().role != "admin":
-        abort(403)
-
-
 @bp.get("/oncall")
 def oncall():
     """Show who is on call now and in the coming two weeks."""
@@ -112,7 +106,7 @@ def remove_override(shift_id: int):
     require_admin()
     if not RemoveOverrideForm().validate():
         abort(400)
-    if not rota.remove_override(db.session, shift_id=shift_id):
+    if not rota.remove_override(db.session, shift_id=shift_id, removed_by=current_staff().email):
         return error_page("There is no such override.", 404)
     flash("Override removed.", "success")
     return redirect(url_for(".oncall"), code=303)

@@ -1,4 +1,4 @@
-"""Support's switches: the working-hours override and known-outage announcements."""
+"""Line-wide switches (admins): the working-hours override, announcements, and their audit trail."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from datetime import UTC
 from flask import abort, flash, redirect, render_template, url_for
 
 from tickets import availability
+from tickets.audit import recent_changes
 from tickets.auth import current_staff
-from tickets.dashboard import bp, error_page, first_error
+from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
 from tickets.db import db, utcnow
 from tickets.forms import AnnouncementForm, EndAnnouncementForm, HoursOverrideForm
@@ -35,6 +36,8 @@ def render_settings(
             end_form=EndAnnouncementForm(formdata=None),
             announcements=availability.recent_announcements(db.session),
             active_id=active.id if active else None,
+            changes=recent_changes(db.session),
+            is_admin=current_staff().role == "admin",
             now=utcnow(),
             error=error,
         ),
@@ -50,7 +53,8 @@ def settings():
 
 @bp.post("/settings/hours")
 def set_hours():
-    """Force the lines open or closed, or follow the schedule."""
+    """Force the lines open or closed, or follow the schedule (admins)."""
+    require_admin()
     form = HoursOverrideForm()
     if not form.validate():
         return render_settings(hours_form=form, error=first_error(form), status=400)
@@ -61,7 +65,8 @@ def set_hours():
 
 @bp.post("/settings/announcements")
 def post_announcement():
-    """Post a known-outage announcement for emergency callers."""
+    """Post a known-outage announcement for emergency callers (admins)."""
+    require_admin()
     form = AnnouncementForm()
     if not form.validate():
         return render_settings(announcement_form=form, error=first_error(form), status=400)
@@ -75,6 +80,7 @@ def post_announcement():
             text_en=form.text_en.data,
             expires_at=expires,
             created_by_id=current_staff().id,
+            actor=current_staff().email,
         )
     except availability.AnnouncementError as exc:
         db.session.rollback()
@@ -85,11 +91,14 @@ def post_announcement():
 
 @bp.post("/settings/announcements/<id:announcement_id>/end")
 def end_announcement(announcement_id: int):
-    """End an announcement now."""
+    """End an announcement now (admins)."""
+    require_admin()
     if not EndAnnouncementForm().validate():
         abort(400)
     try:
-        availability.end_announcement(db.session, announcement_id=announcement_id)
+        availability.end_announcement(
+            db.session, announcement_id=announcement_id, actor=current_staff().email
+        )
     except availability.AnnouncementError as exc:
         return error_page(f"{exc}.".capitalize(), 404)
     flash("Announcement ended.", "success")

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session, contains_eager
 
+from tickets.audit import note_change
 from tickets.models import ONCALL_LEVELS, OnCallShift, StaffUser
 from tickets.oncall.calendar import StaffIndex, shifts_in_calendar
 
@@ -223,15 +224,29 @@ def add_override(
         note=f"override by {added_by}"[:200],
     )
     session.add(shift)
+    note_change(
+        session,
+        actor=added_by,
+        action="oncall_override_added",
+        detail=f"{staff.name} covers level {level} from {starts_at:%Y-%m-%d %H:%M} to "
+        f"{ends_at:%Y-%m-%d %H:%M} UTC",
+    )
     session.commit()
     return shift
 
 
-def remove_override(session: Session, *, shift_id: int) -> bool:
+def remove_override(session: Session, *, shift_id: int, removed_by: str | None = None) -> bool:
     """Remove an override; imported shifts are changed only by importing their level again."""
     shift = session.get(OnCallShift, shift_id)
     if shift is None or shift.source != "override":
         return False
+    note_change(
+        session,
+        actor=removed_by,
+        action="oncall_override_removed",
+        detail=f"{shift.staff.name}, level {shift.level}, "
+        f"from {shift.starts_at:%Y-%m-%d %H:%M} UTC",
+    )
     session.delete(shift)
     session.commit()
     return True
