@@ -60,7 +60,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from ivr.server import run_server
 
     settings = settings_or_exit()
-    run_server(settings, host=host, port=port, workers=workers)
+    try:
+        run_server(settings, host=host, port=port, workers=workers)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
 
 
 @main.group()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from gunicorn.app.base import BaseApplication
 
-from ivr.settings import Settings
+from ivr.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,35 @@ class _Gunicorn(BaseApplication):
         return app
 
 
-def run_server(
-    settings: Settings, *, host: str | None, port: int | None, workers: int | None
-) -> None:
-    """Migrate the database if it is reachable, then serve until stopped."""
-    from ivr.schema import upgrade_database
-
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
     try:
-        upgrade_database(settings.resolved_database_url)
-    except Exception as exc:  # noqa: BLE001 - a down database must not keep calls unanswered
-        log.error("database not reachable at start-up (%s); serving in fallback mode", exc)
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings, host: str) -> None:
+    """Refuse to listen beyond this machine when the service would believe any Host header.
+
+    Signatures are checked over the URL Twilio used; without `public_url` or trusted proxies
+    that URL is rebuilt from the request's own Host header, which anyone can set.
+    """
+    if _is_loopback(host) or settings.public_url or settings.trusted_proxies:
+        return
+    raise ConfigError(
+        f"configuration error: public_url: ivr serve listens on {host}, so set IVR_PUBLIC_URL "
+        "(the URL Twilio calls) or trusted_proxies (the reverse proxy's address)"
+    )
+
+
+def gunicorn_options(
+    settings: Settings, *, host: str | None, port: int | None, workers: int | None
+) -> dict:
+    """Return gunicorn's settings for `ivr serve`."""
     server = settings.server
-    options = {
+    return {
         "bind": f"{host or server.host}:{port or server.port}",
         "workers": workers or server.workers,
         "threads": server.threads,
@@ -57,5 +75,21 @@ def run_server(
         "accesslog": "-",
         "errorlog": "-",
         "loglevel": "info",
+        # gunicorn believes X-Forwarded-Proto only from these; by default it would from any
+        # local process. Nobody, without configured proxies.
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or "",
     }
-    _Gunicorn(settings, options).run()
+
+
+def run_server(
+    settings: Settings, *, host: str | None, port: int | None, workers: int | None
+) -> None:
+    """Migrate the database if it is reachable, then serve until stopped."""
+    from ivr.schema import upgrade_database
+
+    check_exposure(settings, host or settings.server.host)
+    try:
+        upgrade_database(settings.resolved_database_url)
+    except Exception as exc:  # noqa: BLE001 - a down database must not keep calls unanswered
+        log.error("database not reachable at start-up (%s); serving in fallback mode", exc)
+    _Gunicorn(settings, gunicorn_options(settings, host=host, port=port, workers=workers)).run()

@@ -206,3 +206,23 @@ def test_a_signature_made_with_another_token_is_refused(client):
 def test_a_trusted_proxy_that_is_not_an_address_stops_start_up(tmp_path, database_url):
     with pytest.raises(ConfigError, match="trusted_proxies"):
         build_settings(database_url, tmp_path, trusted_proxies=["proxy.local"])
+
+
+def test_serve_refuses_to_listen_beyond_loopback_believing_any_host(cli):
+    result = cli("serve", "--host", "192.0.2.10", "--port", "1", env={"IVR_PUBLIC_URL": ""})
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "public_url" in result.stderr and "192.0.2.10" in result.stderr
+
+
+def test_gunicorn_believes_forwarded_headers_only_from_configured_proxies(settings):
+    from ivr.server import check_exposure, gunicorn_options
+
+    assert (
+        gunicorn_options(settings, host=None, port=None, workers=None)["forwarded_allow_ips"] == ""
+    )
+    proxied = settings.model_copy(update={"trusted_proxies": ["10.0.0.5", "10.1.0.0/16"]})
+    options = gunicorn_options(proxied, host="192.0.2.10", port=None, workers=None)
+    assert options["forwarded_allow_ips"] == "10.0.0.5,10.1.0.0/16"
+    check_exposure(proxied.model_copy(update={"public_url": ""}), "192.0.2.10")  # allowed
+    check_exposure(settings.model_copy(update={"public_url": ""}), "127.0.0.1")  # loopback
