@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     Flask,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -20,13 +22,13 @@ from flask import (
 from flask import session as cookie_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from tickets.db import db, utcnow
 from tickets.forms import LoginForm, LogoutForm
-from tickets.models import StaffUser
+from tickets.models import LoginFailure, StaffUser
 from tickets.staff import check_password, end_sessions, find_staff
 
 MAX_FAILED_LOGINS = 5
@@ -34,7 +36,7 @@ LOCK_MINUTES = 15
 # Twilio webhooks (signed) and the bearer-token API carry no session cookie, so no CSRF token.
 MACHINE_PREFIXES = ("/voice/", "/api/")
 LOGIN_REFUSED = (
-    "That did not work: the e-mail address or password is not right, or the account is "
+    "That did not work: the e-mail address or password is not right, or sign-in is "
     "locked for a while after too many attempts."
 )
 
@@ -76,40 +78,62 @@ def _dummy_hash() -> str:
     return generate_password_hash("not-a-real-password")
 
 
-def authenticate(session: Session, *, email: str, password: str) -> StaffUser | None:
-    """Return the staff member if the password is right and the account not locked.
+def authenticate(session: Session, *, email: str, password: str, source: str) -> StaffUser | None:
+    """Return the staff member if the password is right and this source is not locked out.
 
-    Every failure counts towards a lock of LOCK_MINUTES after MAX_FAILED_LOGINS; callers get the
-    same answer whether the account exists, is locked or the password is wrong.
+    Failures are counted per e-mail address and source: MAX_FAILED_LOGINS within LOCK_MINUTES
+    lock that address out for that source only, so nobody can keep a named person out from
+    elsewhere. Every failure costs one password hash, whether the account exists, is locked or
+    the password is wrong, and gets the same answer.
     """
-    staff = find_staff(session, email) if email and len(email) <= 320 else None
-    if staff is None:
-        check_password_hash(_dummy_hash(), password)  # take as long as a real check
-        return None
+    email = (email or "").strip().lower()[:320]
     now = utcnow()
-    if staff.locked_until is not None and staff.locked_until > now:
-        return None
-    if staff.active and check_password(staff, password):
-        if staff.failed_logins or staff.locked_until:
-            staff.failed_logins = 0
-            staff.locked_until = None
-            session.commit()
+    staff = find_staff(session, email) if email else None
+    locked = _recent_failures(session, email, source, now) >= MAX_FAILED_LOGINS
+    if staff is None or locked:
+        check_password_hash(_dummy_hash(), password)  # take as long as a real check
+    elif staff.active and check_password(staff, password):
+        session.execute(
+            delete(LoginFailure).where(LoginFailure.email == email, LoginFailure.source == source)
+        )
+        session.commit()
         return staff
-    if staff.locked_until is not None:
-        # The previous lock has run out: count afresh.
-        staff.failed_logins = 0
-        staff.locked_until = None
-        session.flush()
-    session.execute(
-        update(StaffUser)
-        .where(StaffUser.id == staff.id)
-        .values(failed_logins=StaffUser.failed_logins + 1)
-    )
-    session.refresh(staff)
-    if staff.failed_logins >= MAX_FAILED_LOGINS:
-        staff.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-    session.commit()
+    if not locked:
+        session.add(LoginFailure(email=email, source=source[:64], at=now))
+        session.commit()
     return None
+
+
+def _recent_failures(session: Session, email: str, source: str, now) -> int:
+    """Return how many sign-ins to `email` from `source` failed within LOCK_MINUTES."""
+    return session.scalar(
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(
+            LoginFailure.email == email,
+            LoginFailure.source == source,
+            LoginFailure.at > now - timedelta(minutes=LOCK_MINUTES),
+        )
+    )
+
+
+def client_address() -> str:
+    """Return the client's address: the direct peer, or what a trusted proxy says it saw."""
+    peer = request.remote_addr or "unknown"
+    settings = current_app.config.get("SETTINGS")
+    proxies = getattr(settings, "trusted_proxies", [])
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+    if forwarded[-1] and _within(peer, proxies):
+        return forwarded[-1][:64]
+    return peer[:64]
+
+
+def _within(address: str, networks: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+        return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
+    except ValueError:
+        return False
 
 
 def current_staff() -> StaffUser:
@@ -138,7 +162,12 @@ def login():
         return redirect(url_for("dashboard.tickets"))
     form = LoginForm()
     if form.validate_on_submit():
-        staff = authenticate(db.session, email=form.email.data, password=form.password.data)
+        staff = authenticate(
+            db.session,
+            email=form.email.data,
+            password=form.password.data,
+            source=client_address(),
+        )
         if staff is not None:
             target = _safe_next(request.args.get("next"))
             cookie_session.clear()

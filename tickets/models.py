@@ -395,3 +395,19 @@ class AuditEvent(Base):
 
     def __repr__(self) -> str:
         return f"<AuditEvent {self.id} {self.action} by {self.actor!r}>"
+
+
+class LoginFailure(Base):
+    """A failed sign-in: counted per e-mail address and source, so a lock-out is no weapon."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_email_source_at", "email", "source", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    # The client's address (behind a trusted proxy, the one the proxy saw).
+    source: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<LoginFailure {self.email!r} from {self.source} {self.at:%H:%M}>"
