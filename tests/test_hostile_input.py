@@ -229,3 +229,9 @@ def test_a_real_sized_webhook_still_gets_through(client, settings, directory):
     form |= {f"X{n}": "v" * 40 for n in range(30)}
     response = post_signed(client, "/voice/incoming", form)
     assert response.status_code == 200
+
+
+def test_a_five_thousand_character_call_sid_gets_a_clean_answer(client):
+    form = {"CallSid": "CA" + "9" * 5000, "CallStatus": "completed", "To": "+31318584900"}
+    assert post_signed(client, "/voice/status", form).status_code == 204
+    assert post_signed(client, "/voice/incoming", form).status_code == 200
