@@ -14,6 +14,7 @@ from gunicorn.app.base import BaseApplication
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
+from ivr.server import gunicorn_options as service_options
 from ivr.settings import Settings, load_settings
 
 FLOOR_PATH = "/floor"
@@ -43,19 +44,8 @@ def create_floor_app(settings: Settings) -> Flask:
 
 
 def gunicorn_options(settings: Settings, *, host: str, port: int, workers: int | None) -> dict:
-    """Return the gunicorn options `ivr serve` uses (ivr/server.py), for another app."""
-    server = settings.server
-    return {
-        "bind": f"{host}:{port}",
-        "workers": workers or server.workers,
-        "threads": server.threads,
-        "worker_class": "gthread",
-        "timeout": server.timeout,
-        "graceful_timeout": 20,
-        "accesslog": "-",
-        "errorlog": "-",
-        "loglevel": "info",
-    }
+    """Return the gunicorn options `ivr serve` uses, for another app."""
+    return service_options(settings, host=host, port=port, workers=workers)
 
 
 class _FloorServer(BaseApplication):

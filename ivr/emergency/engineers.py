@@ -215,19 +215,21 @@ def _ticket_and_call(
     return ticket, urgent.find_call_on_ticket(db.session, ticket=ticket, sid=parent)
 
 
-def screen(
-    settings: Settings,
-    form: Mapping[str, str],
-    *,
-    ticket_number: str | None,
-    index: int | None,
-    staff_id: int | None = None,
-    level: int = 0,
-    round: int = 0,
-) -> VoiceResponse:
+@dataclass(frozen=True)
+class Leg:
+    """Which engineer's leg a screening webhook is about, as our own URL says."""
+
+    ticket_number: str | None
+    index: int | None = None  # a configured engineer
+    staff_id: int | None = None  # an engineer of the rota
+    level: int = 0
+    round: int = 0
+
+
+def screen(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceResponse:
     """Tell the engineer who calls and why; only a key press of 1 bridges the caller."""
     speak = Speaker.for_language(settings, settings.default_language)
-    ticket, call = _ticket_and_call(form, ticket_number)
+    ticket, call = _ticket_and_call(form, leg.ticket_number)
     contact = (call.contact if call is not None else None) or (ticket and ticket.contact)
     if ticket is None or contact is None or ticket.organization is None:
         caller = params.caller_id(form.get("From")) or "anonymous"
@@ -242,10 +244,10 @@ def screen(
         action=action_url(
             "emergency.accept_engineer",
             ticket=ticket.number,
-            eng=index,
-            staff=staff_id,
-            level=level or None,
-            round=round or None,
+            eng=leg.index,
+            staff=leg.staff_id,
+            level=leg.level or None,
+            round=leg.round or None,
         ),
         method="POST",
         # Silence is reported too, so the timeline shows an engineer who did not accept.
@@ -263,24 +265,15 @@ def screen(
     return response
 
 
-def accept(
-    settings: Settings,
-    form: Mapping[str, str],
-    *,
-    ticket_number: str | None,
-    index: int | None,
-    staff_id: int | None = None,
-    level: int = 0,
-    round: int = 0,
-) -> VoiceResponse:
+def accept(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceResponse:
     """Bridge the engineer who pressed 1 and note who answered; hang up on anything else."""
     speak = Speaker.for_language(settings, settings.default_language)
     digits = params.digits(form.get("Digits"))
     accepted = digits == "1"
-    engineer = _engineer_name(settings, index, staff_id, form.get("To"))
+    engineer = _engineer_name(settings, leg.index, leg.staff_id, form.get("To"))
     if not digits:
         engineer = f"{engineer} (no key pressed)"
-    ticket, call = _ticket_and_call(form, ticket_number)
+    ticket, call = _ticket_and_call(form, leg.ticket_number)
     if ticket is not None:
         guarded(
             urgent.record_engineer_response,
@@ -288,7 +281,7 @@ def accept(
             call=call,
             engineer=engineer,
             accepted=accepted,
-            place=urgent.rota_place(level, round),
+            place=urgent.rota_place(leg.level, leg.round),
             now=utcnow(),
         )
     if not accepted:

@@ -88,17 +88,14 @@ def dialled():
 def _engineer_leg(step):
     """Run a step on an engineer's leg: which ticket, which engineer and level our URL names."""
     state = _dial_state()
-    return twiml(
-        step(
-            current_settings(),
-            request.form,
-            ticket_number=request.args.get("ticket"),
-            index=_engineer_index(),
-            staff_id=_staff_id(),
-            level=state.level,
-            round=state.round,
-        )
+    leg = engineers.Leg(
+        ticket_number=request.args.get("ticket"),
+        index=state.index,
+        staff_id=_staff_id(),
+        level=state.level,
+        round=state.round,
     )
+    return twiml(step(current_settings(), request.form, leg))
 
 
 @bp.post("/screen")
