@@ -184,7 +184,10 @@ def staff_phone(email: str, number: str | None, remove: bool) -> None:
 @staff.command("token")
 @click.argument("email")
 @click.option("--revoke", is_flag=True, help="Revoke every API token of the account instead.")
-def staff_token(email: str, revoke: bool) -> None:
+@click.option(
+    "--days", type=click.IntRange(1, 730), default=365, show_default=True, help="Validity."
+)
+def staff_token(email: str, revoke: bool, days: int) -> None:
     """Print a new API bearer token for a staff account, alone on its line (or revoke them)."""
     from tickets.staff import find_staff, issue_token, revoke_tokens
 
@@ -198,7 +201,7 @@ def staff_token(email: str, revoke: bool) -> None:
         count = revoke_tokens(session, staff=account)
         click.echo(f"revoked {count} API token(s) of {account.email}")
         return
-    click.echo(issue_token(session, staff=active_staff_or_exit(session, email)))
+    click.echo(issue_token(session, staff=active_staff_or_exit(session, email), days=days))
 
 
 @staff.command("deactivate")

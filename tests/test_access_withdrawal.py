@@ -1,12 +1,14 @@
 """Withdrawing access: signing out, deactivating an account, revoking tokens; a private database."""
 
 import stat
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from support_helpers import PASSWORD, make_staff, page_token, sign_in
 
 from ivr.schema import upgrade_database
+from tickets.models import ApiToken
 from tickets.staff import find_staff, issue_token
 
 
@@ -90,3 +92,22 @@ def test_an_older_database_readable_by_all_is_tightened(tmp_path):
     path.chmod(0o644)
     upgrade_database(f"sqlite:///{path}")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_an_api_token_expires_after_its_days(app, client, session, clock):
+    agent = make_staff(session)
+    with app.app_context():
+        token = issue_token(session, staff=agent, days=30)
+    headers = {"Authorization": f"Bearer {token}"}
+    clock.now += timedelta(days=29, hours=23)
+    assert client.get("/api/tickets", headers=headers).status_code == 200
+    clock.now += timedelta(hours=2)
+    assert client.get("/api/tickets", headers=headers).status_code == 401
+
+
+def test_staff_token_takes_a_validity_in_days(cli, session):
+    make_staff(session)
+    assert cli("staff", "token", "agent@otys.test", "--days", "7").exit_code == 0
+    assert cli("staff", "token", "agent@otys.test", "--days", "0").exit_code == 2
+    (row,) = session.scalars(select(ApiToken)).all()
+    assert (row.expires_at - row.created_at).days == 7

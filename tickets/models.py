@@ -132,6 +132,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # After this moment the token no longer works; None for tokens made before expiry existed.
+    expires_at: Mapped[datetime | None]
 
     staff: Mapped[StaffUser] = relationship()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+from datetime import timedelta
 
 from flask import g, jsonify, request
 from sqlalchemy import select, update
@@ -16,6 +17,9 @@ from tickets.models import STAFF_ROLES, ApiToken, StaffUser
 from tickets.phones import to_e164
 
 MIN_PASSWORD_LENGTH = 10
+# API tokens expire: a forgotten script's token does not work for ever.
+TOKEN_DAYS = 365
+MAX_TOKEN_DAYS = 730
 
 
 class StaffError(ValueError):
@@ -114,10 +118,20 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(session: Session, *, staff: StaffUser) -> str:
-    """Create a new API bearer token for `staff`; only its hash is stored."""
+def issue_token(session: Session, *, staff: StaffUser, days: int = TOKEN_DAYS) -> str:
+    """Create a new API bearer token for `staff`, valid for `days`; only its hash is stored."""
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise StaffError(f"a token lives 1 to {MAX_TOKEN_DAYS} days")
     token = secrets.token_urlsafe(32)
-    session.add(ApiToken(staff_id=staff.id, token_hash=_token_hash(token)))
+    now = utcnow()
+    session.add(
+        ApiToken(
+            staff_id=staff.id,
+            token_hash=_token_hash(token),
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+    )
     session.commit()
     return token
 
@@ -131,9 +145,12 @@ def staff_for_token(session: Session, token: str | None) -> StaffUser | None:
         .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None))
         .options(joinedload(ApiToken.staff))
     )
+    now = utcnow()
     if row is None or not row.staff.active:
         return None
-    row.last_used_at = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    row.last_used_at = now
     session.commit()
     return row.staff
 
