@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import re
 from urllib.parse import quote
 
 from flask import abort, current_app, request
 from twilio.request_validator import RequestValidator
+
+from tickets.auth import is_trusted_proxy
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +24,6 @@ WEBHOOK_MAX_FIELDS = 200
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # A host name, IPv4 or [IPv6] address, with an optional port.
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
-
-
-def _from_trusted_proxy(remote_addr: str | None, proxies: list[str]) -> bool:
-    """Return whether the direct peer is one of the configured reverse proxies."""
-    if not remote_addr:
-        return False
-    try:
-        address = ipaddress.ip_address(remote_addr)
-    except ValueError:
-        return False
-    for proxy in proxies:
-        try:
-            if address in ipaddress.ip_network(proxy, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
 
 
 def _requested_target() -> str:
@@ -78,7 +62,7 @@ def public_request_url() -> str:
     target = _requested_target()
     if settings.public_url:
         return settings.public_url + target
-    if _from_trusted_proxy(request.remote_addr, settings.trusted_proxies):
+    if is_trusted_proxy(request.remote_addr, settings.trusted_proxies):
         base = _forwarded_base()
         if base is not None:
             return base + target

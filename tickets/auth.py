@@ -123,17 +123,24 @@ def client_address() -> str:
     settings = current_app.config.get("SETTINGS")
     proxies = getattr(settings, "trusted_proxies", [])
     forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
-    if forwarded[-1] and _within(peer, proxies):
+    if forwarded[-1] and is_trusted_proxy(peer, proxies):
         return forwarded[-1][:64]
     return peer[:64]
 
 
-def _within(address: str, networks: list[str]) -> bool:
+def is_trusted_proxy(remote_addr: str | None, proxies: list[str]) -> bool:
+    """Return whether the direct peer is one of the configured reverse proxies."""
     try:
-        ip = ipaddress.ip_address(address)
-        return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
+        address = ipaddress.ip_address(remote_addr or "")
     except ValueError:
         return False
+    for proxy in proxies:
+        try:
+            if address in ipaddress.ip_network(proxy, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def current_staff() -> StaffUser:
