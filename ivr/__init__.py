@@ -36,6 +36,9 @@ def configure(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=None,
         JSON_SORT_KEYS=False,
     )
+    from ivr.messaging.policy import paging_policy
+
+    app.config["PAGING"] = paging_policy(settings)
     # First of all request hooks: an oversized webhook is refused before anyone reads its form.
     from ivr.signatures import limit_webhook_size
 

@@ -9,6 +9,7 @@ import string
 import tomllib
 from datetime import date, time
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,6 +37,9 @@ ENV_OVERRIDES = {
     "IVR_SECRET_KEY": "secret_key",
     "IVR_WORKERS": "server.workers",
     "IVR_JOURNAL_PATH": "journal_path",
+    "TWILIO_API_URL": "twilio_api_url",
+    "IVR_SMS_FROM": "paging.sms_from",
+    "IVR_SMTP_URL": "paging.smtp_url",
 }
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -206,6 +210,48 @@ class OnCall(Strict):
         return self.level_ring_seconds[min(level, len(self.level_ring_seconds)) - 1]
 
 
+def _smtp_url(value: str) -> str:
+    """Accept an empty value or smtp://[user:password@]host[:port] (smtps:// for TLS)."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must look like smtp://[user:password@]host:port (or smtps://)")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError("has a port that is not a number") from exc
+    return value
+
+
+class Paging(Strict):
+    """Paging the on-call engineers about urgent tickets nobody took, and texting the caller."""
+
+    enabled: bool = True
+    # Minutes a level has to acknowledge before the next level is paged.
+    ack_timeout: int = Field(default=5, ge=1, le=120)
+    rounds: int = Field(default=2, ge=1, le=5)
+    # Page outside the emergency line's working hours too; otherwise one summary at opening.
+    out_of_hours: bool = False
+    channels: list[Literal["sms", "email"]] = Field(default_factory=lambda: ["sms", "email"])
+    # The number SMS messages are sent from (E.164, SMS-capable); IVR_SMS_FROM overrides it.
+    sms_from: Annotated[str, AfterValidator(lambda v: v and _international_number(v))] = ""
+    # The mail server; IVR_SMTP_URL overrides it. Empty: no e-mail is sent.
+    smtp_url: Annotated[str, AfterValidator(_smtp_url)] = ""
+    email_from: str = "noodlijn@otys.example"
+    # An incoming-webhook URL of a Teams or Slack channel; empty: no chat message.
+    chat_webhook_url: Annotated[str, Field(pattern=r"^(https?://\S+)?$")] = ""
+    chat_format: Literal["slack", "teams"] = "slack"
+    # Text a caller on a mobile number their ticket number, and when it is acknowledged/resolved.
+    caller_sms: bool = True
+    # How often each server process looks for due pages and messages (seconds).
+    send_interval_seconds: float = Field(default=2.0, ge=0.2, le=60)
+    # A message is given up after this many failed attempts (backoff doubles, at most 10 min).
+    max_attempts: int = Field(default=8, ge=1, le=30)
+    # /health reports the sender as behind when a due message has waited longer than this.
+    behind_seconds: int = Field(default=120, ge=10, le=3600)
+
+
 class Server(Strict):
     """How `ivr serve` runs gunicorn."""
 
@@ -225,6 +271,10 @@ class Settings(Strict):
     twilio_auth_token: SecretStr
     # Only needed to play recordings in the dashboard (Twilio serves them with basic auth).
     twilio_account_sid: Annotated[str, Field(pattern=r"^(AC[0-9a-fA-F]{32})?$")] = ""
+    # Twilio's REST API (messages, recordings); tests point it at a local stand-in.
+    twilio_api_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(:\d+)?/?$")] = (
+        "https://api.twilio.com"
+    )
     data_dir: Path = Path("var")
     journal_path: Path | None = None
     timezone: str = "Europe/Amsterdam"
@@ -243,6 +293,9 @@ class Settings(Strict):
     office: OfficeLine
     emergency: EmergencyLine
     oncall: OnCall = Field(default_factory=OnCall)
+    paging: Paging = Field(default_factory=Paging)
+    # Texts of SMS and e-mail messages, per language, like the prompts.
+    messages: dict[str, dict[str, str]]
 
     @field_validator("twilio_auth_token")
     @classmethod
@@ -320,6 +373,17 @@ class Settings(Strict):
                     f"prompts.{language}.office_menu: unknown placeholder "
                     f"{{{sorted(unknown)[0]}}} (known: {', '.join(sorted(allowed))})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _messages_complete(self) -> Settings:
+        reference = set(self.messages.get(self.default_language, {}))
+        if not reference:
+            raise ValueError(f"messages.{self.default_language}: no message texts")
+        for language in self.prompts:
+            missing = reference - set(self.messages.get(language, {}))
+            if missing:
+                raise ValueError(f"messages.{language} lacks {', '.join(sorted(missing))}")
         return self
 
     @property

@@ -24,6 +24,8 @@ class TicketAction:
     inputs: Mapping[str, str] = field(default_factory=dict)
     # Whether the input `version` guards the change against edits made meanwhile.
     versioned: bool = True
+    # Whether the change notes how it was made (it may acknowledge the ticket and stop paging).
+    says_via: bool = False
 
     def apply(
         self,
@@ -32,11 +34,14 @@ class TicketAction:
         ticket: Ticket,
         staff: StaffUser,
         read: Callable[[str], object],
+        via: str = "dashboard",
     ) -> object:
         """Make the change as `staff`, reading each input by name with `read`."""
         arguments = {argument: read(name) for argument, name in self.inputs.items()}
         if self.versioned:
             arguments["expected_version"] = read("version")
+        if self.says_via:
+            arguments["via"] = via
         return self.change(session, ticket=ticket, staff=staff, **arguments)
 
 
@@ -44,11 +49,13 @@ def _same(*names: str) -> dict[str, str]:
     return {name: name for name in names}
 
 
-ACKNOWLEDGE = TicketAction(lifecycle.acknowledge_ticket)
+ACKNOWLEDGE = TicketAction(lifecycle.acknowledge_ticket, says_via=True)
 CHANGE_STATUS = TicketAction(
-    lifecycle.change_status, _same("status", "question", "release_week", "rating", "comment")
+    lifecycle.change_status,
+    _same("status", "question", "release_week", "rating", "comment"),
+    says_via=True,
 )
-CLOSE = TicketAction(lifecycle.close_ticket, _same("rating", "comment"))
+CLOSE = TicketAction(lifecycle.close_ticket, _same("rating", "comment"), says_via=True)
 REOPEN = TicketAction(lifecycle.reopen_ticket)
 CHANGE_CATEGORY = TicketAction(lifecycle.change_category, _same("category"))
 ADD_NOTE = TicketAction(lifecycle.add_note, _same("text"), versioned=False)

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from tickets import paging
 from tickets.db import utcnow
 from tickets.labels import status_label
 from tickets.models import (
@@ -215,12 +216,16 @@ def _event(
     )
 
 
-def _acknowledge(session: Session, ticket: Ticket, staff: StaffUser, now: datetime) -> None:
-    """Record the first staff reaction to a ticket, once."""
+def _acknowledge(
+    session: Session, ticket: Ticket, staff: StaffUser, now: datetime, via: str
+) -> None:
+    """Record the first staff reaction to a ticket, once; it stops the ticket's paging."""
     if ticket.acknowledged_at is None:
         ticket.acknowledged_at = now
         ticket.acknowledged_by_id = staff.id
-        _event(session, ticket, staff, "acknowledged", f"acknowledged by {staff.name}", now)
+        detail = f"acknowledged by {staff.name} ({via})"
+        _event(session, ticket, staff, "acknowledged", detail, now)
+        paging.acknowledged(session, ticket=ticket, staff=staff, via=via, now=now)
 
 
 @contextmanager
@@ -238,16 +243,19 @@ def _saving(session: Session) -> Iterator[None]:
 
 
 def acknowledge_ticket(
-    session: Session, *, ticket: Ticket, staff: StaffUser, expected_version=None
+    session: Session, *, ticket: Ticket, staff: StaffUser, expected_version=None, via: str = "dashboard"
 ) -> Ticket:
-    """Acknowledge a ticket and assign it to `staff`; a new ticket moves to in progress."""
+    """Acknowledge a ticket and assign it to `staff`; a new ticket moves to in progress.
+
+    `via` says how (dashboard, api, sms) on the timeline and in the others' notices.
+    """
     _check_version(ticket, expected_version)
     _refuse_if_closed(ticket, "be acknowledged")
     if ticket.acknowledged_at is not None and ticket.assigned_to_id == staff.id:
         return ticket
     now = utcnow()
     with _saving(session):
-        _acknowledge(session, ticket, staff, now)
+        _acknowledge(session, ticket, staff, now, via)
         if ticket.assigned_to_id != staff.id:
             before = ticket.assigned_to.name if ticket.assigned_to else None
             ticket.assigned_to_id = staff.id
@@ -315,6 +323,7 @@ def change_status(
     rating=None,
     comment: str | None = None,
     expected_version=None,
+    via: str = "dashboard",
 ) -> Ticket:
     """Move a ticket to another status, with what that status requires.
 
@@ -329,7 +338,9 @@ def change_status(
     detail = f"{ticket.status} → {status}{said}"
     now = utcnow()
     with _saving(session):
-        _acknowledge(session, ticket, staff, now)
+        _acknowledge(session, ticket, staff, now, via)
+        if status in ("resolved", "closed") and ticket.status != "resolved":
+            paging.tell_caller(session, ticket=ticket, kind=paging.CALLER_RESOLVED)
         ticket.status = status
         for name, value in changes.items():
             setattr(ticket, name, value)
@@ -347,6 +358,7 @@ def close_ticket(
     rating,
     comment: str | None = None,
     expected_version=None,
+    via: str = "dashboard",
 ) -> Ticket:
     """Close a ticket with the customer's rating and comment."""
     return change_status(
@@ -357,6 +369,7 @@ def close_ticket(
         rating=rating,
         comment=comment,
         expected_version=expected_version,
+        via=via,
     )
 
 

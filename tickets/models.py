@@ -413,3 +413,87 @@ class LoginFailure(Base):
 
     def __repr__(self) -> str:
         return f"<LoginFailure {self.email!r} from {self.source} {self.at:%H:%M}>"
+
+
+PAGE_STATES = ("active", "waiting", "acknowledged", "exhausted", "summarised", "cancelled")
+MESSAGE_CHANNELS = ("sms", "email", "chat")
+MESSAGE_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "cancelled")
+
+
+class Page(Base):
+    """The paging of one urgent ticket: which rota level was paged last, and when the next is due.
+
+    The timer is this row's `next_step_at`, not a thread: whichever server process looks first
+    after that moment takes the next step, so a restart loses no page.
+    """
+
+    __tablename__ = "pages"
+    __table_args__ = (Index("ix_pages_state_next_step_at", "state", "next_step_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    # active: paging the rota; waiting: came in while closed, summarised at opening time.
+    state: Mapped[str] = mapped_column(String(20))
+    # Position in the rota of the last step taken (0 before the first), and the round.
+    level: Mapped[int] = mapped_column(default=0)
+    round: Mapped[int] = mapped_column(default=1)
+    next_step_at: Mapped[datetime | None]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    ticket: Mapped[Ticket] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Page ticket={self.ticket_id} {self.state} L{self.level} R{self.round}>"
+
+
+class OutboxMessage(Base):
+    """A message to send (SMS, e-mail, chat), written in the transaction that causes it.
+
+    The sender claims a due row, sends it, and records the result; `idempotency_key` names the
+    message to the outside world, so a retry after a crash can be recognised.
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        Index("ix_outbox_messages_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_messages_ticket_id_kind", "ticket_id", "kind"),
+        Index("ix_outbox_messages_recipient_kind", "recipient", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    # page, ack_notice, summary (to engineers); caller_ticket, caller_ack, caller_resolved.
+    kind: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(10))
+    # E.164 number, e-mail address, or "chat" for the configured chat webhook.
+    recipient: Mapped[str] = mapped_column(String(320))
+    recipient_name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(5), default="nl")
+    # What the text needs beyond the ticket: who acknowledged, which tickets a summary lists.
+    detail: Mapped[str | None] = mapped_column(Text)
+    level: Mapped[int | None]
+    round: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    ticket: Mapped[Ticket | None] = relationship()
+    staff: Mapped[StaffUser | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<OutboxMessage {self.id} {self.kind} {self.channel} {self.status}>"

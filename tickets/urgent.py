@@ -592,9 +592,18 @@ def outcome_from_events(kinds: set[str]) -> str:
 
 
 def settle_ticket_call(
-    session: Session, *, sid: str, duration: int | None, now: datetime | None = None
+    session: Session,
+    *,
+    sid: str,
+    duration: int | None,
+    now: datetime | None = None,
+    then: Callable[[Session, TicketCall], None] | None = None,
 ) -> TicketCall | None:
-    """Settle a ticket call that ended: its outcome if still open, its duration and end."""
+    """Settle a ticket call that ended: its outcome if still open, its duration and end.
+
+    `then` adds what the end of the call causes (paging, the caller's SMS) to the same
+    transaction, so the settled call and its consequences are written together or not at all.
+    """
     call = find_ticket_call(session, sid)
     if call is None or call.ended_at is not None:
         return call
@@ -607,5 +616,7 @@ def settle_ticket_call(
     call.duration = duration
     detail = f"{call.outcome}, {duration if duration is not None else '?'} s"
     _add_call_event(session, call, CALL_ENDED, detail, now)
+    if then is not None:
+        then(session, call)
     session.commit()
     return call

@@ -18,11 +18,12 @@ from ivr.emergency.triage import (
     next_ring_step,
 )
 from ivr.emergency.voicemail import offer_voicemail
-from ivr.flow import action_url, engineer_name, guarded, hang_up, note
+from ivr.flow import action_url, current_settings, engineer_name, guarded, hang_up, note
+from ivr.messaging.aftercall import after_call
 from ivr.outage import without_database
 from ivr.prompts import Speaker
 from ivr.settings import Settings
-from tickets import urgent
+from tickets import paging, urgent
 from tickets.db import db, utcnow
 from tickets.models import Ticket, TicketCall
 from tickets.oncall import rota
@@ -296,9 +297,11 @@ def settle_call(form: Mapping[str, str]) -> None:
     sid = params.sid(form.get("CallSid"))
     if sid is None or not params.is_final(form.get("CallStatus")):
         return
+    settings = current_settings()
     guarded(
         urgent.settle_ticket_call,
         sid=sid,
         duration=params.whole_number(form.get("CallDuration")),
         now=utcnow(),
+        then=after_call(settings, paging.policy()),
     )

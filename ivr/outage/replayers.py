@@ -12,6 +12,8 @@ from ivr import calls, params
 from ivr.flow import engineer_name
 from ivr.hours import is_open
 from ivr.lines import EMERGENCY, OFFICE
+from ivr.messaging.aftercall import after_call
+from ivr.messaging.policy import paging_policy
 from ivr.models import CallLog
 from ivr.office.menu import RECEPTION
 from ivr.outage.journal import Entry
@@ -81,7 +83,11 @@ def replay_call(settings: Settings, session: Session, entry: Entry) -> str:
     call = _open_unverified_ticket(settings, session, entry, note)
     if params.is_final(log_row.status):  # its end was replayed first (another journal)
         urgent.settle_ticket_call(
-            session, sid=entry.call_sid, duration=log_row.duration, now=log_row.ended_at
+            session,
+            sid=entry.call_sid,
+            duration=log_row.duration,
+            now=log_row.ended_at,
+            then=after_call(settings, paging_policy(settings)),
         )
     return (
         f"urgent ticket {call.ticket.number} from the outage journal for call "
@@ -270,7 +276,11 @@ def replay_status(settings: Settings, session: Session, entry: Entry) -> str:
         session.commit()
     if params.is_final(log_row.status):
         urgent.settle_ticket_call(
-            session, sid=entry.call_sid, duration=log_row.duration, now=log_row.ended_at
+            session,
+            sid=entry.call_sid,
+            duration=log_row.duration,
+            now=log_row.ended_at,
+            then=after_call(settings, paging_policy(settings)),
         )
     return f"status {data.get('status')} of call {entry.call_sid}"
 

@@ -93,7 +93,7 @@ def act(number: str, action: TicketAction, status: int):
     try:
         body = _body()
         ticket = lifecycle.find_ticket(db.session, number)
-        action.apply(db.session, ticket=ticket, staff=g.api_staff, read=body.get)
+        action.apply(db.session, ticket=ticket, staff=g.api_staff, read=body.get, via="api")
     except lifecycle.LifecycleError as exc:
         db.session.rollback()
         code = next((c for kind, c in ERROR_CODES.items() if isinstance(exc, kind)), None)
