@@ -73,6 +73,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(emergency.bp)
     app.register_blueprint(health.bp)
 
+    from ivr.messaging import routes as messaging
+
+    app.register_blueprint(messaging.bp)
+
     from tickets import auth, dashboard
 
     app.register_blueprint(auth.bp)

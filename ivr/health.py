@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from tickets.db import db
+from ivr.messaging.sender import backlog
+from tickets.db import db, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -26,4 +27,25 @@ def health():
         db.session.rollback()
         database = "unavailable"
     status = "ok" if database == "ok" else "degraded"
-    return jsonify(status=status, database=database)
+    body = {"status": status, "database": database}
+    if database == "ok":
+        body["messages"] = _sender_state()
+    return jsonify(body)
+
+
+def _sender_state() -> dict:
+    """Say whether messages (pages, the callers' SMS) go out in time, or the sender is behind."""
+    try:
+        waiting, oldest = backlog(db.session, utcnow())
+    except SQLAlchemyError:
+        db.session.rollback()
+        return {"sender": "unknown"}
+    settings = current_app.config["SETTINGS"]
+    behind = waiting > 0 and oldest > settings.paging.behind_seconds
+    if behind:
+        log.warning("health check: %s messages waiting, the oldest for %.0f s", waiting, oldest)
+    return {
+        "sender": "behind" if behind else "ok",
+        "waiting": waiting,
+        "oldest_waiting_seconds": round(oldest),
+    }

@@ -17,6 +17,11 @@ class _KeepPlaceholder(dict):
         return ""
 
 
+def fill(template: str, values: dict[str, object]) -> str:
+    """Fill a configured text's {placeholders}; an unknown one stays empty instead of failing."""
+    return template.format_map(_KeepPlaceholder(values))
+
+
 @dataclass(frozen=True)
 class Speaker:
     """Turns prompt keys into `<Say>` verbs for one language."""
@@ -36,7 +41,7 @@ class Speaker:
         template = self.settings.prompts[self.language].get(key)
         if template is None:
             template = self.settings.prompts[self.settings.default_language][key]
-        return template.format_map(_KeepPlaceholder(values))
+        return fill(template, values)
 
     def say(self, verb: VoiceResponse | Gather, key: str, **values: object) -> None:
         """Append a `<Say>` of prompt `key` to a response or gather."""

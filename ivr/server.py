@@ -30,10 +30,12 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         from ivr import create_app
+        from ivr.messaging.sender import start_sender_thread
         from ivr.outage.replay import start_replay_thread
 
         app = create_app(self.settings)
         start_replay_thread(app)
+        start_sender_thread(app)
         return app
 
 
@@ -87,7 +89,10 @@ def run_server(
     """Migrate the database if it is reachable, then serve until stopped."""
     from ivr.schema import upgrade_database
 
+    from ivr.messaging.policy import warn_if_silent
+
     check_exposure(settings, host or settings.server.host)
+    warn_if_silent(settings)
     try:
         upgrade_database(settings.resolved_database_url)
     except Exception as exc:  # noqa: BLE001 - a down database must not keep calls unanswered

@@ -32,7 +32,11 @@ def test_signed_incoming_call_gets_twiml(phone):
 def test_health_reports_database(client):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok"}
+    assert response.get_json() == {
+        "status": "ok",
+        "database": "ok",
+        "messages": {"sender": "ok", "waiting": 0, "oldest_waiting_seconds": 0},
+    }
 
 
 def test_status_callback_records_end_and_never_goes_back(phone, session):

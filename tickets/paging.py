@@ -287,7 +287,11 @@ def acknowledged(
             OutboxMessage.kind == PAGE,
             OutboxMessage.status == "pending",
         )
-        .values(status="cancelled", last_error=f"acknowledged by {staff.name}")
+        .values(
+            status="cancelled",
+            last_error=f"acknowledged by {staff.name}",
+            version=OutboxMessage.version + 1,
+        )
         .execution_options(synchronize_session=False)
     )
     own = {staff.phone, staff.email}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, current_app, request
+from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
@@ -35,6 +36,10 @@ def answer_failed_request(exc: Exception):
     outage = current_app.extensions.get("outage")
     if database and outage is not None:
         outage.health.mark_down()
+    if request.path.startswith("/sms/"):
+        # Twilio's messaging webhooks: say nothing rather than 500; the sender may reply later.
+        log.exception("messaging webhook %s failed", request.path)
+        return Response(str(MessagingResponse()), 200, mimetype="text/xml")
     if not is_voice_webhook():
         return _answer_failed_page(exc, database=database)
     path = request.path

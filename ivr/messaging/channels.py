@@ -1,0 +1,120 @@
+"""Hand one message to the outside world: Twilio's Messages API, a mail server, a chat webhook.
+
+Each channel answers with the provider's id for the message, or raises `SendError` saying
+whether trying again later can help (a server error, a timeout) or not (a refused number).
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from urllib.parse import unquote, urlsplit
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+
+from ivr.messaging.texts import Text
+from ivr.settings import Settings
+
+TIMEOUT_SECONDS = 10
+
+
+class SendError(Exception):
+    """Sending failed; `retry` says whether a later attempt may succeed."""
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+def twilio_client(settings: Settings) -> Client:
+    """Return the twilio REST client for our account, pointed at `twilio_api_url`."""
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
+    client.api.base_url = settings.twilio_api_url.rstrip("/")
+    return client
+
+
+def send_sms(settings: Settings, *, to: str, text: Text, key: str) -> str:
+    """Send an SMS through Twilio's Messages API; return the message SID."""
+    status_callback = None
+    if settings.public_url:
+        # The key comes back with every status: a message sent just before a crash is known.
+        status_callback = f"{settings.public_url}/sms/status?ref={key}"
+    try:
+        message = twilio_client(settings).messages.create(
+            to=to,
+            from_=settings.paging.sms_from,
+            body=text.body,
+            status_callback=status_callback,
+        )
+    except TwilioRestException as exc:
+        retry = exc.status >= 500 or exc.status == 429
+        raise SendError(f"Twilio {exc.status} {exc.code or ''}: {exc.msg}"[:400], retry=retry)
+    except (TwilioException, requests.RequestException) as exc:
+        raise SendError(f"Twilio not reachable: {type(exc).__name__}", retry=True) from exc
+    return message.sid
+
+
+def _smtp_session(url: str) -> smtplib.SMTP:
+    """Open and sign in to the mail server of `smtp://user:password@host:port`."""
+    parts = urlsplit(url)
+    context = ssl.create_default_context()
+    if parts.scheme == "smtps":
+        server = smtplib.SMTP_SSL(
+            parts.hostname, parts.port or 465, timeout=TIMEOUT_SECONDS, context=context
+        )
+    else:
+        server = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=TIMEOUT_SECONDS)
+        server.ehlo()
+        if server.has_extn("starttls"):
+            server.starttls(context=context)
+            server.ehlo()
+    if parts.username:
+        server.login(unquote(parts.username), unquote(parts.password or ""))
+    return server
+
+
+def send_email(settings: Settings, *, to: str, name: str | None, text: Text, key: str) -> str:
+    """Send an e-mail; its Message-ID carries the key, so a resent copy is the same message."""
+    message = EmailMessage()
+    message["From"] = settings.paging.email_from
+    message["To"] = formataddr((name or "", to))
+    message["Subject"] = text.subject
+    message["Message-ID"] = make_msgid(idstring=key, domain="ivr.otys")
+    message.set_content(text.body)
+    try:
+        with _smtp_session(settings.paging.smtp_url) as server:
+            server.send_message(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise SendError(f"mail server refused {to}", retry=False) from exc
+    except smtplib.SMTPResponseException as exc:
+        raise SendError(f"mail server {exc.smtp_code}", retry=400 <= exc.smtp_code < 500) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SendError(f"mail server not reachable: {type(exc).__name__}", retry=True) from exc
+    return message["Message-ID"]
+
+
+def send_chat(settings: Settings, *, text: Text) -> str:
+    """Post to the configured Teams or Slack incoming webhook."""
+    if settings.paging.chat_format == "teams":
+        payload = {
+            "@type": "MessageCard",
+            "@context": "https://schema.org/extensions",
+            "summary": text.body[:100],
+            "text": text.body,
+        }
+    else:
+        payload = {"text": text.body}
+    try:
+        answer = requests.post(
+            settings.paging.chat_webhook_url, json=payload, timeout=TIMEOUT_SECONDS
+        )
+    except requests.RequestException as exc:
+        raise SendError(f"chat webhook not reachable: {type(exc).__name__}", retry=True) from exc
+    if answer.status_code >= 400:
+        retry = answer.status_code >= 500 or answer.status_code == 429
+        raise SendError(f"chat webhook answered {answer.status_code}", retry=retry)
+    return f"chat:{answer.status_code}"

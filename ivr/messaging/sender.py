@@ -1,0 +1,230 @@
+"""The background sender of each server process: due paging steps, then due messages.
+
+Several processes (and instances) run it over one database. Each claims rows before acting on
+them: `FOR UPDATE SKIP LOCKED` on PostgreSQL keeps two instances off the same row, and every
+row's version column makes a claim that lost a race fail instead of acting twice (SQLite). A
+message is claimed with a lease; a process that dies while sending leaves the lease to expire,
+and the retry goes out under the same idempotency key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import Flask
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from ivr.messaging import channels
+from ivr.messaging.texts import render
+from ivr.settings import Settings
+from tickets import paging
+from tickets.db import db, utcnow
+from tickets.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+BATCH = 20
+FIRST_RETRY_SECONDS = 15
+LONGEST_RETRY_SECONDS = 600
+LOST_RACE = (StaleDataError, OperationalError)
+
+
+@dataclass
+class TickReport:
+    """What one round of the sender did."""
+
+    steps: int = 0
+    summaries: int = 0
+    sent: list[int] = field(default_factory=list)
+    retrying: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def _commit_or_skip(session: Session) -> bool:
+    """Commit; when another process changed the same rows first, roll back and say so."""
+    try:
+        session.commit()
+    except LOST_RACE:
+        session.rollback()
+        return False
+    return True
+
+
+def take_due_steps(session: Session, now: datetime, rules: paging.PagingPolicy) -> int:
+    """Page the next level of every page whose acknowledgement timed out; return how many."""
+    taken = 0
+    for page in paging.due_pages(session, now):
+        paging.step(session, page=page, now=now, rules=rules)
+        taken += 1
+    if not taken:
+        session.rollback()
+        return 0
+    return taken if _commit_or_skip(session) else 0
+
+
+def send_due_summaries(session: Session, now: datetime, rules: paging.PagingPolicy) -> int:
+    """Send the opening-time summary of tickets that came in while closed; return how many."""
+    pages = paging.due_summaries(session, now)
+    if not pages:
+        session.rollback()
+        return 0
+    paging.summarise(session, pages=pages, now=now, rules=rules)
+    return len(pages) if _commit_or_skip(session) else 0
+
+
+def claim(session: Session, now: datetime, *, limit: int = BATCH) -> list[int]:
+    """Take up to `limit` due messages (and ones whose sender died) for this process."""
+    rows = session.scalars(
+        select(OutboxMessage)
+        .where(
+            or_(
+                and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+                and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
+            )
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        row.status, row.lease_until, row.attempts = "sending", now + LEASE, row.attempts + 1
+    ids = [row.id for row in rows]
+    if not ids:
+        session.rollback()
+        return []
+    return ids if _commit_or_skip(session) else []
+
+
+def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text) -> str:
+    if message.channel == "sms":
+        return channels.send_sms(settings, to=message.recipient, text=text, key=message.idempotency_key)
+    if message.channel == "email":
+        return channels.send_email(
+            settings,
+            to=message.recipient,
+            name=message.recipient_name,
+            text=text,
+            key=message.idempotency_key,
+        )
+    return channels.send_chat(settings, text=text)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Return the wait before attempt `attempts + 1`: 15 s, 30 s, 1 min, ... at most 10 min."""
+    seconds = FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1)
+    return timedelta(seconds=min(seconds, LONGEST_RETRY_SECONDS))
+
+
+def _record(
+    session: Session, message_id: int, change: Callable[[OutboxMessage], None]
+) -> None:
+    """Apply `change` to the message as it is now; once more if a status callback raced us."""
+    for _ in range(2):
+        message = session.get(OutboxMessage, message_id, populate_existing=True)
+        change(message)
+        if _commit_or_skip(session):
+            return
+
+
+def send_one(settings: Settings, session: Session, message_id: int, report: TickReport) -> None:
+    """Send one claimed message and record how it went."""
+    message = session.get(OutboxMessage, message_id)
+    text = render(settings, session, message)
+    session.commit()  # hold no transaction open while talking to the outside world
+    try:
+        provider_id = _deliver(settings, message, text)
+    except channels.SendError as exc:
+        give_up = not exc.retry or message.attempts >= settings.paging.max_attempts
+        (report.failed if give_up else report.retrying).append(message_id)
+        log.warning("%s %s to %s failed (attempt %s): %s", message.channel, message.kind,
+                    message.recipient_name or message.channel, message.attempts, exc)
+
+        def failed(row: OutboxMessage) -> None:
+            row.last_error, row.lease_until = str(exc)[:500], None
+            if row.status == "sending":
+                row.status = "failed" if give_up else "pending"
+                row.next_attempt_at = utcnow() + backoff(row.attempts)
+
+        _record(session, message_id, failed)
+        return
+    report.sent.append(message_id)
+
+    def sent(row: OutboxMessage) -> None:
+        row.provider_id = row.provider_id or provider_id[:64]
+        row.sent_at, row.lease_until = row.sent_at or utcnow(), None
+        if row.status == "sending":
+            row.status = "sent"
+
+    _record(session, message_id, sent)
+
+
+def tick(app: Flask) -> TickReport:
+    """One round: take due paging steps and summaries, then send what is due."""
+    report = TickReport()
+    with app.app_context():
+        settings: Settings = app.config["SETTINGS"]
+        rules: paging.PagingPolicy = app.config["PAGING"]
+        session = db.session
+        try:
+            now = utcnow()
+            report.steps = take_due_steps(session, now, rules)
+            report.summaries = send_due_summaries(session, now, rules)
+            for message_id in claim(session, now):
+                send_one(settings, session, message_id, report)
+        finally:
+            session.rollback()
+            db.session.remove()
+    return report
+
+
+def backlog(session: Session, now: datetime) -> tuple[int, float]:
+    """Return how many messages are due and unsent, and how many seconds the oldest waited."""
+    count, oldest = session.execute(
+        select(func.count(OutboxMessage.id), func.min(OutboxMessage.next_attempt_at)).where(
+            OutboxMessage.status.in_(("pending", "sending")),
+            OutboxMessage.next_attempt_at <= now,
+        )
+    ).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    return count, max(0.0, (now - oldest).total_seconds())
+
+
+class SenderThread(threading.Thread):
+    """Background thread of one server process: run `tick` every `send_interval_seconds`."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(name="message-sender", daemon=True)
+        self.app = app
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        """Tick until stopped; a failed round is logged and the next one tries again."""
+        interval = self.app.config["SETTINGS"].paging.send_interval_seconds
+        while not self.stopped.wait(interval):
+            try:
+                tick(self.app)
+            except Exception:  # noqa: BLE001 - the database may be down; try again next round
+                log.exception("message sender round failed")
+
+    def stop(self) -> None:
+        """Ask the thread to finish after its current round."""
+        self.stopped.set()
+
+
+def start_sender_thread(app: Flask) -> SenderThread | None:
+    """Start the sender of a serving process when there is anything it could send."""
+    rules = app.config["PAGING"]
+    if not (rules.enabled or rules.caller_sms):
+        return None
+    thread = SenderThread(app)
+    thread.start()
+    return thread

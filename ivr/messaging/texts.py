@@ -1,0 +1,115 @@
+"""Write a queued message out: its text in the recipient's language, from the configuration.
+
+Texts are rendered when the message is sent, not when it is queued, so a page sent after the
+voicemail's transcription arrived carries it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from ivr.prompts import Speaker, fill
+from ivr.settings import Settings
+from tickets import paging
+from tickets.models import OutboxMessage, Ticket
+
+SMS_VOICEMAIL_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Text:
+    """What goes out: a subject (e-mail only) and the body."""
+
+    subject: str
+    body: str
+
+
+def _link(settings: Settings, number: str | None = None) -> str:
+    """Return the dashboard's address of a ticket (or of the queue), outside any request."""
+    base = settings.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    paths = current_app.url_map.bind("localhost")
+    if number is None:
+        return base + paths.build("dashboard.tickets")
+    return base + paths.build("dashboard.ticket", {"number": number})
+
+
+def _voicemail(ticket: Ticket) -> str | None:
+    """Return the transcription of the ticket's newest voicemail, if there is one."""
+    for call in reversed(ticket.calls):
+        if call.transcription:
+            return call.transcription.strip()
+    return None
+
+
+def ticket_fields(settings: Settings, ticket: Ticket, language: str) -> dict[str, str]:
+    """Return the placeholders every text about a ticket may use."""
+    speak = Speaker.for_language(settings, language)
+    reason = speak.text(f"reason_{ticket.reason}" if ticket.reason else "reason_unknown")
+    zone = settings.zone
+    return {
+        "number": ticket.number,
+        "organization": ticket.organization.name if ticket.organization else "?",
+        "contact": ticket.contact.name if ticket.contact else "?",
+        "caller": ticket.caller or speak.text("caller_withheld"),
+        "reason": reason,
+        "when": ticket.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        "link": _link(settings, ticket.number),
+    }
+
+
+def _page(settings: Settings, message: OutboxMessage, table: dict[str, str]) -> Text:
+    fields = ticket_fields(settings, message.ticket, message.language)
+    transcript = _voicemail(message.ticket)
+    fields["level"] = str(message.level or 1)
+    if message.channel == "sms":
+        text = (transcript or "")[:SMS_VOICEMAIL_CHARS]
+        fields["voicemail"] = fill(table["page_voicemail"], {"text": text}) if transcript else ""
+        return Text("", fill(table["page_sms"], fields))
+    fields["voicemail"] = fill(table["page_voicemail"], {"text": transcript}) if transcript else ""
+    if message.channel == "chat":
+        fields["who"] = f"level {message.level}"
+        return Text("", fill(table["chat_page"], fields))
+    return Text(
+        fill(table["page_email_subject"], fields), fill(table["page_email_body"], fields)
+    )
+
+
+def _summary(settings: Settings, message: OutboxMessage, table: dict[str, str]) -> Text:
+    numbers = (message.detail or "").split()
+    fields = {
+        "count": str(len(numbers)),
+        "tickets": ", ".join(numbers),
+        "link": _link(settings),
+    }
+    if message.channel == "email":
+        fields["tickets"] = "\n".join(
+            f"{number}: {_link(settings, number)}" for number in numbers
+        )
+        return Text(
+            fill(table["summary_email_subject"], fields),
+            fill(table["summary_email_body"], fields),
+        )
+    return Text("", fill(table["summary_sms"], fields))
+
+
+def render(settings: Settings, session: Session, message: OutboxMessage) -> Text:
+    """Return the text of a queued message."""
+    table = settings.messages.get(message.language) or settings.messages[settings.default_language]
+    if message.kind == paging.PAGE:
+        return _page(settings, message, table)
+    if message.kind == paging.SUMMARY:
+        return _summary(settings, message, table)
+    fields = ticket_fields(settings, message.ticket, message.language)
+    if message.kind == paging.ACK_NOTICE:
+        fields["name"] = message.detail or "?"
+        subject = fill(table["ack_notice_subject"], fields)
+        return Text(subject, fill(table["ack_notice"], fields))
+    key = {
+        paging.CALLER_TICKET: "caller_ticket",
+        paging.CALLER_ACK: "caller_ack",
+        paging.CALLER_RESOLVED: "caller_resolved",
+    }[message.kind]
+    return Text("", fill(table[key], fields))
