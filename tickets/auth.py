@@ -34,7 +34,7 @@ from tickets.staff import check_password, end_sessions, find_staff
 MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
 # Twilio webhooks (signed) and the bearer-token API carry no session cookie, so no CSRF token.
-MACHINE_PREFIXES = ("/voice/", "/api/")
+MACHINE_PREFIXES = ("/voice/", "/sms/", "/api/")
 LOGIN_REFUSED = (
     "That did not work: the e-mail address or password is not right, or sign-in is "
     "locked for a while after too many attempts."
