@@ -87,9 +87,8 @@ def run_server(
     settings: Settings, *, host: str | None, port: int | None, workers: int | None
 ) -> None:
     """Migrate the database if it is reachable, then serve until stopped."""
-    from ivr.schema import upgrade_database
-
     from ivr.messaging.policy import warn_if_silent
+    from ivr.schema import upgrade_database
 
     check_exposure(settings, host or settings.server.host)
     warn_if_silent(settings)

@@ -85,7 +85,11 @@ def people(session, clock):
     week = (clock.now - timedelta(days=1), clock.now + timedelta(days=6))
     for level, who in ((1, "anna"), (2, "bas"), (2, "carla")):
         add_override(
-            session, level=level, staff=staff[who], starts_at=week[0], ends_at=week[1],
+            session,
+            level=level,
+            staff=staff[who],
+            starts_at=week[0],
+            ends_at=week[1],
             added_by="test",
         )
     return staff
@@ -134,7 +138,9 @@ def test_a_missed_call_pages_level_one_by_sms_and_email_and_tells_the_caller(
     assert page.status_callback.startswith(PUBLIC_URL + "/sms/status?ref=")
     [email] = mail.to("anna@otys.test")
     assert ticket.number in email["Subject"]
-    assert f"{PUBLIC_URL}/support/tickets/{ticket.number}" in email.get_payload(decode=True).decode()
+    assert (
+        f"{PUBLIC_URL}/support/tickets/{ticket.number}" in email.get_payload(decode=True).decode()
+    )
     [caller_sms] = twilio.to(CALLER)
     assert ticket.number in caller_sms.body
     assert not twilio.to(BAS) and not twilio.to(CARLA)
@@ -259,8 +265,12 @@ def test_an_answered_call_pages_nobody_but_the_caller_gets_the_number(
 ):
     call = phone(to=EMERGENCY_NUMBER, from_=CALLER)
     root = call.press(call.start(), "1")
-    leg = {"Direction": "outbound-dial", "ParentCallSid": call.sid, "To": ANNA,
-           "CallSid": "CA" + "e" * 32}
+    leg = {
+        "Direction": "outbound-dial",
+        "ParentCallSid": call.sid,
+        "To": ANNA,
+        "CallSid": "CA" + "e" * 32,
+    }
     screen = call.post(root.find("Dial").find("Number").get("url"), **leg)
     call.post(screen.find("Gather").get("action"), Digits="1", **leg)
     call.dial_result(root, "completed", DialBridged="true")
@@ -271,9 +281,7 @@ def test_an_answered_call_pages_nobody_but_the_caller_gets_the_number(
     assert session.scalars(select(Page)).first() is None
 
 
-def test_resolving_the_ticket_texts_the_caller_once(
-    app, phone, session, clock, people, twilio
-):
+def test_resolving_the_ticket_texts_the_caller_once(app, phone, session, clock, people, twilio):
     from tickets.lifecycle import change_status
 
     missed_call(phone)
@@ -368,7 +376,9 @@ def test_a_crash_after_sending_is_recognised_by_the_status_callback(
     )
     url = f"{PUBLIC_URL}/sms/status?ref={key}"
     data = {"MessageSid": "SM" + "9" * 32, "MessageStatus": "sent"}
-    client.post(url.removeprefix(PUBLIC_URL), data=data, headers={"X-Twilio-Signature": sign(url, data)})
+    client.post(
+        url.removeprefix(PUBLIC_URL), data=data, headers={"X-Twilio-Signature": sign(url, data)}
+    )
     clock.now += timedelta(minutes=2)  # every lease expired
     tick(app)
     assert not twilio.to(ANNA)  # Twilio already had it
@@ -455,3 +465,48 @@ def test_db_session_is_usable_after_a_tick(app, phone, session, clock, people):
     missed_call(phone)
     tick(app)
     assert db.session.scalar(select(Ticket.id)) is not None
+
+
+def test_acknowledging_through_the_api_stops_paging_and_says_how(
+    app, client, phone, session, clock, people, twilio, settings
+):
+    from tickets.staff import issue_token
+
+    missed_call(phone)
+    tick(app)
+    token = issue_token(session, staff=people["anna"])
+    number = the_ticket(session).number
+    response = client.post(
+        f"/api/tickets/{number}/acknowledge",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"version": the_ticket(session).version},
+    )
+    assert response.status_code == 200, response.get_json()
+    assert "acknowledged by Anna Jansen (api)" in events(session, "acknowledged")
+    clock.now += timedelta(minutes=settings.paging.ack_timeout, seconds=1)
+    tick(app)
+    assert not twilio.to(BAS)
+
+
+def test_the_ticket_page_shows_each_page_and_failures_are_flagged(
+    app, client, phone, session, clock, people, twilio
+):
+    from support_helpers import make_staff, sign_in
+
+    make_staff(session)
+    missed_call(phone)
+    tick(app)
+    twilio.fail_next = 99
+    clock.now += timedelta(minutes=5, seconds=1)
+    for _ in range(10):  # level 2's pages fail until they are given up
+        tick(app)
+        clock.now += timedelta(minutes=15)
+    sign_in(client)
+    number = the_ticket(session).number
+    page = client.get(f"/support/tickets/{number}").get_data(as_text=True)
+    assert 'id="messages"' in page and "Anna Jansen" in page and "Sent" in page
+    assert "Bas de Vries" in page and "Failed" in page and "Twilio 500" in page
+    queue = client.get("/support").get_data(as_text=True)
+    assert 'id="failed-messages"' in queue
+    outbox = client.get("/support/messages").get_data(as_text=True)
+    assert "Bas de Vries" in outbox and "Twilio 500" in outbox

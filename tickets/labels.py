@@ -35,6 +35,25 @@ EVENT_LABELS = {
     "time": "Time logged",
     "rate_approved": "Standard rate approved",
     "release_week": "Release week changed",
+    "paged": "Engineers paged",
+    "paging_exhausted": "Paging gave up: nobody acknowledged",
+    "paging_waiting": "Paging waits for opening time",
+}
+MESSAGE_LABELS = {
+    "page": "Page",
+    "ack_notice": "Acknowledged notice",
+    "summary": "Opening summary",
+    "caller_ticket": "Ticket number to the caller",
+    "caller_ack": "Acknowledgement to the caller",
+    "caller_resolved": "Resolution to the caller",
+}
+DELIVERY_LABELS = {
+    "pending": "Waiting to be sent",
+    "sending": "Sending",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "failed": "Failed",
+    "cancelled": "Not sent (acknowledged)",
 }
 OUTCOME_LABELS = {
     "in_progress": "In progress",
@@ -71,3 +90,13 @@ def event_label(kind: str) -> str:
 def outcome_label(outcome: str) -> str:
     """Return the readable name of a call's outcome."""
     return OUTCOME_LABELS.get(outcome, outcome)
+
+
+def message_label(kind: str) -> str:
+    """Return the readable name of a kind of message (page, notice, caller update)."""
+    return MESSAGE_LABELS.get(kind, kind)
+
+
+def delivery_label(status: str) -> str:
+    """Return the readable state of a message: waiting, sent, delivered, failed."""
+    return DELIVERY_LABELS.get(status, status)

@@ -243,7 +243,12 @@ def _saving(session: Session) -> Iterator[None]:
 
 
 def acknowledge_ticket(
-    session: Session, *, ticket: Ticket, staff: StaffUser, expected_version=None, via: str = "dashboard"
+    session: Session,
+    *,
+    ticket: Ticket,
+    staff: StaffUser,
+    expected_version=None,
+    via: str = "dashboard",
 ) -> Ticket:
     """Acknowledge a ticket and assign it to `staff`; a new ticket moves to in progress.
 

@@ -19,8 +19,15 @@ from flask import current_app, has_app_context
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tickets.db import utcnow
-from tickets.models import TICKET_NUMBER_BASE, OutboxMessage, Page, StaffUser, Ticket, TicketCall, TicketEvent
+from tickets.models import (
+    TICKET_NUMBER_BASE,
+    OutboxMessage,
+    Page,
+    StaffUser,
+    Ticket,
+    TicketCall,
+    TicketEvent,
+)
 from tickets.oncall import rota
 
 log = logging.getLogger(__name__)
@@ -193,8 +200,14 @@ def step(session: Session, *, page: Page, now: datetime, rules: PagingPolicy | N
         _page_engineer(session, page, engineer, rules)
     if rules.chat:
         _message(
-            session, page.ticket_id, kind=PAGE, channel="chat", recipient="chat",
-            language=rules.staff_language, level=position, round=round,
+            session,
+            page.ticket_id,
+            kind=PAGE,
+            channel="chat",
+            recipient="chat",
+            language=rules.staff_language,
+            level=position,
+            round=round,
         )
     names = ", ".join(engineer.name for engineer in level.engineers)
     where = f"level {level.level}" + (f", round {round}" if round > 1 else "")
@@ -241,9 +254,15 @@ def summarise(
         for channel in rules.channels:
             if addresses.get(channel):
                 _message(
-                    session, None, staff_id=engineer.staff_id or None, kind=SUMMARY,
-                    channel=channel, recipient=addresses[channel], recipient_name=engineer.name,
-                    language=rules.staff_language, detail=numbers,
+                    session,
+                    None,
+                    staff_id=engineer.staff_id or None,
+                    kind=SUMMARY,
+                    channel=channel,
+                    recipient=addresses[channel],
+                    recipient_name=engineer.name,
+                    language=rules.staff_language,
+                    detail=numbers,
                 )
     for ticket_id in open_ids:
         _event(session, ticket_id, PAGED, "in the opening summary to level 1", now)
@@ -299,9 +318,15 @@ def acknowledged(
         if row.recipient in own or (row.staff_id is not None and row.staff_id == staff.id):
             continue
         _message(
-            session, ticket.id, staff_id=row.staff_id, kind=ACK_NOTICE, channel=row.channel,
-            recipient=row.recipient, recipient_name=row.recipient_name,
-            language=rules.staff_language, detail=f"{staff.name} ({via})",
+            session,
+            ticket.id,
+            staff_id=row.staff_id,
+            kind=ACK_NOTICE,
+            channel=row.channel,
+            recipient=row.recipient,
+            recipient_name=row.recipient_name,
+            language=rules.staff_language,
+            detail=f"{staff.name} ({via})",
         )
     tell_caller(session, ticket=ticket, kind=CALLER_ACK)
 
@@ -349,7 +374,11 @@ def tell_caller(session: Session, *, ticket: Ticket, kind: str) -> None:
         if row.kind == CALLER_TICKET and row.recipient not in already:
             already.add(row.recipient)
             _message(
-                session, ticket.id, kind=kind, channel="sms", recipient=row.recipient,
+                session,
+                ticket.id,
+                kind=kind,
+                channel="sms",
+                recipient=row.recipient,
                 language=row.language,
             )
 

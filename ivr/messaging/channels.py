@@ -52,7 +52,8 @@ def send_sms(settings: Settings, *, to: str, text: Text, key: str) -> str:
         )
     except TwilioRestException as exc:
         retry = exc.status >= 500 or exc.status == 429
-        raise SendError(f"Twilio {exc.status} {exc.code or ''}: {exc.msg}"[:400], retry=retry)
+        problem = f"Twilio {exc.status} {exc.code or ''}: {exc.msg}"[:400]
+        raise SendError(problem, retry=retry) from exc
     except (TwilioException, requests.RequestException) as exc:
         raise SendError(f"Twilio not reachable: {type(exc).__name__}", retry=True) from exc
     return message.sid

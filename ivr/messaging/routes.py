@@ -22,8 +22,16 @@ bp = Blueprint("sms", __name__, url_prefix="/sms")
 
 ACK_WORDS = ("1", "ok", "oke", "okay", "ack")
 # Twilio's message statuses, ranked: a late "sent" never overrides "delivered".
-DELIVERY_RANK = {"queued": 1, "accepted": 1, "sending": 2, "sent": 3, "delivered": 4,
-                 "undelivered": 4, "failed": 4, "read": 5}
+DELIVERY_RANK = {
+    "queued": 1,
+    "accepted": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+}
 FAILED = ("undelivered", "failed")
 
 

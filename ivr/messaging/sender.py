@@ -105,7 +105,9 @@ def claim(session: Session, now: datetime, *, limit: int = BATCH) -> list[int]:
 
 def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text) -> str:
     if message.channel == "sms":
-        return channels.send_sms(settings, to=message.recipient, text=text, key=message.idempotency_key)
+        return channels.send_sms(
+            settings, to=message.recipient, text=text, key=message.idempotency_key
+        )
     if message.channel == "email":
         return channels.send_email(
             settings,
@@ -123,15 +125,37 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, LONGEST_RETRY_SECONDS))
 
 
-def _record(
-    session: Session, message_id: int, change: Callable[[OutboxMessage], None]
-) -> None:
+def _record(session: Session, message_id: int, change: Callable[[OutboxMessage], None]) -> None:
     """Apply `change` to the message as it is now; once more if a status callback raced us."""
     for _ in range(2):
         message = session.get(OutboxMessage, message_id, populate_existing=True)
         change(message)
         if _commit_or_skip(session):
             return
+
+
+def _failed(error: str, give_up: bool) -> Callable[[OutboxMessage], None]:
+    """Return the change that records a failed attempt: try again later, or give up."""
+
+    def change(row: OutboxMessage) -> None:
+        row.last_error, row.lease_until = error[:500], None
+        if row.status == "sending":
+            row.status = "failed" if give_up else "pending"
+            row.next_attempt_at = utcnow() + backoff(row.attempts)
+
+    return change
+
+
+def _sent(provider_id: str) -> Callable[[OutboxMessage], None]:
+    """Return the change that records a message the provider took."""
+
+    def change(row: OutboxMessage) -> None:
+        row.provider_id = row.provider_id or provider_id[:64]
+        row.sent_at, row.lease_until = row.sent_at or utcnow(), None
+        if row.status == "sending":  # a status callback may already have said more
+            row.status = "sent"
+
+    return change
 
 
 def send_one(settings: Settings, session: Session, message_id: int, report: TickReport) -> None:
@@ -144,26 +168,19 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
     except channels.SendError as exc:
         give_up = not exc.retry or message.attempts >= settings.paging.max_attempts
         (report.failed if give_up else report.retrying).append(message_id)
-        log.warning("%s %s to %s failed (attempt %s): %s", message.channel, message.kind,
-                    message.recipient_name or message.channel, message.attempts, exc)
-
-        def failed(row: OutboxMessage) -> None:
-            row.last_error, row.lease_until = str(exc)[:500], None
-            if row.status == "sending":
-                row.status = "failed" if give_up else "pending"
-                row.next_attempt_at = utcnow() + backoff(row.attempts)
-
-        _record(session, message_id, failed)
+        who = message.recipient_name or message.channel
+        log.warning(
+            "%s %s to %s failed (attempt %s): %s",
+            message.channel,
+            message.kind,
+            who,
+            message.attempts,
+            exc,
+        )
+        _record(session, message_id, _failed(str(exc), give_up))
         return
     report.sent.append(message_id)
-
-    def sent(row: OutboxMessage) -> None:
-        row.provider_id = row.provider_id or provider_id[:64]
-        row.sent_at, row.lease_until = row.sent_at or utcnow(), None
-        if row.status == "sending":
-            row.status = "sent"
-
-    _record(session, message_id, sent)
+    _record(session, message_id, _sent(provider_id))
 
 
 def tick(app: Flask) -> TickReport:

@@ -72,9 +72,7 @@ def _page(settings: Settings, message: OutboxMessage, table: dict[str, str]) -> 
     if message.channel == "chat":
         fields["who"] = f"level {message.level}"
         return Text("", fill(table["chat_page"], fields))
-    return Text(
-        fill(table["page_email_subject"], fields), fill(table["page_email_body"], fields)
-    )
+    return Text(fill(table["page_email_subject"], fields), fill(table["page_email_body"], fields))
 
 
 def _summary(settings: Settings, message: OutboxMessage, table: dict[str, str]) -> Text:
@@ -85,9 +83,7 @@ def _summary(settings: Settings, message: OutboxMessage, table: dict[str, str]) 
         "link": _link(settings),
     }
     if message.channel == "email":
-        fields["tickets"] = "\n".join(
-            f"{number}: {_link(settings, number)}" for number in numbers
-        )
+        fields["tickets"] = "\n".join(f"{number}: {_link(settings, number)}" for number in numbers)
         return Text(
             fill(table["summary_email_subject"], fields),
             fill(table["summary_email_body"], fields),

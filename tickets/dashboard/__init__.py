@@ -2,7 +2,8 @@
 
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
-back, `settings` the hours override and announcements, `oncall` the rota, `display` how times
+back, `settings` the hours override and announcements,
+`messages` pages that failed or wait, `oncall` the rota, `display` how times
 and names are shown.
 """
 
@@ -49,10 +50,10 @@ def error_page(message: str, status: int, title: str = "Not possible"):
 
 def first_error(form: FlaskForm) -> str:
     """Return the first problem of a form that did not validate, with its field's label."""
-    for field_name, messages in form.errors.items():
+    for field_name, problems in form.errors.items():
         label = getattr(getattr(form, field_name, None), "label", None)
         prefix = f"{label.text}: " if label is not None else ""
-        return prefix + messages[0]
+        return prefix + problems[0]
     return "The form was not filled in correctly."
 
 
@@ -61,6 +62,7 @@ from tickets.dashboard import (  # noqa: E402
     callbacks,
     display,
     feed,
+    messages,
     oncall,
     queue,
     recordings,
@@ -75,6 +77,7 @@ __all__ = [
     "error_page",
     "feed",
     "first_error",
+    "messages",
     "require_admin",
     "oncall",
     "queue",

@@ -17,6 +17,8 @@ for _label in (
     labels.role_label,
     labels.event_label,
     labels.outcome_label,
+    labels.message_label,
+    labels.delivery_label,
 ):
     bp.add_app_template_global(_label)
 

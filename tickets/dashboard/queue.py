@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from tickets.dashboard import bp
 from tickets.dashboard.display import day_start
+from tickets.dashboard.messages import recent_failures
 from tickets.db import db
 from tickets.forms import FilterForm
 from tickets.models import Organization
@@ -65,4 +66,5 @@ def tickets():
         args=args,
         filtered=bool(args),
         latest_id=latest_ticket_id(db.session),
+        failed_messages=recent_failures(),
     )

@@ -74,15 +74,9 @@ def upgrade() -> None:
         "outbox_messages",
         ["status", "next_attempt_at"],
     )
-    op.create_index(
-        "ix_outbox_messages_ticket_id_kind", "outbox_messages", ["ticket_id", "kind"]
-    )
-    op.create_index(
-        "ix_outbox_messages_recipient_kind", "outbox_messages", ["recipient", "kind"]
-    )
-    op.create_index(
-        op.f("ix_outbox_messages_provider_id"), "outbox_messages", ["provider_id"]
-    )
+    op.create_index("ix_outbox_messages_ticket_id_kind", "outbox_messages", ["ticket_id", "kind"])
+    op.create_index("ix_outbox_messages_recipient_kind", "outbox_messages", ["recipient", "kind"])
+    op.create_index(op.f("ix_outbox_messages_provider_id"), "outbox_messages", ["provider_id"])
 
 
 def downgrade() -> None:
