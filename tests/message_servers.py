@@ -170,3 +170,35 @@ class MailServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+class ChatStandIn:
+    """An incoming-webhook endpoint like Slack's or Teams': keeps each JSON body posted to it."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        inbox = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                inbox.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/hooks/support"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
