@@ -384,7 +384,7 @@ def test_the_journal_is_plain_json_lines(phone, database_down, journal):
 def test_every_endpoint_the_outage_handling_names_exists(app):
     named = {
         webhook.STATUS_ENDPOINT,
-        webhook.TRIAGE_ENDPOINT,
+        *webhook.TRIAGE_ENDPOINTS,
         webhook.DESCRIPTION_ENDPOINT,
         webhook.OUTAGE_VOICEMAIL_ENDPOINT,
         *webhook.ENGINEER_LEG_ENDPOINTS,

@@ -9,7 +9,7 @@ from datetime import datetime
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import calls, params
-from ivr.emergency import pins
+from ivr.emergency import pins, unverified
 from ivr.emergency.intake import ask_triage
 from ivr.emergency.triage import caller_key, is_locked_out
 from ivr.emergency.voicemail import offer_voicemail
@@ -57,11 +57,23 @@ def answer(
     speak.say(response, "emergency_welcome")
     key = caller_key(caller)
     if _pin_entry_closed(settings, key, utcnow()):
-        log.warning("PIN entry is closed for %s (call %s): too many wrong PINs", key, sid)
-        note(sid, "pin:locked")
-        return goodbye(response, speak, "pin_locked")
+        return _pin_unavailable(settings, speak, response, sid=sid, key=key)
     _ask_pin(settings, speak, response, tries=0)
     return response
+
+
+def _pin_unavailable(
+    settings: Settings, speak: Speaker, response: VoiceResponse, *, sid: str, key: str
+) -> VoiceResponse:
+    """Say that PINs cannot be checked now and offer to go on unverified: never a refusal."""
+    log.warning(
+        "PIN entry is closed for %s (call %s): too many wrong PINs; offering to go on unverified",
+        key,
+        sid,
+    )
+    note(sid, "pin:locked")
+    speak.say(response, "pin_unavailable")
+    return unverified.offer(settings, speak, response, why=unverified.LOCKED)
 
 
 def _pin_entry_closed(settings: Settings, key: str, now: datetime) -> bool:
@@ -88,7 +100,7 @@ def _ask_pin(settings: Settings, speak: Speaker, response: VoiceResponse, *, tri
 def check_pin(
     settings: Settings, form: Mapping[str, str], *, language: str, tries: int
 ) -> VoiceResponse:
-    """Identify a caller by PIN; count and log wrong ones; close entry after too many."""
+    """Identify a caller by PIN; count and log wrong ones; offer the unverified path after."""
     speak = Speaker.for_language(settings, language)
     response = VoiceResponse()
     sid = params.sid(form.get("CallSid"))
@@ -99,9 +111,7 @@ def check_pin(
     caller = params.caller_id(form.get("From"))
     key = caller_key(caller)
     if _pin_entry_closed(settings, key, now):
-        log.warning("PIN entry is closed for %s (call %s): too many wrong PINs", key, sid)
-        note(sid, "pin:locked")
-        return goodbye(response, speak, "pin_locked")
+        return _pin_unavailable(settings, speak, response, sid=sid, key=key)
     digits = params.digits(form.get("Digits"))
     secret = settings.secret_key.get_secret_value()
     contact = find_contact_by_pin(session, digits, secret=secret) if digits else None
@@ -110,16 +120,17 @@ def check_pin(
             settings, speak, response, sid=sid, caller=caller, contact=contact, how="pin"
         )
     tries = max(tries, pins.failures_in_call(session, call_sid=sid)) + 1
+    speak.say(response, "pin_wrong" if digits else "office_no_input")
     if digits:
         guarded(pins.record_pin_failure, caller_key=key, call_sid=sid, now=now)
         note(sid, "pin:wrong")
         if _pin_entry_closed(settings, key, now):
             log.warning("PIN entry closed for %s after call %s: too many wrong PINs", key, sid)
-            return goodbye(response, speak, "pin_locked")
+            note(sid, "pin:locked")
+            return unverified.offer(settings, speak, response, why=unverified.LOCKED)
     if tries >= settings.emergency.pin_max_tries:
         note(sid, "pin:failed")
-        return goodbye(response, speak, "pin_failed")
-    speak.say(response, "pin_wrong" if digits else "office_no_input")
+        return unverified.offer(settings, speak, response, why=unverified.TRIES)
     _ask_pin(settings, speak, response, tries=tries)
     return response
 
