@@ -1,14 +1,17 @@
 import logging
 import xml.etree.ElementTree as ET
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
-from helpers import AMSTERDAM, EMERGENCY_NUMBER, dialled, spoken
-from resilience_helpers import SUPER_PIN, assert_safe_twiml, make_directory
+from helpers import AMSTERDAM, EMERGENCY_NUMBER, MONDAY_MORNING, dialled, spoken
+from resilience_helpers import SUPER_PHONE, SUPER_PIN, assert_safe_twiml, make_directory
 from sqlalchemy import select
+from support_helpers import IsolatedClient, make_staff, sign_in
 
+from ivr.emergency import pins
 from ivr.models import CallLog, PinFailure
-from tickets.models import Ticket, TicketCall, TicketEvent
+from tickets import pin_guard
+from tickets.models import AuditEvent, Ticket, TicketCall, TicketEvent
 
 ENGINEERS = ["+31318584941", "+31318584942"]
 STRANGER = "+31622222222"
@@ -192,3 +195,155 @@ def test_the_right_pin_still_recognises_a_caller_within_the_limits(phone, sessio
     assert spoken(root).startswith("Dank u, Sanne Visser")
     [ticket] = tickets(session)
     assert ticket.verified is True
+
+
+# ------------------------------------------------------------------ no free guessing
+
+
+def spoofed(n: int) -> str:
+    return f"+3161000{n:04d}"
+
+
+def test_spoofed_numbers_cannot_guess_past_the_line_wide_limit(
+    phone, session, directory, clock, settings, caplog
+):
+    caplog.set_level(logging.WARNING)
+    # Three wrong PINs from each of seven numbers: the twentieth pauses PIN checks line-wide.
+    for n in range(7):
+        root = guess(phone, spoofed(n), ["100000", "100001", "100002"])
+    assert session.query(PinFailure).count() == 20
+    assert spoken(root).startswith("Die pincode is niet juist. U kunt toch doorgaan")
+    assert action(root).startswith("/voice/emergency/unverified")
+    assert any(
+        "PIN checks paused on the emergency line for 60 minutes: 20 wrong PINs within 15 "
+        "minutes, from 7 numbers" in message
+        for message in caplog.messages
+    )
+    [change] = session.scalars(select(AuditEvent)).all()
+    assert (change.actor, change.action) == ("emergency line", "pin_checks_paused")
+    assert change.detail == (
+        "20 wrong PINs within 15 minutes, from 7 numbers; PIN checks paused for 60 minutes"
+    )
+
+    # From any other number, even the right PIN is no longer checked: guessing is pointless.
+    call = phone(to=EMERGENCY_NUMBER, from_=spoofed(99))
+    root = call.start()
+    assert "Pincodes kunnen nu niet worden gecontroleerd." in spoken(root)
+    assert action(root).startswith("/voice/emergency/unverified")
+    root = call.post("/voice/emergency/pin?lang=nl&tries=0", Digits=SUPER_PIN)
+    assert "Sanne Visser" not in spoken(root)
+    assert session.query(PinFailure).count() == 20
+    assert tickets(session) == []
+
+    # The caller still reaches an engineer, unverified.
+    root = call.press(root, "1")
+    [ticket] = tickets(session)
+    assert (ticket.verified, ticket.contact_id) == (False, None)
+    assert (
+        "unverified",
+        "PIN not checked: PIN checks were paused line-wide after too many wrong PINs",
+    ) in timeline(session, ticket)
+    assert dialled(root) == ENGINEERS
+    assert_safe_twiml(root, settings)
+
+    # Callers recognised by their number are not affected.
+    known = phone(to=EMERGENCY_NUMBER, from_=SUPER_PHONE)
+    assert spoken(known.start()).startswith("Welkom Sanne Visser")
+
+    # After the pause the right PIN works again, from any number.
+    clock.now = MONDAY_MORNING + timedelta(minutes=61)
+    later = phone(to=EMERGENCY_NUMBER, from_=spoofed(100))
+    root = later.press(later.start(), SUPER_PIN)
+    assert spoken(root).startswith("Dank u, Sanne Visser")
+
+
+def test_pin_attempts_at_the_same_moment_cannot_together_get_past_the_limit(
+    phone, session, directory, monkeypatch
+):
+    # Nineteen wrong PINs line-wide: one more PIN may be checked...
+    session.add_all(
+        PinFailure(caller_key=spoofed(n), call_sid=f"CA{n}", at=MONDAY_MORNING) for n in range(19)
+    )
+    session.commit()
+    call = phone(to=EMERGENCY_NUMBER, from_=STRANGER)
+    root = call.start()
+    assert action(root).startswith("/voice/emergency/pin")
+
+    # ...and another call's attempt is counted at the same moment as this one.
+    count_attempt = pins.record_pin_failure
+
+    def at_the_same_moment(session, **attempt):
+        count_attempt(session, caller_key=spoofed(50), call_sid="CA-other", now=attempt["now"])
+        return count_attempt(session, **attempt)
+
+    monkeypatch.setattr(pins, "record_pin_failure", at_the_same_moment)
+    root = call.press(root, SUPER_PIN)
+    assert "Sanne Visser" not in spoken(root)
+    assert "Pincodes kunnen nu niet worden gecontroleerd." in spoken(root)
+    assert pin_guard.active_pause(session) is not None
+
+
+def test_a_right_pin_is_not_counted_as_a_wrong_one(phone, session, directory):
+    guess(phone, "anonymous", ["100000", "100001"])
+    call = phone(to=EMERGENCY_NUMBER, from_="anonymous")
+    root = call.press(call.start(), SUPER_PIN)
+    assert spoken(root).startswith("Dank u, Sanne Visser")
+    assert session.query(PinFailure).count() == 2
+
+
+def test_calls_tripping_the_limit_together_pause_pin_checks_once(session, clock):
+    paused = [
+        pin_guard.pause_pin_checks(
+            session, failures=20, numbers=7, window_minutes=15, minutes=60, now=MONDAY_MORNING
+        )
+        for _ in range(2)
+    ]
+    assert paused[0] is not None and paused[1] is None
+    assert session.query(AuditEvent).count() == 1
+    later = MONDAY_MORNING + timedelta(minutes=60)
+    assert pin_guard.active_pause(session, now=later) is None
+    again = pin_guard.pause_pin_checks(
+        session, failures=21, numbers=2, window_minutes=15, minutes=60, now=later
+    )
+    assert again.paused_until == later + timedelta(minutes=60)
+    assert session.query(AuditEvent).count() == 2
+
+
+# ------------------------------------------------------------------ support is told
+
+
+def test_support_sees_the_pause_on_every_page_and_in_the_live_feed_while_it_lasts(
+    app, session, directory, clock, phone
+):
+    app.test_client_class = IsolatedClient
+    staff = app.test_client()
+    make_staff(session)
+    sign_in(staff)
+    page = staff.get("/support").get_data(as_text=True)
+    assert 'id="line-notice" class="line-notice" role="status" hidden>' in page
+    assert staff.get("/support/feed?after=0").get_json()["notice"] is None
+
+    for n in range(7):
+        guess(phone, spoofed(n), ["100000", "100001", "100002"])
+    notice = (
+        "PIN checks on the emergency line are paused until 2026-12-07 11:00: 20 wrong PINs "
+        "within 15 minutes, from 7 numbers. Callers whose number is not recognised go through "
+        "to the engineers as unverified; the engineer decides."
+    )
+    for path in ("/support", "/support/oncall", "/support/settings"):
+        page = staff.get(path).get_data(as_text=True)
+        assert f'<div id="line-notice" class="line-notice" role="status">{notice}</div>' in page
+    assert "pin checks paused" in staff.get("/support/settings").get_data(as_text=True)
+    assert staff.get("/support/feed?after=0").get_json()["notice"] == notice
+    assert staff.get("/support/feed").get_json()["notice"] == notice
+
+    # The unverified call's ticket says so in the live alert.
+    call = phone(to=EMERGENCY_NUMBER, from_="anonymous")
+    call.press(call.start(), "2")
+    [item] = staff.get("/support/feed?after=0").get_json()["tickets"]
+    assert item["summary"].endswith(": unverified caller (number withheld), urgent bug")
+
+    clock.now = MONDAY_MORNING + timedelta(minutes=61)
+    assert "line-notice" in staff.get("/support").get_data(as_text=True)
+    assert staff.get("/support/feed?after=0").get_json()["notice"] is None
+    assert notice not in staff.get("/support").get_data(as_text=True)

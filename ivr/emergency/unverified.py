@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import params
+from ivr.emergency import pins
 from ivr.emergency.intake import ask_triage, put_through, take_triage
 from ivr.emergency.state import find_call
 from ivr.emergency.triage import triage_choice
@@ -31,17 +32,21 @@ from tickets.db import db
 
 log = logging.getLogger(__name__)
 
-# Why a caller goes on unverified; rides in our own URL.
-TRIES = "tries"  # no right PIN within the tries of one call
-LOCKED = "locked"  # too many recent wrong PINs from this number (or from withheld numbers)
-WHY = (TRIES, LOCKED)
+# Why a caller goes on unverified, riding in our own URL: the tries of one call are used up,
+# or the PIN cannot be checked now (pins.LOCKED, pins.PAUSED, pins.UNCOUNTED).
+TRIES = "tries"
+WHY = (TRIES, pins.LOCKED, pins.PAUSED, pins.UNCOUNTED)
 
 
 def because(why: str, caller: str | None) -> str:
     """Return why the caller is not verified, as the ticket's timeline says it."""
-    if why == LOCKED:
+    if why == pins.LOCKED:
         source = "this number" if caller else "withheld numbers"
         return f"PIN not checked: too many recent wrong PINs from {source}"
+    if why == pins.PAUSED:
+        return "PIN not checked: PIN checks were paused line-wide after too many wrong PINs"
+    if why == pins.UNCOUNTED:
+        return "PIN not checked: the attempt could not be counted"
     return "PIN not confirmed: no right PIN within the tries of one call"
 
 

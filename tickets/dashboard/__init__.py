@@ -3,7 +3,7 @@
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
 back, `settings` the hours override and announcements, `oncall` the rota, `display` how times
-and names are shown.
+and names are shown, `notices` the line-wide notice on every page (PIN checks paused).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from tickets.dashboard import (  # noqa: E402
     callbacks,
     display,
     feed,
+    notices,
     oncall,
     queue,
     recordings,
@@ -75,6 +76,7 @@ __all__ = [
     "error_page",
     "feed",
     "first_error",
+    "notices",
     "require_admin",
     "oncall",
     "queue",
