@@ -186,7 +186,7 @@ class EmergencyLine(Strict):
     # line-wide for `pin_pause_minutes`: spoofing many numbers buys no more guesses.
     pin_guard_failures: int = Field(default=20, ge=3, le=1000)
     pin_guard_minutes: int = Field(default=15, ge=1, le=1440)
-    pin_pause_minutes: int = Field(default=60, ge=1, le=10080)
+    pin_pause_minutes: int = Field(default=240, ge=1, le=10080)
     triage_timeout: int = Field(default=6, ge=2, le=30)
     triage_max_misses: int = Field(default=2, ge=1, le=5)
     repeat_window_minutes: int = Field(default=30, ge=0, le=1440)

@@ -215,14 +215,14 @@ def test_spoofed_numbers_cannot_guess_past_the_line_wide_limit(
     assert spoken(root).startswith("Die pincode is niet juist. U kunt toch doorgaan")
     assert action(root).startswith("/voice/emergency/unverified")
     assert any(
-        "PIN checks paused on the emergency line for 60 minutes: 20 wrong PINs within 15 "
+        "PIN checks paused on the emergency line for 240 minutes: 20 wrong PINs within 15 "
         "minutes, from 7 numbers" in message
         for message in caplog.messages
     )
     [change] = session.scalars(select(AuditEvent)).all()
     assert (change.actor, change.action) == ("emergency line", "pin_checks_paused")
     assert change.detail == (
-        "20 wrong PINs within 15 minutes, from 7 numbers; PIN checks paused for 60 minutes"
+        "20 wrong PINs within 15 minutes, from 7 numbers; PIN checks paused for 240 minutes"
     )
 
     # From any other number, even the right PIN is no longer checked: guessing is pointless.
@@ -251,7 +251,9 @@ def test_spoofed_numbers_cannot_guess_past_the_line_wide_limit(
     assert spoken(known.start()).startswith("Welkom Sanne Visser")
 
     # After the pause the right PIN works again, from any number.
-    clock.now = MONDAY_MORNING + timedelta(minutes=61)
+    clock.now = MONDAY_MORNING + timedelta(minutes=239)
+    assert "why=paused" in action(phone(to=EMERGENCY_NUMBER, from_=spoofed(100)).start())
+    clock.now = MONDAY_MORNING + timedelta(minutes=241)
     later = phone(to=EMERGENCY_NUMBER, from_=spoofed(100))
     root = later.press(later.start(), SUPER_PIN)
     assert spoken(root).startswith("Dank u, Sanne Visser")
@@ -326,7 +328,7 @@ def test_support_sees_the_pause_on_every_page_and_in_the_live_feed_while_it_last
     for n in range(7):
         guess(phone, spoofed(n), ["100000", "100001", "100002"])
     notice = (
-        "PIN checks on the emergency line are paused until 2026-12-07 11:00: 20 wrong PINs "
+        "PIN checks on the emergency line are paused until 2026-12-07 14:00: 20 wrong PINs "
         "within 15 minutes, from 7 numbers. Callers whose number is not recognised go through "
         "to the engineers as unverified; the engineer decides."
     )
@@ -343,7 +345,7 @@ def test_support_sees_the_pause_on_every_page_and_in_the_live_feed_while_it_last
     [item] = staff.get("/support/feed?after=0").get_json()["tickets"]
     assert item["summary"].endswith(": unverified caller (number withheld), urgent bug")
 
-    clock.now = MONDAY_MORNING + timedelta(minutes=61)
+    clock.now = MONDAY_MORNING + timedelta(minutes=241)
     assert "line-notice" in staff.get("/support").get_data(as_text=True)
     assert staff.get("/support/feed?after=0").get_json()["notice"] is None
     assert notice not in staff.get("/support").get_data(as_text=True)
