@@ -6,6 +6,7 @@ import pytest
 from helpers import AMSTERDAM, EMERGENCY_NUMBER, MONDAY_MORNING, dialled, spoken
 from resilience_helpers import SUPER_PHONE, SUPER_PIN, assert_safe_twiml, make_directory
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 from support_helpers import IsolatedClient, make_staff, sign_in
 
 from ivr.emergency import pins
@@ -283,6 +284,23 @@ def test_pin_attempts_at_the_same_moment_cannot_together_get_past_the_limit(
     assert "Sanne Visser" not in spoken(root)
     assert "Pincodes kunnen nu niet worden gecontroleerd." in spoken(root)
     assert pin_guard.active_pause(session) is not None
+
+
+def test_a_pin_whose_attempt_cannot_be_counted_is_not_checked(
+    phone, session, directory, monkeypatch
+):
+    def broken(session, **attempt):
+        raise DataError("INSERT INTO pin_failures", {}, Exception("simulated"))
+
+    monkeypatch.setattr(pins, "record_pin_failure", broken)
+    call = phone(to=EMERGENCY_NUMBER, from_=STRANGER)
+    root = call.press(call.start(), SUPER_PIN)
+    assert "Sanne Visser" not in spoken(root)
+    assert action(root) == "/voice/emergency/unverified?lang=nl&why=uncounted&misses=0"
+    root = call.press(root, "1")
+    assert ("unverified", "PIN not checked: the attempt could not be counted") in timeline(
+        session, tickets(session)[0]
+    )
 
 
 def test_a_right_pin_is_not_counted_as_a_wrong_one(phone, session, directory):
