@@ -41,7 +41,11 @@ class PinFailure(Base):
     """A wrong PIN entered on the emergency line, for throttling and for support to review."""
 
     __tablename__ = "pin_failures"
-    __table_args__ = (Index("ix_pin_failures_caller_at", "caller_key", "at"),)
+    __table_args__ = (
+        Index("ix_pin_failures_caller_at", "caller_key", "at"),
+        # The line-wide limit counts every number's wrong PINs by time alone.
+        Index("ix_pin_failures_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # E.164 caller ID, or "anonymous" for withheld numbers.

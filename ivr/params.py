@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from ivr.settings import Settings
@@ -60,6 +61,12 @@ def count(value: str | None, *, limit: int) -> int:
     if not number.isascii() or not number.isdigit():
         return 0
     return min(int(number), limit)
+
+
+def choice(value: str | None, choices: Collection[str], *, default: str) -> str:
+    """Return a word from our own query string when it is one of `choices`, else `default`."""
+    word = (value or "").strip()
+    return word if word in choices else default
 
 
 def index(value: str | None, size: int) -> int | None:

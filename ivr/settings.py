@@ -186,12 +186,26 @@ class EmergencyLine(Strict):
     pin_timeout: int = Field(default=10, ge=3, le=30)
     pin_lockout_failures: int = Field(default=5, ge=2, le=100)
     pin_lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    # This many wrong PINs from all numbers together within `pin_guard_minutes` pause PIN checks
+    # line-wide for `pin_pause_minutes`: spoofing many numbers buys no more guesses.
+    pin_guard_failures: int = Field(default=20, ge=3, le=1000)
+    pin_guard_minutes: int = Field(default=15, ge=1, le=1440)
+    pin_pause_minutes: int = Field(default=240, ge=1, le=10080)
     triage_timeout: int = Field(default=6, ge=2, le=30)
     triage_max_misses: int = Field(default=2, ge=1, le=5)
     repeat_window_minutes: int = Field(default=30, ge=0, le=1440)
     voicemail_max_seconds: int = Field(default=180, ge=10, le=600)
     record_calls: bool = True
     schedule: Schedule | None = None
+
+    @model_validator(mode="after")
+    def _line_limit_above_a_number(self) -> EmergencyLine:
+        if self.pin_guard_failures <= self.pin_lockout_failures:
+            raise ValueError(
+                "pin_guard_failures must be more than pin_lockout_failures, "
+                "else one number's wrong PINs pause PIN checks for every caller"
+            )
+        return self
 
 
 class OnCall(Strict):

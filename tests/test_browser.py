@@ -13,6 +13,8 @@ from helpers import EMERGENCY_NUMBER, dialled
 from support_helpers import PASSWORD, make_call_ticket, make_organization, make_staff, make_ticket
 from werkzeug.serving import make_server
 
+from tickets import pin_guard
+from tickets.db import utcnow
 from tickets.models import Contact, ContactPhone, Organization
 from tickets.oncall.rota import import_level
 
@@ -128,6 +130,26 @@ def test_new_urgent_ticket_appears_on_the_open_list_without_reload(page, session
     page.get_by_role("button", name="Dismiss the alert").click()
     expect(alert).to_be_hidden()
     expect(page).to_have_title("Tickets · OTYS support")
+
+
+def test_a_pause_of_pin_checks_shows_on_the_open_list_without_reload(page, session):
+    make_staff(session)
+    sign_in(page)
+    notice = page.locator("#line-notice")
+    expect(notice).to_be_hidden()
+    page.evaluate("window.__loaded = true")  # gone if the page reloads
+
+    pause = pin_guard.pause_pin_checks(
+        session, failures=20, numbers=7, window_minutes=15, minutes=60, now=utcnow()
+    )
+    expect(notice).to_be_visible(timeout=15_000)
+    expect(notice).to_contain_text("PIN checks on the emergency line are paused until")
+    expect(notice).to_contain_text("20 wrong PINs within 15 minutes, from 7 numbers")
+    assert page.evaluate("window.__loaded") is True
+
+    pause.paused_until = utcnow()
+    session.commit()
+    expect(notice).to_be_hidden(timeout=15_000)
 
 
 def test_ticket_lifecycle_in_the_browser(page, session):

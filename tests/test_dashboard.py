@@ -352,7 +352,7 @@ def test_search_by_ticket_number_and_organisation_name(signed_in, session, acme)
 def test_feed_returns_only_new_urgent_tickets_with_their_rows(signed_in, session, acme):
     before = make_ticket(session, organization=acme)
     start = signed_in.get("/support/feed").get_json()
-    assert start == {"latest_id": before.id, "tickets": []}
+    assert start == {"latest_id": before.id, "tickets": [], "notice": None}
     make_ticket(session, priority="normal")
     fresh = make_ticket(session, organization=acme, reason="urgent_bug")
     data = signed_in.get(f"/support/feed?after={before.id}").get_json()

@@ -259,17 +259,18 @@ def test_unknown_number_with_a_correct_pin_after_a_wrong_one(phone, session, dir
     assert [(f.caller_key, f.call_sid) for f in failures] == [(UNKNOWN_PHONE, call.sid)]
 
 
-def test_three_wrong_pins_end_the_call_politely(phone, session, directory, caplog):
+def test_three_wrong_pins_offer_to_go_on_unverified(phone, session, directory, caplog):
     caplog.set_level(logging.WARNING)
     call = call_emergency(phone, from_="anonymous")
     root = call.start()
     for attempt, pin in enumerate(["111111", "22222222", "333333"], start=1):
         root = call.press(root, pin)
         if attempt < 3:
-            assert root.find("Gather") is not None
-    assert "Wij konden u niet herkennen." in spoken(root)
-    assert verbs(root)[-1] == "Hangup"
-    assert root.find("Gather") is None
+            assert root.find("Gather").get("action").startswith("/voice/emergency/pin")
+    # No more PIN tries, and no refusal either: the caller may go on, unverified.
+    assert spoken(root).startswith("Die pincode is niet juist. U kunt toch doorgaan")
+    assert root.find("Gather").get("action").startswith("/voice/emergency/unverified")
+    assert "toets 1" in spoken(root.find("Gather"))
     assert count(session, Ticket) == 0
     assert count(session, PinFailure, PinFailure.caller_key == "anonymous") == 3
     warnings = [r.getMessage() for r in caplog.records if "wrong PIN" in r.getMessage()]
@@ -277,17 +278,24 @@ def test_three_wrong_pins_end_the_call_politely(phone, session, directory, caplo
     assert all("111111" not in message and "333333" not in message for message in caplog.messages)
 
 
-def test_silence_at_the_pin_prompt_asks_again_then_says_goodbye(phone, session, directory):
+def test_silence_at_the_pin_prompt_asks_again_then_offers_the_unverified_path(
+    phone, session, directory
+):
     call = call_emergency(phone, from_="anonymous")
     root = call.start()
     root = call.silence(root)
     assert "geen keuze gehoord" in spoken(root)
     root = call.silence(call.silence(root))
+    assert "U kunt toch doorgaan, als niet geverifieerde beller." in spoken(root)
+    # Silence at the offer too: a polite goodbye, no ticket, nobody rung.
+    root = call.silence(call.silence(root))
     assert "Wij konden u niet herkennen." in spoken(root)
+    assert verbs(root)[-1] == "Hangup" and root.find("Dial") is None
     assert count(session, PinFailure) == 0
+    assert count(session, Ticket) == 0
 
 
-def test_guessing_closes_pin_entry_across_calls_even_for_the_right_pin(
+def test_guessing_closes_pin_entry_for_that_number_but_never_the_line(
     phone, session, directory, clock, caplog
 ):
     caplog.set_level(logging.WARNING)
@@ -295,28 +303,28 @@ def test_guessing_closes_pin_entry_across_calls_even_for_the_right_pin(
     root = first.start()
     for pin in ["100000", "100001", "100002"]:
         root = first.press(root, pin)
-    assert "Wij konden u niet herkennen." in spoken(root)
+    assert "U kunt toch doorgaan" in spoken(root)
 
     second = call_emergency(phone, from_=UNKNOWN_PHONE)
     root = second.press(second.start(), "100003")
     assert "Die pincode is niet juist." in spoken(root)
     root = second.press(root, "100004")
-    assert "te veel onjuiste pincodes" in spoken(root)
-    assert verbs(root)[-1] == "Hangup"
+    assert root.find("Gather").get("action").startswith("/voice/emergency/unverified")
     assert count(session, PinFailure, PinFailure.caller_key == UNKNOWN_PHONE) == 5
 
     third = call_emergency(phone, from_=UNKNOWN_PHONE)
     root = third.start()
-    assert "te veel onjuiste pincodes" in spoken(root)
-    assert root.find("Gather") is None
-    # Even a correct PIN sent to the PIN step is refused while entry is closed.
+    assert "Pincodes kunnen nu niet worden gecontroleerd." in spoken(root)
+    assert root.find("Gather").get("action").startswith("/voice/emergency/unverified")
+    # Even a correct PIN sent to the PIN step is not checked while entry is closed.
     root = third.post("/voice/emergency/pin?lang=nl&tries=0", Digits=SUPER_PIN)
-    assert "te veel onjuiste pincodes" in spoken(root)
+    assert "Pincodes kunnen nu niet worden gecontroleerd." in spoken(root)
+    assert "Sanne Visser" not in spoken(root)
     assert count(session, Ticket) == 0
     assert any("closed" in message for message in caplog.messages)
 
     other = call_emergency(phone, from_="+31644444444")
-    assert other.start().find("Gather") is not None
+    assert other.start().find("Gather").get("action").startswith("/voice/emergency/pin")
 
     clock.now = MONDAY_MORNING + timedelta(minutes=16)
     later = call_emergency(phone, from_=UNKNOWN_PHONE)

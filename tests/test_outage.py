@@ -149,6 +149,16 @@ def test_an_emergency_step_that_loses_the_database_still_rings_the_engineers(
     assert f"{call.sid}:call" in entries(journal)
 
 
+def test_a_caller_going_on_unverified_when_the_database_goes_still_rings_the_engineers(
+    phone, database_down, journal
+):
+    call = phone(to=EMERGENCY_NUMBER, from_="anonymous")
+    call.base["CallStatus"] = "in-progress"
+    root = call.post("/voice/emergency/unverified?lang=nl&why=locked&misses=0", Digits="2")
+    assert dialled(root) == ENGINEERS
+    assert entries(journal)[f"{call.sid}:reason"].data == {"reason": "urgent_bug"}
+
+
 def test_the_emergency_hand_off_from_the_office_menu_is_an_emergency_call(
     phone, database_down, journal
 ):
@@ -384,7 +394,7 @@ def test_the_journal_is_plain_json_lines(phone, database_down, journal):
 def test_every_endpoint_the_outage_handling_names_exists(app):
     named = {
         webhook.STATUS_ENDPOINT,
-        webhook.TRIAGE_ENDPOINT,
+        *webhook.TRIAGE_ENDPOINTS,
         webhook.DESCRIPTION_ENDPOINT,
         webhook.OUTAGE_VOICEMAIL_ENDPOINT,
         *webhook.ENGINEER_LEG_ENDPOINTS,

@@ -62,6 +62,11 @@ def test_environment_overrides_the_file():
         ({"office.extension_max_tries": 0}, "office.extension_max_tries", ""),
         ({"office.colleague_dial_timeout": 1000}, "office.colleague_dial_timeout", ""),
         ({"timezone": "Europe/Atlantis"}, "timezone", "unknown time zone"),
+        (
+            {"emergency.pin_guard_failures": 5},
+            "emergency",
+            "pin_guard_failures must be more than pin_lockout_failures",
+        ),
         ({"prompts.en.office_menu": "Press {bogus_key}."}, "prompts.en.office_menu", "bogus_key"),
         (
             {

@@ -10,8 +10,9 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from helpers import EMERGENCY_NUMBER, OFFICE_NUMBER, SECRET_KEY
+from helpers import EMERGENCY_NUMBER, MONDAY_MORNING, OFFICE_NUMBER, SECRET_KEY
 
+from ivr.models import PinFailure
 from tickets.directory import hash_pin
 from tickets.models import Contact, ContactPhone, Organization
 
@@ -147,3 +148,17 @@ def test_the_office_menu_hand_off_keeps_the_emergency_budget(phone, super_user):
     assert entries == 2
     # The office menu's own words up to option 3 come on top of the emergency line's 12 s.
     assert seconds <= 12 + 14, f"{seconds:.1f} s"
+
+
+@pytest.mark.parametrize("triage_key", ["1", "2"])
+def test_a_caller_whose_pin_cannot_be_checked_goes_on_unverified_within_twenty_seconds(
+    phone, session, super_user, triage_key
+):
+    # Too many wrong PINs from withheld numbers: PIN entry is closed, the line is not.
+    session.add_all(
+        PinFailure(caller_key="anonymous", call_sid=f"CA{n}", at=MONDAY_MORNING) for n in range(5)
+    )
+    session.commit()
+    seconds, entries = walk(phone(to=EMERGENCY_NUMBER, from_="anonymous"), [triage_key])
+    assert entries == 1
+    assert seconds <= 20, f"{seconds:.1f} s of speech before the first phone rings"

@@ -18,6 +18,7 @@ EVENT_LABELS = {
     "ticket_opened": "Ticket opened",
     "call_joined": "Call added to this ticket",
     "recognised": "Caller recognised",
+    "unverified": "Caller not verified",
     "triage": "Triage",
     "description": "Spoken description",
     "engineer_rung": "Engineer rung",

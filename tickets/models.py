@@ -497,3 +497,22 @@ class OutboxMessage(Base):
 
     def __repr__(self) -> str:
         return f"<OutboxMessage {self.id} {self.kind} {self.channel} {self.status}>"
+
+
+class PinGuard(Base):
+    """The emergency line's pause of PIN checks after too many wrong PINs (one row, id 1)."""
+
+    __tablename__ = "pin_guards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    paused_at: Mapped[datetime | None]
+    # While now is before this moment, no PIN is checked: callers go on unverified.
+    paused_until: Mapped[datetime | None]
+    # What tripped the last pause: this many wrong PINs within `window_minutes`, from `numbers`
+    # different numbers (withheld ones counted as one).
+    failures: Mapped[int] = mapped_column(default=0)
+    numbers: Mapped[int] = mapped_column(default=0)
+    window_minutes: Mapped[int] = mapped_column(default=0)
+
+    def __repr__(self) -> str:
+        return f"<PinGuard paused {self.paused_at} until {self.paused_until}>"

@@ -50,6 +50,7 @@ VOICEMAIL = "voicemail"
 CALL_RECORDED = "call_recorded"
 CALL_ENDED = "call_ended"
 JOURNAL = "journal"
+UNVERIFIED = "unverified"
 
 
 # Hot lookups built once: SQLAlchemy then skips building and hashing the query per webhook.
@@ -175,10 +176,11 @@ def _new_ticket(
     caller: str | None,
     contact: Contact | None,
     in_hours: bool,
+    verified: bool,
     from_journal: bool,
     at: datetime,
 ) -> Ticket:
-    """Add a new urgent ticket; a call served from the outage journal is not verified."""
+    """Add a new urgent ticket."""
     ticket = Ticket(
         priority=URGENT,
         category="bug",
@@ -188,7 +190,7 @@ def _new_ticket(
         contact_id=contact.id if contact is not None else None,
         organization_id=contact.organization_id if contact is not None else None,
         in_hours=in_hours,
-        verified=not from_journal,
+        verified=verified,
         from_journal=from_journal,
         created_at=at,
         updated_at=at,
@@ -208,6 +210,7 @@ def _open_or_join(
     in_hours: bool,
     may_join: bool,
     repeat_window_minutes: int,
+    verified: bool,
     from_journal: bool,
     at: datetime,
 ) -> tuple[TicketCall, bool]:
@@ -238,6 +241,7 @@ def _open_or_join(
             caller=caller,
             contact=contact,
             in_hours=in_hours,
+            verified=verified,
             from_journal=from_journal,
             at=at,
         )
@@ -293,6 +297,7 @@ def open_urgent_ticket(
             in_hours=in_hours,
             may_join=True,
             repeat_window_minutes=repeat_window_minutes,
+            verified=True,
             from_journal=False,
             at=now or utcnow(),
         )
@@ -303,6 +308,48 @@ def open_urgent_ticket(
             _note(session, call, TICKET_OPENED, f"opened by an emergency call {_when(in_hours)}")
         how = RECOGNISED_BY.get(recognised_by, recognised_by)
         _note(session, call, RECOGNISED, f"{contact.name} ({contact.role}) by {how}")
+        return call
+
+    return insert_or_get(session, find=lambda: find_ticket_call(session, call_sid), add=add)
+
+
+def open_unverified_ticket(
+    session: Session,
+    *,
+    call_sid: str,
+    line: str,
+    caller: str | None,
+    in_hours: bool,
+    reason: str,
+    because: str,
+    now: datetime | None = None,
+) -> TicketCall:
+    """Open an urgent ticket for a caller who goes on without a confirmed PIN; once per call.
+
+    Nobody is identified: the ticket has no contact and no organisation, so it joins no open
+    ticket, and it is marked unverified. `because` says why on its timeline.
+    """
+
+    def add() -> TicketCall:
+        call, _ = _open_or_join(
+            session,
+            call_sid=call_sid,
+            line=line,
+            caller=caller,
+            contact=None,
+            in_hours=in_hours,
+            may_join=False,
+            repeat_window_minutes=0,
+            verified=False,
+            from_journal=False,
+            at=now or utcnow(),
+        )
+        call.reason = reason
+        call.ticket.reason = reason
+        detail = f"opened by an unverified emergency call {_when(in_hours)}"
+        _note(session, call, TICKET_OPENED, detail)
+        _note(session, call, UNVERIFIED, because)
+        _note(session, call, TRIAGE, reason)
         return call
 
     return insert_or_get(session, find=lambda: find_ticket_call(session, call_sid), add=add)
@@ -336,6 +383,8 @@ def open_journalled_ticket(
             in_hours=in_hours,
             may_join=contact is not None and contact.is_entitled,
             repeat_window_minutes=repeat_window_minutes,
+            # The caller could not be checked during the call.
+            verified=False,
             from_journal=True,
             at=at,
         )

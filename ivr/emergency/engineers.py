@@ -16,6 +16,7 @@ from ivr.emergency.triage import (
     engineers_to_ring,
     next_engineer,
     next_ring_step,
+    spoken_digits,
 )
 from ivr.emergency.voicemail import offer_voicemail
 from ivr.flow import action_url, current_settings, engineer_name, guarded, hang_up, note
@@ -231,12 +232,40 @@ def screen(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceRespon
     """Tell the engineer who calls and why; only a key press of 1 bridges the caller."""
     speak = Speaker.for_language(settings, settings.default_language)
     ticket, call = _ticket_and_call(form, leg.ticket_number)
+    given = (call.reason if call is not None else None) or (ticket and ticket.reason)
+    reason = speak.text(f"reason_{given}" if given else "reason_unknown")
+    if ticket is not None and not ticket.verified and not ticket.from_journal:
+        # A caller who went on without a confirmed PIN: the engineer decides.
+        caller = (call.caller if call is not None else None) or ticket.caller
+        return _ask_to_accept(
+            settings,
+            speak,
+            ticket,
+            leg,
+            "screen_unverified_pin",
+            caller=spoken_digits(caller.lstrip("+")) if caller else speak.text("caller_withheld"),
+            reason=reason,
+        )
     contact = (call.contact if call is not None else None) or (ticket and ticket.contact)
     if ticket is None or contact is None or ticket.organization is None:
         caller = params.caller_id(form.get("From")) or "anonymous"
         return without_database.screen_unverified(settings, caller)
-    given = (call.reason if call is not None else None) or ticket.reason
-    reason = f"reason_{given}" if given else "reason_unknown"
+    return _ask_to_accept(
+        settings,
+        speak,
+        ticket,
+        leg,
+        "screen_prompt",
+        organization=ticket.organization.name,
+        name=contact.name,
+        reason=reason,
+    )
+
+
+def _ask_to_accept(
+    settings: Settings, speak: Speaker, ticket: Ticket, leg: Leg, prompt: str, **values: str
+) -> VoiceResponse:
+    """Say the screening `prompt` to the engineer and wait for the 1 that accepts."""
     response = VoiceResponse()
     gather = response.gather(
         input="dtmf",
@@ -254,13 +283,7 @@ def screen(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceRespon
         # Silence is reported too, so the timeline shows an engineer who did not accept.
         action_on_empty_result=True,
     )
-    speak.say(
-        gather,
-        "screen_prompt",
-        organization=ticket.organization.name,
-        name=contact.name,
-        reason=speak.text(reason),
-    )
+    speak.say(gather, prompt, **values)
     # Should the action not be asked (a voicemail, a pocket): refuse this leg, others ring on.
     response.hangup()
     return response

@@ -9,9 +9,9 @@ from datetime import datetime
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import calls, params
-from ivr.emergency import pins
+from ivr.emergency import pins, unverified
 from ivr.emergency.intake import ask_triage
-from ivr.emergency.triage import caller_key, is_locked_out
+from ivr.emergency.triage import caller_key
 from ivr.emergency.voicemail import offer_voicemail
 from ivr.flow import Hours, action_url, goodbye, guarded, note
 from ivr.hours import describe_hours
@@ -56,20 +56,24 @@ def answer(
         )
     speak.say(response, "emergency_welcome")
     key = caller_key(caller)
-    if _pin_entry_closed(settings, key, utcnow()):
-        log.warning("PIN entry is closed for %s (call %s): too many wrong PINs", key, sid)
-        note(sid, "pin:locked")
-        return goodbye(response, speak, "pin_locked")
+    why = pins.why_unchecked(db.session, caller_key=key, limits=settings.emergency, now=utcnow())
+    if why is not None:
+        return _pin_unavailable(settings, speak, response, sid=sid, key=key, why=why)
     _ask_pin(settings, speak, response, tries=0)
     return response
 
 
-def _pin_entry_closed(settings: Settings, key: str, now: datetime) -> bool:
-    """Return whether too many wrong PINs from this caller closed PIN entry for now."""
-    failures = pins.recent_failures(
-        db.session, caller_key=key, minutes=settings.emergency.pin_lockout_minutes, now=now
-    )
-    return is_locked_out(failures, settings.emergency.pin_lockout_failures)
+def _pin_unavailable(
+    settings: Settings, speak: Speaker, response: VoiceResponse, *, sid: str, key: str, why: str
+) -> VoiceResponse:
+    """Say that PINs cannot be checked now and offer to go on unverified: never a refusal."""
+    if why == pins.PAUSED:
+        log.warning("PIN checks are paused line-wide (call %s): offering to go on unverified", sid)
+    else:
+        log.warning("PIN entry is closed for %s (call %s): offering to go on unverified", key, sid)
+    note(sid, f"pin:{why}")
+    speak.say(response, "pin_unavailable")
+    return unverified.offer(settings, speak, response, why=why)
 
 
 def _ask_pin(settings: Settings, speak: Speaker, response: VoiceResponse, *, tries: int) -> None:
@@ -88,7 +92,7 @@ def _ask_pin(settings: Settings, speak: Speaker, response: VoiceResponse, *, tri
 def check_pin(
     settings: Settings, form: Mapping[str, str], *, language: str, tries: int
 ) -> VoiceResponse:
-    """Identify a caller by PIN; count and log wrong ones; close entry after too many."""
+    """Identify a caller by PIN; count and log wrong ones; offer the unverified path after."""
     speak = Speaker.for_language(settings, language)
     response = VoiceResponse()
     sid = params.sid(form.get("CallSid"))
@@ -98,28 +102,51 @@ def check_pin(
     now = utcnow()
     caller = params.caller_id(form.get("From"))
     key = caller_key(caller)
-    if _pin_entry_closed(settings, key, now):
-        log.warning("PIN entry is closed for %s (call %s): too many wrong PINs", key, sid)
-        note(sid, "pin:locked")
-        return goodbye(response, speak, "pin_locked")
+    limits = settings.emergency
+    why = pins.why_unchecked(session, caller_key=key, limits=limits, now=now)
+    if why is not None:
+        return _pin_unavailable(settings, speak, response, sid=sid, key=key, why=why)
     digits = params.digits(form.get("Digits"))
-    secret = settings.secret_key.get_secret_value()
-    contact = find_contact_by_pin(session, digits, secret=secret) if digits else None
+    if not digits:
+        tries = max(tries, pins.failures_in_call(session, call_sid=sid)) + 1
+        speak.say(response, "office_no_input")
+        return _ask_again(settings, speak, response, sid=sid, tries=tries)
+    # The attempt is counted as wrong before its PIN is checked, so calls checking PINs at the
+    # same moment see each other and cannot together get past the limits. One refused here
+    # stays counted; one that cannot be counted is not checked either.
+    attempt = guarded(pins.record_pin_failure, caller_key=key, call_sid=sid, now=now)
+    if attempt is None:
+        why = pins.UNCOUNTED
+    else:
+        why = pins.why_unchecked(session, caller_key=key, limits=limits, now=now, counted=1)
+    if why is not None:
+        return _pin_unavailable(settings, speak, response, sid=sid, key=key, why=why)
+    # One keyed hash and one indexed look-up, whoever calls and whatever they typed.
+    contact = find_contact_by_pin(session, digits, secret=settings.secret_key.get_secret_value())
     if contact is not None:
+        guarded(pins.forget_pin_failure, failure=attempt)
         return _recognised(
             settings, speak, response, sid=sid, caller=caller, contact=contact, how="pin"
         )
-    tries = max(tries, pins.failures_in_call(session, call_sid=sid)) + 1
-    if digits:
-        guarded(pins.record_pin_failure, caller_key=key, call_sid=sid, now=now)
-        note(sid, "pin:wrong")
-        if _pin_entry_closed(settings, key, now):
-            log.warning("PIN entry closed for %s after call %s: too many wrong PINs", key, sid)
-            return goodbye(response, speak, "pin_locked")
+    log.warning("wrong PIN on the emergency line from %s (call %s)", key, sid)
+    note(sid, "pin:wrong")
+    speak.say(response, "pin_wrong")
+    why = pins.why_unchecked(session, caller_key=key, limits=limits, now=now)
+    if why is not None:
+        log.warning("no more PINs checked for %s after call %s (%s)", key, sid, why)
+        note(sid, f"pin:{why}")
+        return unverified.offer(settings, speak, response, why=why)
+    tries = max(tries + 1, pins.failures_in_call(session, call_sid=sid))
+    return _ask_again(settings, speak, response, sid=sid, tries=tries)
+
+
+def _ask_again(
+    settings: Settings, speak: Speaker, response: VoiceResponse, *, sid: str, tries: int
+) -> VoiceResponse:
+    """Ask for the PIN once more, or offer to go on unverified when the tries are used up."""
     if tries >= settings.emergency.pin_max_tries:
         note(sid, "pin:failed")
-        return goodbye(response, speak, "pin_failed")
-    speak.say(response, "pin_wrong" if digits else "office_no_input")
+        return unverified.offer(settings, speak, response, why=unverified.TRIES)
     _ask_pin(settings, speak, response, tries=tries)
     return response
 

@@ -23,13 +23,20 @@ from tickets.db import utcnow
 from tickets.models import TicketCall
 
 
-def ask_triage(settings: Settings, speak: Speaker, response: VoiceResponse, *, misses: int) -> None:
-    """Add the triage question: 1 major outage, 2 urgent bug."""
+def ask_triage(
+    settings: Settings,
+    speak: Speaker,
+    response: VoiceResponse,
+    *,
+    misses: int,
+    action: str | None = None,
+) -> None:
+    """Add the triage question: 1 major outage, 2 urgent bug; by default answered at /triage."""
     gather = response.gather(
         input="dtmf",
         num_digits=1,
         timeout=settings.emergency.triage_timeout,
-        action=action_url("emergency.triage", lang=speak.language, misses=misses),
+        action=action or action_url("emergency.triage", lang=speak.language, misses=misses),
         method="POST",
         action_on_empty_result=True,
     )

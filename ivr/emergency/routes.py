@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import params
-from ivr.emergency import engineers, identify, intake
+from ivr.emergency import engineers, identify, intake, unverified
 from ivr.emergency import voicemail as voicemails
 from ivr.flow import current_settings
 from ivr.prompts import twiml
@@ -56,6 +56,18 @@ def pin():
     settings = current_settings()
     tries = params.count(request.args.get("tries"), limit=settings.emergency.pin_max_tries)
     return twiml(identify.check_pin(settings, request.form, language=_language(), tries=tries))
+
+
+@bp.post("/unverified", endpoint="unverified")
+@twilio_only
+def unverified_caller():
+    """Take the triage key of a caller who goes on without a confirmed PIN."""
+    settings = current_settings()
+    misses = params.count(request.args.get("misses"), limit=settings.emergency.triage_max_misses)
+    why = params.choice(request.args.get("why"), unverified.WHY, default=unverified.TRIES)
+    return twiml(
+        unverified.take_choice(settings, request.form, language=_language(), why=why, misses=misses)
+    )
 
 
 @bp.post("/triage")

@@ -20,6 +20,9 @@ from tickets.models import REASONS
 OUTAGE_BLUEPRINT = "outage"
 STATUS_ENDPOINT = "voice.status"
 TRIAGE_ENDPOINT = "emergency.triage"
+# The triage key of a caller who goes on without a confirmed PIN (never a PIN itself).
+UNVERIFIED_TRIAGE_ENDPOINT = "emergency.unverified"
+TRIAGE_ENDPOINTS = frozenset({TRIAGE_ENDPOINT, UNVERIFIED_TRIAGE_ENDPOINT})
 DESCRIPTION_ENDPOINT = "emergency.description"
 OUTAGE_VOICEMAIL_ENDPOINT = "outage.voicemail"
 UNVERIFIED_ACCEPT_ENDPOINT = "outage.fallback_accept"
@@ -159,7 +162,7 @@ def _triage_events(hook: Webhook, sid: str) -> list[Event]:
     """Return the reason and the spoken description an emergency caller gave."""
     events: list[Event] = []
     reason = hook.args.get("reason") if hook.args.get("reason") in REASONS else None
-    if hook.endpoint == TRIAGE_ENDPOINT:
+    if hook.endpoint in TRIAGE_ENDPOINTS:
         reason = reason_for_key(hook.form.get("Digits")) or reason
     if reason is not None:
         events.append(("reason", sid, "reason", {"reason": reason}))

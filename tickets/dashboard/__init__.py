@@ -2,9 +2,9 @@
 
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
-back, `settings` the hours override and announcements,
-`messages` pages that failed or wait, `oncall` the rota, `display` how times
-and names are shown.
+back, `settings` the hours override and announcements, `oncall` the rota, `display` how times
+and names are shown, `notices` the line-wide notice on every page (PIN checks paused),
+`messages` pages that failed or wait.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from tickets.dashboard import (  # noqa: E402
     display,
     feed,
     messages,
+    notices,
     oncall,
     queue,
     recordings,
@@ -78,6 +79,7 @@ __all__ = [
     "feed",
     "first_error",
     "messages",
+    "notices",
     "require_admin",
     "oncall",
     "queue",

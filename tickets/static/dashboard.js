@@ -1,4 +1,5 @@
-// OTYS support dashboard: live alert for new urgent tickets, optional beep, status form fields.
+// OTYS support dashboard: live alert for new urgent tickets, the line's notice, optional beep,
+// status form fields.
 (function () {
   "use strict";
 
@@ -77,6 +78,14 @@
     document.title = baseTitle;
   }
 
+  // The line-wide notice (PIN checks paused) comes and goes with every poll.
+  function showNotice(text) {
+    var box = document.getElementById("line-notice");
+    if (!box) { return; }
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
   function insertRow(html, id) {
     var tbody = document.querySelector("#queue tbody[data-live='on']");
     if (!tbody || tbody.querySelector("tr[data-ticket-id='" + id + "']")) { return; }
@@ -109,6 +118,7 @@
         })
         .then(function (data) {
           if (!data) { return; }
+          showNotice(data.notice);
           var first = after === "" || after === null;
           after = String(data.latest_id);
           if (first || !data.tickets.length) { return; }

@@ -1,7 +1,7 @@
 """paging: the paging state of urgent tickets and the outbox of messages to send
 
 Revision ID: 0013_paging
-Revises: 0011_token_expiry
+Revises: 0012_pin_guard
 Create Date: 2026-11-30 02:00:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from tickets.db import UTCDateTime
 
 revision = "0013_paging"
-down_revision = "0011_token_expiry"
+down_revision = "0012_pin_guard"
 branch_labels = None
 depends_on = None
 
