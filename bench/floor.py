@@ -1,8 +1,9 @@
 """The floor: the least a webhook can do, served the way `ivr serve` serves the real service.
 
 It checks the Twilio signature with `RequestValidator` and answers a fixed `<Gather>` built with
-the twilio library, under gunicorn with the worker count, worker class, threads and logging
-`ivr serve` uses. Whatever the service costs beyond this is the cost of its own logic.
+the twilio library, under gunicorn with the worker count, worker class and logging `ivr serve`
+uses, behind the same admission (whole requests, a few at a time). Whatever the service costs
+beyond this is the cost of its own logic.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from gunicorn.app.base import BaseApplication
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
+from ivr.server import admit_whole_requests
 from ivr.server import gunicorn_options as service_options
 from ivr.settings import Settings, load_settings
 
@@ -61,7 +63,7 @@ class _FloorServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return create_floor_app(self.settings)
+        return admit_whole_requests(create_floor_app(self.settings), self.settings)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -489,7 +489,8 @@ class Bench:
         self.start_servers()
         self.say(
             f"servers: ivr serve pid {self.service.pid}, floor pid {self.floor.pid}; "
-            f"gunicorn gthread, {self.workers} workers x {self.settings.server.threads} threads"
+            f"gunicorn gevent, {self.workers} workers x {self.settings.server.threads} requests "
+            "at once"
         )
         emergency = [self.plans["emergency-accept"]]
         mixed = list(self.plans.values())

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import multiprocessing
+import sys
 
 from gunicorn.app.base import BaseApplication
 
 from ivr.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
+
+# The body size `WholeRequests` reads at most for an app that sets no MAX_CONTENT_LENGTH.
+DEFAULT_MAX_BYTES = 256 * 1024
+# Connections each worker keeps open at once (gunicorn's default); more wait to be accepted.
+WORKER_CONNECTIONS = 1000
 
 
 class _Gunicorn(BaseApplication):
@@ -36,7 +43,19 @@ class _Gunicorn(BaseApplication):
         app = create_app(self.settings)
         start_replay_thread(app)
         start_sender_thread(app)
-        return app
+        return admit_whole_requests(app, self.settings)
+
+
+def admit_whole_requests(app, settings: Settings):
+    """Wrap a WSGI app as `ivr serve` serves it: whole requests only, a few at a time."""
+    from ivr.admission import WholeRequests
+
+    return WholeRequests(
+        app,
+        places=settings.server.threads,
+        read_seconds=settings.server.read_timeout,
+        max_bytes=app.config.get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_BYTES,
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -65,13 +84,20 @@ def check_exposure(settings: Settings, host: str) -> None:
 def gunicorn_options(
     settings: Settings, *, host: str | None, port: int | None, workers: int | None
 ) -> dict:
-    """Return gunicorn's settings for `ivr serve`."""
+    """Return gunicorn's settings for `ivr serve`.
+
+    gevent workers, because nothing stands in front of `ivr serve` to buffer slow clients:
+    a connection costs a greenlet, not one of a few threads. gunicorn's async workers read each
+    request's line and headers under the keep-alive timeout (`read_timeout`, never 0) and close
+    a connection that has not sent them by then; `WholeRequests` does the same for the body.
+    """
     server = settings.server
     return {
         "bind": f"{host or server.host}:{port or server.port}",
         "workers": workers or server.workers,
-        "threads": server.threads,
-        "worker_class": "gthread",
+        "worker_class": "gevent",
+        "worker_connections": WORKER_CONNECTIONS,
+        "keepalive": server.read_timeout,
         "timeout": server.timeout,
         "graceful_timeout": 20,
         "accesslog": "-",
@@ -88,12 +114,30 @@ def run_server(
 ) -> None:
     """Migrate the database if it is reachable, then serve until stopped."""
     from ivr.messaging.policy import warn_if_silent
-    from ivr.schema import upgrade_database
 
     check_exposure(settings, host or settings.server.host)
     warn_if_silent(settings)
+    migrate_in_child(settings.resolved_database_url)
+    _Gunicorn(settings, gunicorn_options(settings, host=host, port=port, workers=workers)).run()
+
+
+def migrate_in_child(url: str) -> None:
+    """Upgrade the schema in a child process, so that this one never imports the driver.
+
+    The gevent workers fork from this process and monkey-patch before loading the app;
+    psycopg chooses a way of waiting that lets other greenlets run only when it is first
+    imported after that patching.
+    """
+    child = multiprocessing.get_context("fork").Process(target=_migrate, args=(url,))
+    child.start()
+    child.join()
+
+
+def _migrate(url: str) -> None:
+    from ivr.schema import upgrade_database
+
     try:
-        upgrade_database(settings.resolved_database_url)
+        upgrade_database(url)
     except Exception as exc:  # noqa: BLE001 - a down database must not keep calls unanswered
         log.error("database not reachable at start-up (%s); serving in fallback mode", exc)
-    _Gunicorn(settings, gunicorn_options(settings, host=host, port=port, workers=workers)).run()
+        sys.exit(1)

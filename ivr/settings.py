@@ -272,8 +272,13 @@ class Server(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=2, ge=1, le=64)
+    # Requests each worker runs in the app at once; more wait, already read, for their turn.
+    # (Named for the thread pool that did this before the gevent workers.)
     threads: int = Field(default=4, ge=1, le=64)
     timeout: int = Field(default=30, ge=5, le=600)
+    # Seconds a client has to send a request's line and headers, and again its body; an idle
+    # kept-alive connection is closed after as long.
+    read_timeout: int = Field(default=5, ge=1, le=60)
 
 
 class Settings(Strict):

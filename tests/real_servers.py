@@ -17,8 +17,10 @@ from pathlib import Path
 
 import requests
 from helpers import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, sign
+from sqlalchemy import create_engine, delete
 
 from ivr.settings import DEFAULT_CONFIG
+from tickets.db import Base
 
 IVR = str(Path(sys.executable).parent / "ivr")
 STARTUP_SECONDS = 40
@@ -54,6 +56,17 @@ def postgres_binaries() -> Path | None:
         if (path / "initdb").exists() and (path / "pg_ctl").exists():
             return path
     return None
+
+
+def empty_tables(database_url: str) -> None:
+    """Leave a shared test database (PostgreSQL runs) as empty as the other tests expect."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(delete(table))
+    finally:
+        engine.dispose()
 
 
 def wait_until(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition"):

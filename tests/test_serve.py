@@ -10,15 +10,14 @@ from string import Formatter
 import pytest
 import requests
 from click.testing import CliRunner
-from real_servers import children_of, free_port
-from sqlalchemy import create_engine, delete, select
+from real_servers import children_of, empty_tables, free_port
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from ivr.cli import main
 from ivr.models import CallLog
 from ivr.settings import load_settings
 from tickets.availability import set_hours_override
-from tickets.db import Base
 from tickets.models import CallbackRequest, Ticket, TicketCall
 
 # Real `ivr serve` processes; each walk forces the hours, so no outcome depends on the clock.
@@ -126,17 +125,6 @@ def server(tmp_path_factory):
     finally:
         running.stop()
         empty_tables(database_url)
-
-
-def empty_tables(database_url: str) -> None:
-    """Leave a shared test database (PostgreSQL runs) as empty as the other tests expect."""
-    engine = create_engine(database_url)
-    try:
-        with engine.begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(delete(table))
-    finally:
-        engine.dispose()
 
 
 def call_sid(output: str) -> str:
