@@ -29,13 +29,16 @@ from tickets.availability import ANNOUNCEMENT_MAX_LENGTH
 from tickets.labels import HOURS_MODES, REASON_LABELS, STATUS_LABELS
 from tickets.lifecycle import MAX_MINUTES_PER_ENTRY
 from tickets.models import CATEGORIES, PRIORITIES, REASONS
+from tickets.staff import MAX_PASSWORD_LENGTH
 
 
 class LoginForm(FlaskForm):
     """Staff sign-in."""
 
     email = StringField("E-mail address", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )
 
 
 class LogoutForm(FlaskForm):
