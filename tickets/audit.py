@@ -17,10 +17,16 @@ def note_change(session: Session, *, actor: str | None, action: str, detail: str
 
 
 def recent_changes(
-    session: Session, *, limit: int = 30, action_prefix: str = ""
+    session: Session, *, limit: int = 30, action_prefix: str = "", mentioning: str = ""
 ) -> list[AuditEvent]:
-    """Return the latest changes, newest first; only actions starting with `action_prefix`."""
+    """Return the latest changes, newest first.
+
+    With `action_prefix`, only actions that start with it (`staff_`); with `mentioning`, only
+    changes whose detail contains that text (an account's `<e-mail>`).
+    """
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
     if action_prefix:
         query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
+    if mentioning:
+        query = query.where(AuditEvent.detail.contains(mentioning, autoescape=True))
     return list(session.scalars(query))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import g, jsonify, request
 from sqlalchemy import select, update
@@ -318,15 +318,31 @@ def issue_token(
     return token
 
 
-def account_tokens(session: Session, *, staff: StaffUser) -> list[ApiToken]:
-    """Return every API token of `staff`, newest first."""
+def token_state(token: ApiToken, now: datetime) -> str:
+    """Return whether a token works at `now`: 'valid', 'revoked' or 'expired'."""
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    return "valid"
+
+
+def list_staff(session: Session) -> list[StaffUser]:
+    """Return every staff account, active ones first, by name."""
     return list(
-        session.scalars(
-            select(ApiToken)
-            .where(ApiToken.staff_id == staff.id)
-            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
-        )
+        session.scalars(select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.name))
     )
+
+
+def tokens_by_account(session: Session, *, staff: StaffUser | None = None) -> dict:
+    """Return the API tokens of every account (or of `staff`), newest first, by account id."""
+    query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    if staff is not None:
+        query = query.where(ApiToken.staff_id == staff.id)
+    tokens: dict[int, list[ApiToken]] = {}
+    for token in session.scalars(query):
+        tokens.setdefault(token.staff_id, []).append(token)
+    return tokens
 
 
 def staff_for_token(session: Session, token: str | None) -> StaffUser | None:
@@ -339,9 +355,7 @@ def staff_for_token(session: Session, token: str | None) -> StaffUser | None:
         .options(joinedload(ApiToken.staff))
     )
     now = utcnow()
-    if row is None or not row.staff.active:
-        return None
-    if row.expires_at is not None and row.expires_at <= now:
+    if row is None or not row.staff.active or token_state(row, now) != "valid":
         return None
     row.last_used_at = now
     session.commit()
