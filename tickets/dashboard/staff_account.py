@@ -62,12 +62,15 @@ def render_account(
         "role": account.role,
         "phone": account.phone or "",
     }
+    now = utcnow()
+    tokens = accounts.tokens_by_account(db.session, staff=account).get(account.id, [])
+    states = [(token, accounts.token_state(token, now)) for token in tokens]
     return (
         render_template(
             "support/staff_account.html",
             account=account,
-            tokens=accounts.tokens_by_account(db.session, staff=account).get(account.id, []),
-            token_state=accounts.token_state,
+            tokens=states,
+            any_valid=any(state == "valid" for _, state in states),
             account_form=account_form or StaffAccountForm(formdata=None, data=details),
             password_form=password_form or PasswordResetForm(formdata=None),
             token_form=token_form or TokenForm(formdata=None),
@@ -78,7 +81,6 @@ def render_account(
             is_self=account.id == current_staff().id,
             secret=secret,
             min_password=accounts.MIN_PASSWORD_LENGTH,
-            now=utcnow(),
             error=error,
         ),
         status,
