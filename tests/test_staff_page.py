@@ -137,6 +137,8 @@ def test_a_generated_password_is_shown_once_and_works(app, as_admin, session):
         ({"role": "root"}, "Not a valid choice"),
         ({"name": ""}, "Name: This field is required"),
         ({"name": "n" * 201}, "Name: Field cannot be longer than 200"),
+        ({"name": "Eva\x00"}, "a name cannot hold control characters"),
+        ({"email": "eva\x00@otys.test"}, "is not an e-mail address"),
     ],
 )
 def test_adding_with_bad_input_says_why_and_changes_nothing(as_admin, session, fields, message):

@@ -40,7 +40,12 @@ def find_staff(session: Session, email: str) -> StaffUser | None:
 def clean_email(email: str) -> str:
     """Return the e-mail address as accounts store it (lower case), or raise StaffError."""
     email = (email or "").strip().lower()
-    if "@" not in email or len(email) > MAX_EMAIL_LENGTH or any(c.isspace() for c in email):
+    if (
+        "@" not in email
+        or len(email) > MAX_EMAIL_LENGTH
+        or not email.isprintable()
+        or any(c.isspace() for c in email)
+    ):
         raise StaffError(f"{email!r} is not an e-mail address")
     return email
 
@@ -50,6 +55,8 @@ def clean_name(name: str, *, email: str) -> str:
     name = (name or "").strip()
     if len(name) > MAX_NAME_LENGTH:
         raise StaffError(f"a name has at most {MAX_NAME_LENGTH} characters")
+    if not name.isprintable():
+        raise StaffError("a name cannot hold control characters such as line breaks")
     return name or email
 
 
@@ -143,9 +150,9 @@ def _keep_an_admin(session: Session, staff: StaffUser) -> None:
         .with_for_update()
     ).all()
     if not set(admins) - {staff.id}:
-        raise StaffError(
-            f"{staff.email} is the last active admin; make another account an admin first"
-        )
+        refusal = f"{staff.email} is the last active admin; make another account an admin first"
+        session.rollback()  # let go of the locks at once, also when the caller does not
+        raise StaffError(refusal)
 
 
 def update_staff(
@@ -166,11 +173,11 @@ def update_staff(
         "role": check_role(role),
         "phone": engineer_phone(phone),
     }
-    if role != "admin":
-        _keep_an_admin(session, staff)
     other = find_staff(session, email)
     if other is not None and other.id != staff.id:
         raise StaffError(f"{email} already has an account")
+    if role != "admin":
+        _keep_an_admin(session, staff)
     changes = [
         _change_words(field, getattr(staff, field), value)
         for field, value in wanted.items()
