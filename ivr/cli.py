@@ -35,6 +35,14 @@ def open_database(settings: Settings):
     return db.session()
 
 
+def cli_actor() -> str:
+    """Return how the audit trail names a change made with the `ivr` command."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli:unknown"
+
+
 def active_staff_or_exit(session, email: str):
     """Return the active staff account with this e-mail, or stop with one line saying so."""
     from tickets.staff import find_staff
@@ -134,8 +142,6 @@ def read_new_password() -> str:
 @click.option("--phone", default=None, help="Makes the account an engineer the rota can ring.")
 def staff_add(email: str, name: str, role: str, phone: str | None) -> None:
     """Create a staff account; the password is read from standard input."""
-    from sqlalchemy.exc import IntegrityError
-
     from tickets.staff import StaffError, create_staff, find_staff
 
     settings = settings_or_exit()
@@ -146,13 +152,16 @@ def staff_add(email: str, name: str, role: str, phone: str | None) -> None:
     password = read_new_password()
     try:
         account = create_staff(
-            session, email=email, name=name, password=password, role=role, phone=phone
+            session,
+            email=email,
+            name=name,
+            password=password,
+            role=role,
+            phone=phone,
+            actor=cli_actor(),
         )
     except StaffError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except IntegrityError:
-        click.echo(f"error: {email.strip().lower()} already has an account", err=True)
         sys.exit(1)
     engineer = f", engineer on {account.phone}" if account.phone else ""
     click.echo(f"created {account.role} account {account.email}{engineer}")
@@ -172,7 +181,7 @@ def staff_phone(email: str, number: str | None, remove: bool) -> None:
     session = open_database(settings)
     account = active_staff_or_exit(session, email)
     try:
-        set_phone(session, staff=account, phone=number)
+        set_phone(session, staff=account, phone=number, actor=cli_actor())
     except StaffError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -198,22 +207,27 @@ def staff_token(email: str, revoke: bool, days: int) -> None:
         if account is None:
             click.echo(f"error: no staff account {email.strip().lower()}", err=True)
             sys.exit(1)
-        count = revoke_tokens(session, staff=account)
+        count = revoke_tokens(session, staff=account, actor=cli_actor())
         click.echo(f"revoked {count} API token(s) of {account.email}")
         return
-    click.echo(issue_token(session, staff=active_staff_or_exit(session, email), days=days))
+    account = active_staff_or_exit(session, email)
+    click.echo(issue_token(session, staff=account, days=days, actor=cli_actor()))
 
 
 @staff.command("deactivate")
 @click.argument("email")
 def staff_deactivate(email: str) -> None:
     """Close an account: it cannot sign in, its sessions and tokens stop working."""
-    from tickets.staff import deactivate
+    from tickets.staff import StaffError, deactivate
 
     settings = settings_or_exit()
     session = open_database(settings)
     account = active_staff_or_exit(session, email)
-    deactivate(session, staff=account)
+    try:
+        deactivate(session, staff=account, actor=cli_actor())
+    except StaffError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     click.echo(f"deactivated {account.email}: its sessions and API tokens no longer work")
 
 
@@ -243,6 +257,7 @@ def demo(password: str | None) -> None:
                     name="Demo Support",
                     password=password,
                     role="admin",
+                    actor=cli_actor(),
                 )
             except StaffError as exc:
                 click.echo(f"error: demo staff account: {exc}", err=True)
@@ -286,7 +301,7 @@ def hours_set(mode: str) -> None:
 
     settings = settings_or_exit()
     session = open_database(settings)
-    set_hours_override(session, mode=mode, set_by=f"cli:{getpass.getuser()}")
+    set_hours_override(session, mode=mode, set_by=cli_actor())
     click.echo(f"hours override: {mode}")
 
 

@@ -262,3 +262,20 @@ def test_on_call_page_shows_the_week_takes_an_override_and_it_rings(page, sessio
     call = phone(to=EMERGENCY_NUMBER, from_="+31611110000")
     root = call.press(call.start(), "1")
     assert dialled(root) == ["+31620000003"]
+
+
+def test_an_admin_deactivates_someone_on_the_staff_page(page, session):
+    make_staff(session, email="admin@otys.test", name="Ada Admin", role="admin")
+    anna = make_staff(session, email="anna@otys.test", name="Anna Jansen", phone="+31620000001")
+    sign_in(page, "admin@otys.test")
+    page.get_by_role("link", name="Staff", exact=True).click()
+    expect(page.get_by_role("heading", name="Staff", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Anna Jansen").click()
+    expect(page.get_by_role("heading", name="Anna Jansen")).to_be_visible()
+    page.get_by_role("button", name="Deactivate").click()
+    expect(page.get_by_role("status").filter(has_text="Anna Jansen is deactivated")).to_be_visible()
+    expect(page.get_by_role("button", name="Reactivate")).to_be_visible()
+    screenshot(page, "support-staff-account.png")
+    page.get_by_role("link", name="Staff", exact=True).click()
+    expect(page.locator(f"#staff-{anna.id}")).to_contain_text("Deactivated")
+    screenshot(page, "support-staff.png")

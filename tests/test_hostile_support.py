@@ -104,7 +104,14 @@ PROPERTY = hypothesis_settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-PAGES = ("/support", "/support/feed", "/support/callbacks", "/support/oncall", "/support/settings")
+PAGES = (
+    "/support",
+    "/support/feed",
+    "/support/callbacks",
+    "/support/oncall",
+    "/support/settings",
+    "/support/staff",
+)
 API_ACTIONS = (
     "acknowledge",
     "status",
@@ -131,8 +138,29 @@ def test_dashboard_pages_and_their_parameters_never_fail(app, client, session, c
             f"/support/tickets/{row}",
             f"/support/recordings/{row}",
             f"/support/callbacks/{row}/recording",
+            f"/support/staff/{row}",
         ):
             assert client.get(path).status_code < 500, path
+
+    run()
+
+
+def test_the_staff_forms_with_junk_never_fail(app, client, session, clock):
+    make_staff(session, role="admin")
+    other = make_staff(session, email="other@otys.test", name="Other")
+    sign_in(client)
+    token = _token(client, "/support/staff")
+    fields = st.fixed_dictionaries(
+        {},
+        optional={name: junk for name in ("name", "email", "role", "phone", "password", "days")},
+    )
+
+    @PROPERTY
+    @given(form=fields)
+    def run(form):
+        for path in ("", f"/{other.id}", f"/{other.id}/password", f"/{other.id}/tokens"):
+            answer = client.post(f"/support/staff{path}", data={**form, "csrf_token": token})
+            assert answer.status_code < 500, (path, form)
 
     run()
 

@@ -1,6 +1,7 @@
 from sqlalchemy import func, inspect, select
 
 import ivr.cli
+from tickets.audit import recent_changes
 from tickets.db import db
 from tickets.models import ApiToken, StaffUser
 from tickets.staff import check_password, find_staff, staff_for_token
@@ -142,3 +143,45 @@ def test_staff_commands_work_on_a_fresh_empty_database(cli, tmp_path):
     assert str(db.engine.url).endswith("fresh/ivr.sqlite3")
     with db.session_factory() as fresh_session:
         assert staff_for_token(fresh_session, token.stdout.strip()).email == "eva@otys.example"
+
+
+def test_staff_commands_write_the_audit_trail(cli, session):
+    cli(
+        "staff",
+        "add",
+        "eva@otys.example",
+        "--name",
+        "Eva",
+        "--phone",
+        "06-12345678",
+        input=PASSWORD,
+    )
+    cli("staff", "token", "eva@otys.example")
+    cli("staff", "deactivate", "eva@otys.example")
+    changes = recent_changes(session, action_prefix="staff_")
+    assert [change.action for change in changes] == [
+        "staff_deactivated",
+        "staff_token_issued",
+        "staff_added",
+    ]
+    assert all(change.actor.startswith("cli:") for change in changes)
+    assert changes[0].detail == "Eva <eva@otys.example>: 1 token(s) revoked"
+    assert changes[2].detail == "Eva <eva@otys.example>: agent, phone +31612345678"
+
+
+def test_staff_deactivate_keeps_the_last_active_admin(cli, session):
+    cli("staff", "add", "ada@otys.example", "--name", "Ada", "--role", "admin", input=PASSWORD)
+    refused = cli("staff", "deactivate", "ada@otys.example")
+    assert refused.exit_code == 1
+    assert "ada@otys.example is the last active admin" in refused.stderr
+    session.expire_all()
+    assert find_staff(session, "ada@otys.example").active
+    cli("staff", "add", "bob@otys.example", "--name", "Bob", "--role", "admin", input=PASSWORD)
+    assert cli("staff", "deactivate", "ada@otys.example").exit_code == 0
+
+
+def test_a_password_the_sign_in_form_cannot_take_is_refused(cli, session):
+    result = cli("staff", "add", "eva@otys.example", "--name", "Eva", input="x" * 201)
+    assert result.exit_code == 1
+    assert "at most 200 characters" in result.stderr
+    assert staff_count(session) == 0

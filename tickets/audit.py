@@ -1,4 +1,4 @@
-"""The audit trail of line-wide switches and the rota: every change, who made it and when."""
+"""The audit trail of line-wide switches, the rota and staff accounts: who changed what, when."""
 
 from __future__ import annotations
 
@@ -16,10 +16,17 @@ def note_change(session: Session, *, actor: str | None, action: str, detail: str
     )
 
 
-def recent_changes(session: Session, *, limit: int = 30) -> list[AuditEvent]:
-    """Return the latest changes, newest first."""
-    return list(
-        session.scalars(
-            select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
-        )
-    )
+def recent_changes(
+    session: Session, *, limit: int = 30, action_prefix: str = "", mentioning: str = ""
+) -> list[AuditEvent]:
+    """Return the latest changes, newest first.
+
+    With `action_prefix`, only actions that start with it (`staff_`); with `mentioning`, only
+    changes whose detail contains that text (an account's `<e-mail>`).
+    """
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    if action_prefix:
+        query = query.where(AuditEvent.action.startswith(action_prefix, autoescape=True))
+    if mentioning:
+        query = query.where(AuditEvent.detail.contains(mentioning, autoescape=True))
+    return list(session.scalars(query))

@@ -28,14 +28,23 @@ from wtforms.widgets.core import html_params
 from tickets.availability import ANNOUNCEMENT_MAX_LENGTH
 from tickets.labels import HOURS_MODES, REASON_LABELS, STATUS_LABELS
 from tickets.lifecycle import MAX_MINUTES_PER_ENTRY
-from tickets.models import CATEGORIES, PRIORITIES, REASONS
+from tickets.models import CATEGORIES, PRIORITIES, REASONS, STAFF_ROLES
+from tickets.staff import (
+    MAX_EMAIL_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MAX_TOKEN_DAYS,
+    TOKEN_DAYS,
+)
 
 
 class LoginForm(FlaskForm):
     """Staff sign-in."""
 
     email = StringField("E-mail address", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )
 
 
 class LogoutForm(FlaskForm):
@@ -224,3 +233,57 @@ class AnnouncementForm(FlaskForm):
 
 class EndAnnouncementForm(FlaskForm):
     """End an announcement now."""
+
+
+class StaffAccountForm(FlaskForm):
+    """A staff account's name, e-mail address, role and phone number (admins)."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=MAX_NAME_LENGTH)])
+    email = StringField("E-mail address", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
+    role = SelectField("Role", choices={role: role.capitalize() for role in STAFF_ROLES})
+    phone = StringField(
+        "Phone (optional: an engineer the rota can ring)",
+        validators=[Optional(), Length(max=40)],
+    )
+
+
+def new_password_field(label: str) -> PasswordField:
+    """Return a password field an admin may leave empty to have a password generated."""
+    return PasswordField(
+        f"{label} (leave empty to generate one)",
+        validators=[Optional(), Length(max=MAX_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class NewStaffForm(StaffAccountForm):
+    """Add a staff account with the admin's password or a generated one."""
+
+    password = new_password_field("Initial password")
+
+
+class PasswordResetForm(FlaskForm):
+    """Give an account a new password; its sessions end."""
+
+    password = new_password_field("New password")
+
+
+class TokenForm(FlaskForm):
+    """Issue a new API bearer token for an account."""
+
+    days = IntegerField(
+        "Valid for (days)",
+        default=TOKEN_DAYS,
+        validators=[
+            InputRequired(message="Enter for how many days the token works."),
+            NumberRange(
+                min=1,
+                max=MAX_TOKEN_DAYS,
+                message=f"A token works for 1 to {MAX_TOKEN_DAYS} days.",
+            ),
+        ],
+    )
+
+
+class StaffActionForm(FlaskForm):
+    """Deactivate or reactivate an account, or revoke tokens: a button with a CSRF token."""

@@ -383,7 +383,7 @@ class OnCallShift(Base):
 
 
 class AuditEvent(Base):
-    """A change to a line-wide switch or the rota: who made it, when, and what it was."""
+    """A change to a line-wide switch, the rota or a staff account: who made it, when, what."""
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_at", "at"),)

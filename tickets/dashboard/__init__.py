@@ -2,9 +2,10 @@
 
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
-back, `settings` the hours override and announcements, `oncall` the rota, `display` how times
-and names are shown, `notices` the line-wide notice on every page (PIN checks paused),
-`messages` pages that failed or wait.
+back, `settings` the hours override and announcements, `oncall` the rota, `staff` and
+`staff_account` the staff accounts and their tokens (admins), `messages` pages that failed or
+wait, `notices` the line-wide notice on every page (PIN checks paused), `display` how times and
+names are shown.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _require_sign_in():
 
 
 def require_admin() -> None:
-    """Stop anyone but an admin from changing line-wide switches or the rota (403)."""
+    """Stop anyone but an admin from changing line-wide switches, the rota or accounts (403)."""
     from tickets.auth import current_staff
 
     if current_staff().role != "admin":
@@ -68,6 +69,8 @@ from tickets.dashboard import (  # noqa: E402
     queue,
     recordings,
     settings,
+    staff,
+    staff_account,
     ticket,
 )
 
@@ -85,5 +88,7 @@ __all__ = [
     "queue",
     "recordings",
     "settings",
+    "staff",
+    "staff_account",
     "ticket",
 ]
