@@ -549,6 +549,8 @@ def test_erasing_a_person_leaves_no_trace_and_keeps_their_tickets(
     counted = (Ticket, TicketCall, TicketEvent, CallLog, CallbackRequest, PinFailure, OutboxMessage)
     before = {model: session.scalar(select(func.count()).select_from(model)) for model in counted}
 
+    assert privacy("export", EMAIL).exit_code == 0
+
     result = privacy("erase", "06-11110000")  # her mobile, as people write it
 
     assert result.exit_code == 0, result.output
@@ -579,7 +581,8 @@ def test_erasing_a_person_leaves_no_trace_and_keeps_their_tickets(
         {"text": None},
     ]
     [row] = audit_rows(session, "privacy_erase")
-    assert row.actor.startswith("cli:") and row.detail.startswith("person ")
+    [export] = audit_rows(session, "privacy_export")
+    assert row.actor.startswith("cli:") and row.detail.startswith(f"{export.detail}: ")
     assert "tickets kept without the person: 2" in row.detail
 
     again = privacy("export", EMAIL)

@@ -55,9 +55,13 @@ class Person:
         return self.contact.name if self.contact is not None else None
 
     def ref(self, secret: str) -> str:
-        """Return a keyed hash of what was asked: the audit trail names them without naming."""
-        digest = hmac.new(secret.encode(), self.asked.lower().encode(), hashlib.sha256)
-        return digest.hexdigest()[:16]
+        """Return a keyed hash of who they are: the audit trail names them without naming them.
+
+        A contact's is that of their e-mail address, however they were asked for, so an export
+        by number and an erasure by e-mail address carry the same reference.
+        """
+        key = (self.email or self.asked).lower()
+        return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()[:16]
 
     def identifiers(self) -> list[str]:
         """Return the texts that name this person in free text: e-mail, name, numbers."""
