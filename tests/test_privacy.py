@@ -14,7 +14,7 @@ from datetime import UTC, timedelta
 
 import pytest
 import requests
-from helpers import AUTH_TOKEN
+from helpers import AUTH_TOKEN, EMERGENCY_NUMBER, OFFICE_NUMBER
 from message_servers import TwilioStandIn
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
@@ -69,7 +69,11 @@ def settings_overrides(twilio):
     twilio.recordings.clear()
     twilio.deleted.clear()
     twilio.fail_deletes = twilio.delete_requests = 0
-    return {"twilio_account_sid": ACCOUNT_SID, "twilio_api_url": twilio.url}
+    return {
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_api_url": twilio.url,
+        "paging.sms_from": "+31612340000",
+    }
 
 
 @pytest.fixture
@@ -789,3 +793,43 @@ def test_the_service_purges_once_a_day_from_the_purge_hour_in_one_process(
     clock.now += timedelta(days=1)
     assert round_of(other) is not None  # the next day, whoever comes first
     assert session.scalar(select(func.count(MaintenanceRun.id))) == 2
+
+
+def test_what_real_calls_leave_behind_is_exported_whole_and_erased_without_a_trace(
+    session, clock, phone, twilio, privacy
+):
+    from tickets.availability import set_hours_override
+
+    acme = Organization(name="Acme Uitzendbureau")
+    sanne = Contact(organization=acme, name=NAME, email=EMAIL, role="super_user")
+    sanne.phones = [ContactPhone(number=MOBILE)]
+    session.add(sanne)
+    session.commit()
+    missed = phone(to=EMERGENCY_NUMBER, from_=MOBILE)  # rings the engineers; she hangs up
+    assert missed.press(missed.start(), "1").find("Dial") is not None
+    missed.hang_up(duration="40")
+    set_hours_override(session, mode="closed", set_by="test")
+    for number, keys, n in ((EMERGENCY_NUMBER, None, 1), (OFFICE_NUMBER, "1", 2)):
+        call = phone(to=number, from_=MOBILE)  # closed: a voicemail on each line
+        root = call.start() if keys is None else call.press(call.start(), keys)
+        call.post(
+            root.find("Record").get("action"),
+            RecordingUrl=recording_url(rec(n)),
+            RecordingSid=rec(n),
+            RecordingDuration="20",
+            Digits="hangup",
+        )
+        call.hang_up()
+        twilio.recordings.add(rec(n))
+    naming = texts_naming(session, IDENTIFIERS)
+    assert {"tickets", "ticket_calls", "ticket_events", "call_logs"} < {t for t, _, _ in naming}
+    assert {"callback_requests", "outbox_messages"} < {t for t, _, _ in naming}
+
+    exported = strings(json.loads(privacy("export", MOBILE).stdout))
+    assert [text for _, _, text in naming if text not in exported] == []
+    assert privacy("erase", EMAIL).exit_code == 0
+    assert texts_naming(session, IDENTIFIERS) == []
+    assert sorted(twilio.deleted) == [rec(1), rec(2)]
+    # Her second call joined the open ticket of the first: one ticket, both calls, kept.
+    assert session.scalar(select(func.count(Ticket.id))) == 1
+    assert session.scalar(select(func.count(TicketCall.id))) == 2
