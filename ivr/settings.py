@@ -266,6 +266,31 @@ class Paging(Strict):
     behind_seconds: int = Field(default=120, ge=10, le=3600)
 
 
+class Privacy(Strict):
+    """How long personal data is kept, and when the service's daily purge runs."""
+
+    # Days after the call: recordings (deleted at Twilio too), what was transcribed of them,
+    # and the caller's number wherever it was noted.
+    recording_days: int = Field(default=90, ge=1, le=3650)
+    transcription_days: int = Field(default=90, ge=1, le=3650)
+    caller_number_days: int = Field(default=90, ge=1, le=3650)
+    # Days after a ticket was opened that its spoken description is kept, once it is not open.
+    description_days: int = Field(default=365, ge=1, le=3650)
+    # The service purges once a day, at the first chance from this hour on (local time).
+    daily_purge: bool = True
+    purge_hour: int = Field(default=3, ge=0, le=23)
+
+    @property
+    def shortest_days(self) -> int:
+        """Return the shortest retention period, in days."""
+        return min(
+            self.recording_days,
+            self.transcription_days,
+            self.caller_number_days,
+            self.description_days,
+        )
+
+
 class Server(Strict):
     """How `ivr serve` runs gunicorn."""
 
@@ -313,6 +338,7 @@ class Settings(Strict):
     emergency: EmergencyLine
     oncall: OnCall = Field(default_factory=OnCall)
     paging: Paging = Field(default_factory=Paging)
+    privacy: Privacy = Field(default_factory=Privacy)
     # Texts of SMS and e-mail messages, per language, like the prompts.
     messages: dict[str, dict[str, str]]
 

@@ -21,6 +21,10 @@ from urllib.parse import parse_qs
 from aiosmtpd.controller import Controller
 
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Messages\.json$")
+RECORDING_PATH = re.compile(
+    r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Recordings/(RE[0-9a-zA-Z]{32})\.json$"
+)
+NOT_FOUND = {"code": 20404, "message": "The requested resource was not found", "status": 404}
 
 
 @dataclass
@@ -36,13 +40,22 @@ class Sms:
 
 @dataclass
 class TwilioStandIn:
-    """Answers like Twilio's Messages API; `fail_next` makes the next requests answer 500."""
+    """Answers like Twilio's Messages and Recordings APIs.
+
+    `fail_next` makes the next messages answer 500, `fail_deletes` the next recording
+    deletions. A recording is known when its sid is in `recordings`; deleting it answers 204
+    and adds it to `deleted`, deleting an unknown one answers 404, as Twilio does.
+    """
 
     account_sid: str
     auth_token: str
     sent: list[Sms] = field(default_factory=list)
     fail_next: int = 0
     requests: int = 0
+    recordings: set[str] = field(default_factory=set)
+    deleted: list[str] = field(default_factory=list)
+    fail_deletes: int = 0
+    delete_requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -72,6 +85,9 @@ class TwilioStandIn:
 
             def do_POST(self) -> None:
                 standin.answer_post(self)
+
+            def do_DELETE(self) -> None:
+                standin.answer_delete(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -119,6 +135,28 @@ class TwilioStandIn:
                 "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sms.sid}.json",
             },
         )
+
+    def answer_delete(self, handler) -> None:
+        match = RECORDING_PATH.match(handler.path)
+        if not match or match.group(1) != self.account_sid:
+            return handler._answer(404, NOT_FOUND)
+        if not self._authorised(handler):
+            return handler._answer(401, {"code": 20003, "message": "Authenticate", "status": 401})
+        sid = match.group(2)
+        with self.lock:
+            self.delete_requests += 1
+            if self.fail_deletes > 0:
+                self.fail_deletes -= 1
+                return handler._answer(
+                    500, {"code": 20500, "message": "Internal Server Error", "status": 500}
+                )
+            if sid not in self.recordings:
+                return handler._answer(404, NOT_FOUND)
+            self.recordings.discard(sid)
+            self.deleted.append(sid)
+        handler.send_response(204)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
     def stop(self) -> None:
         if self.server is not None:

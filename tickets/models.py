@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tickets.db import Base, utcnow
@@ -31,6 +31,17 @@ STAFF_ROLES = ("agent", "admin")
 TICKET_NUMBER_BASE = 100000
 # The largest value of an INTEGER key: a bigger number names no row.
 MAX_ID = 2**31 - 1
+# Stands in for a phone number that was purged or erased, in a column that cannot be empty.
+ERASED = "erased"
+
+
+def _still_personal(condition: str) -> dict:
+    """Return the keywords of a partial index over rows that still hold personal data.
+
+    The retention purge looks through these indexes only, so its daily work is the rows it
+    has to change, not the whole history.
+    """
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
 
 
 class Organization(Base):
@@ -154,6 +165,11 @@ class Ticket(Base):
         Index("ix_tickets_source_created_id", "source", "created_at", "id"),
         Index("ix_tickets_reason_created_id", "reason", "created_at", "id"),
         Index("ix_tickets_caller", "caller"),
+        Index(
+            "ix_tickets_personal_created_at",
+            "created_at",
+            **_still_personal("caller IS NOT NULL OR description IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -225,6 +241,16 @@ class TicketCall(Base):
     """A phone call recorded on a ticket."""
 
     __tablename__ = "ticket_calls"
+    __table_args__ = (
+        Index(
+            "ix_ticket_calls_personal_started_at",
+            "started_at",
+            **_still_personal(
+                "caller IS NOT NULL OR recording_url IS NOT NULL OR recording_sid IS NOT NULL"
+                " OR transcription IS NOT NULL"
+            ),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
@@ -259,7 +285,17 @@ class TicketEvent(Base):
 
     __tablename__ = "ticket_events"
     # A call's events are looked up by its sid when it is answered and when it ends.
-    __table_args__ = (Index("ix_ticket_events_call_sid_kind", "call_sid", "kind"),)
+    __table_args__ = (
+        Index("ix_ticket_events_call_sid_kind", "call_sid", "kind"),
+        # Events whose detail is a recording's URL or what the caller said.
+        Index(
+            "ix_ticket_events_personal_at",
+            "at",
+            **_still_personal(
+                "detail IS NOT NULL AND kind IN ('voicemail', 'call_recorded', 'description')"
+            ),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
@@ -300,6 +336,15 @@ class CallbackRequest(Base):
     """A voicemail left on the office line, for support to call back."""
 
     __tablename__ = "callback_requests"
+    __table_args__ = (
+        Index(
+            "ix_callback_requests_personal_created_at",
+            "created_at",
+            **_still_personal(
+                "caller IS NOT NULL OR recording_url IS NOT NULL OR recording_sid IS NOT NULL"
+            ),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -462,6 +507,15 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_outbox_messages_ticket_id_kind", "ticket_id", "kind"),
         Index("ix_outbox_messages_recipient_kind", "recipient", "kind"),
+        # Texts to callers whose number is still kept.
+        Index(
+            "ix_outbox_messages_caller_created_at",
+            "created_at",
+            **_still_personal(
+                "kind IN ('caller_ticket', 'caller_ack', 'caller_resolved')"
+                " AND recipient <> 'erased'"
+            ),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tickets.models import (
+    ERASED,
     TICKET_NUMBER_BASE,
     OutboxMessage,
     Page,
@@ -40,6 +41,8 @@ CALLER_TICKET = "caller_ticket"
 CALLER_ACK = "caller_ack"
 CALLER_RESOLVED = "caller_resolved"
 ENGINEER_KINDS = (PAGE, ACK_NOTICE, SUMMARY)
+# Texts to the caller: their recipient is the caller's number (see the index on the outbox).
+CALLER_KINDS = (CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED)
 
 # Timeline event kinds.
 PAGED = "paged"
@@ -369,7 +372,8 @@ def tell_caller(session: Session, *, ticket: Ticket, kind: str) -> None:
             OutboxMessage.kind.in_((CALLER_TICKET, kind)),
         )
     ).all()
-    already = {row.recipient for row in told if row.kind == kind}
+    # A caller whose number was purged or erased is not texted again (nor is "erased").
+    already = {row.recipient for row in told if row.kind == kind} | {ERASED}
     for row in told:
         if row.kind == CALLER_TICKET and row.recipient not in already:
             already.add(row.recipient)

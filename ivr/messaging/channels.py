@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.messaging.texts import Text
@@ -30,9 +31,13 @@ class SendError(Exception):
         self.retry = retry
 
 
-def twilio_client(settings: Settings) -> Client:
+def twilio_client(settings: Settings, *, timeout: float | None = None) -> Client:
     """Return the twilio REST client for our account, pointed at `twilio_api_url`."""
-    client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
+    client = Client(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        http_client=TwilioHttpClient(timeout=timeout),
+    )
     client.api.base_url = settings.twilio_api_url.rstrip("/")
     return client
 

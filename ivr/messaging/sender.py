@@ -23,6 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ivr.messaging import channels
 from ivr.messaging.texts import render
+from ivr.privacy.daily import enable_daily_purge, run_daily_jobs
 from ivr.settings import Settings
 from tickets import paging
 from tickets.db import db, utcnow
@@ -184,7 +185,11 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
 
 
 def tick(app: Flask) -> TickReport:
-    """One round: take due paging steps and summaries, then send what is due."""
+    """One round: take due paging steps and summaries, then send what is due.
+
+    Last, the daily upkeep (the privacy purge) is started when due; it runs in a thread of
+    its own, and only in a serving process that enabled it.
+    """
     report = TickReport()
     with app.app_context():
         settings: Settings = app.config["SETTINGS"]
@@ -196,6 +201,7 @@ def tick(app: Flask) -> TickReport:
             report.summaries = send_due_summaries(session, now, rules)
             for message_id in claim(session, now):
                 send_one(settings, session, message_id, report)
+            run_daily_jobs(app)
         finally:
             session.rollback()
             db.session.remove()
@@ -238,9 +244,10 @@ class SenderThread(threading.Thread):
 
 
 def start_sender_thread(app: Flask) -> SenderThread | None:
-    """Start the sender of a serving process when there is anything it could send."""
+    """Start the sender of a serving process when it could send something or purge daily."""
     rules = app.config["PAGING"]
-    if not (rules.enabled or rules.caller_sms):
+    purges = enable_daily_purge(app)
+    if not (rules.enabled or rules.caller_sms or purges):
         return None
     thread = SenderThread(app)
     thread.start()

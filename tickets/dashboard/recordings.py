@@ -1,9 +1,15 @@
-"""Playing recordings in the browser: calls on tickets and office voicemails."""
+"""Playing recordings in the browser: calls on tickets and office voicemails.
+
+Each playing is on the audit trail (who, which recording), once per listen: see
+`tickets.audit.note_recording_played`.
+"""
 
 from __future__ import annotations
 
 from flask import Response, current_app, request, stream_with_context
 
+from tickets.audit import note_recording_played
+from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page
 from tickets.db import db
 from tickets.models import CallbackRequest, TicketCall
@@ -12,8 +18,11 @@ from tickets.recordings import RecordingUnavailable, open_recording
 UNAVAILABLE = "Recording unavailable"
 
 
-def stream_recording(recording_url: str | None):
-    """Relay a Twilio recording to the browser; credentials stay on the server."""
+def stream_recording(recording_url: str | None, *, played: str):
+    """Relay a Twilio recording to the browser; credentials stay on the server.
+
+    `played` names the recording on the audit trail, written once Twilio delivers it.
+    """
     settings = current_app.config["SETTINGS"]
     try:
         upstream = open_recording(
@@ -24,6 +33,11 @@ def stream_recording(recording_url: str | None):
         )
     except RecordingUnavailable as exc:
         return error_page(str(exc), exc.status_code, title=UNAVAILABLE)
+    try:
+        note_recording_played(db.session, actor=current_staff().email, recording=played)
+    except Exception:
+        upstream.close()
+        raise
     kind = upstream.headers.get("Content-Type", "audio/mpeg")
     headers = {
         name: upstream.headers[name]
@@ -48,7 +62,9 @@ def call_recording(call_id: int):
     call = db.session.get(TicketCall, call_id)
     if call is None:
         return error_page("There is no such call.", 404, title=UNAVAILABLE)
-    return stream_recording(call.recording_url)
+    recording = f" {call.recording_sid}" if call.recording_sid else ""
+    played = f"recording{recording} of call {call.sid} on ticket {call.ticket.number}"
+    return stream_recording(call.recording_url, played=played)
 
 
 @bp.get("/callbacks/<id:callback_id>/recording")
@@ -57,4 +73,6 @@ def callback_recording(callback_id: int):
     callback = db.session.get(CallbackRequest, callback_id)
     if callback is None:
         return error_page("There is no such voicemail.", 404, title=UNAVAILABLE)
-    return stream_recording(callback.recording_url)
+    recording = f" {callback.recording_sid}" if callback.recording_sid else ""
+    played = f"office voicemail{recording} of call {callback.call_sid} ({callback.department})"
+    return stream_recording(callback.recording_url, played=played)

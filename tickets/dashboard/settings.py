@@ -7,7 +7,7 @@ from datetime import UTC
 from flask import abort, flash, redirect, render_template, url_for
 
 from tickets import availability
-from tickets.audit import recent_changes
+from tickets.audit import personal_data_trail, recent_changes
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
@@ -37,6 +37,7 @@ def render_settings(
             announcements=availability.recent_announcements(db.session),
             active_id=active.id if active else None,
             changes=recent_changes(db.session),
+            personal_data=personal_data_trail(db.session, limit=50),
             is_admin=current_staff().role == "admin",
             now=utcnow(),
             error=error,

@@ -1,0 +1,91 @@
+"""The `ivr privacy` commands: a person's data exported or erased, the retention purge by hand."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+
+import click
+
+from tickets.db import utcnow
+
+
+def cli_actor() -> str:
+    """Return who the audit trail names for a command: cli:<user>."""
+    return f"cli:{getpass.getuser()}"
+
+
+@click.group()
+def privacy() -> None:
+    """Personal data: a person's export or erasure, and the retention purge."""
+
+
+def _person_or_exit(session, settings, who: str):
+    """Return the person asked for, or stop with one line saying why not; nothing changes."""
+    from ivr.outage.journal import Journal
+    from ivr.privacy.journal_files import entries_about
+    from ivr.privacy.people import PersonNotFound, find_person, holds_anything
+
+    try:
+        person = find_person(session, who)
+    except PersonNotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    journal = Journal(settings.resolved_journal_path)
+    if not (
+        holds_anything(session, person)
+        or entries_about(journal, numbers=person.numbers, call_sids=())
+    ):
+        click.echo(f"error: nothing is held about {person.asked}", err=True)
+        sys.exit(1)
+    return person
+
+
+@privacy.command("export")
+@click.argument("who", metavar="EMAIL_OR_PHONE")
+def privacy_export(who: str) -> None:
+    """Print everything held about a person as JSON."""
+    from ivr.cli import open_database, settings_or_exit
+    from ivr.privacy.export import export_person
+
+    settings = settings_or_exit()
+    session = open_database(settings)
+    person = _person_or_exit(session, settings, who)
+    document = export_person(session, settings, person, actor=cli_actor(), now=utcnow())
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@privacy.command("erase")
+@click.argument("who", metavar="EMAIL_OR_PHONE")
+def privacy_erase(who: str) -> None:
+    """Remove or anonymise everything held about a person; their tickets stay, without them."""
+    from ivr.cli import open_database, settings_or_exit
+    from ivr.privacy.erase import erase_person
+
+    settings = settings_or_exit()
+    session = open_database(settings)
+    person = _person_or_exit(session, settings, who)
+    report = erase_person(session, settings, person, actor=cli_actor(), now=utcnow())
+    click.echo(f"erased {person.asked}:")
+    for line in report.lines():
+        click.echo(f"  {line}")
+
+
+@privacy.command("purge")
+def privacy_purge() -> None:
+    """Apply the retention settings now (the service also does this once a day)."""
+    from ivr.cli import open_database, settings_or_exit
+    from ivr.privacy.retention import apply_retention
+
+    settings = settings_or_exit()
+    session = open_database(settings)
+    report = apply_retention(session, settings, actor=cli_actor(), now=utcnow())
+    click.echo(report.summary())
+    if report.deletions.waiting:
+        click.echo(
+            f"{report.deletions.waiting} recording(s) not yet deleted at Twilio; "
+            "the next purge tries again",
+            err=True,
+        )
+        sys.exit(1)
