@@ -12,8 +12,10 @@ from flask import Response, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import params
+from ivr.calls import OUTAGE
 from ivr.flow import goodbye, hang_up
 from ivr.lines import EMERGENCY, OFFICE
+from ivr.metrics import counters
 from ivr.outage.journal import Journal, write_events
 from ivr.outage.webhook import (
     OUTAGE_VOICEMAIL_ENDPOINT,
@@ -181,6 +183,9 @@ def answer_without_database(
 ) -> Response | tuple:
     """Serve a webhook from configuration alone and journal what it says about the call."""
     write_events(journal, journal_events(settings, hook))
+    if hook.endpoint == STATUS_ENDPOINT and params.is_final(call_status(hook)):
+        # Counted now: the journal's replay later writes the call log, but counts nothing.
+        counters.count_call(outage_line(settings, hook), OUTAGE)
     response = twiml_without_database(settings, hook)
     if response is None:
         return ("", 204)
