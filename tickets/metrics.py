@@ -33,14 +33,14 @@ TIME_TO_ACKNOWLEDGE = Histogram(
 )
 
 
-def _known(value: str | None, known: tuple[str, ...]) -> str:
+def bounded(value: str | None, known: tuple[str, ...]) -> str:
     """Return `value` when it is one of the fixed words, else 'other': labels stay bounded."""
     return value if value in known else OTHER
 
 
 def count_urgent_ticket_opened(how: str) -> None:
     """Count one new urgent ticket, by how its caller was (or was not) identified."""
-    URGENT_TICKETS_OPENED.labels(how=_known(how, OPENED_HOW)).inc()
+    URGENT_TICKETS_OPENED.labels(how=bounded(how, OPENED_HOW)).inc()
 
 
 def observe_acknowledgement(*, priority: str, via: str, waited: timedelta | None) -> None:
@@ -48,5 +48,5 @@ def observe_acknowledgement(*, priority: str, via: str, waited: timedelta | None
     if waited is None:
         return
     TIME_TO_ACKNOWLEDGE.labels(
-        priority=_known(priority, PRIORITIES), via=_known(via, ACKNOWLEDGED_VIA)
+        priority=bounded(priority, PRIORITIES), via=bounded(via, ACKNOWLEDGED_VIA)
     ).observe(max(0.0, waited.total_seconds()))

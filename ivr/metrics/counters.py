@@ -12,11 +12,11 @@ from prometheus_client import Counter, Histogram
 
 from ivr.calls import EMERGENCY_WITHOUT_TICKET, FAILED, OFFICE_OUTCOMES, OUTAGE
 from ivr.lines import EMERGENCY, OFFICE
+from tickets.metrics import OTHER, bounded
 from tickets.models import MESSAGE_CHANNELS
 from tickets.paging import ACK_NOTICE, CALLER_ACK, CALLER_RESOLVED, CALLER_TICKET, PAGE, SUMMARY
 from tickets.urgent import OUTCOME_RANK
 
-OTHER = "other"
 LINES = (OFFICE, EMERGENCY)
 CALL_OUTCOMES = (
     *(outcome for outcome in OUTCOME_RANK if outcome != "in_progress"),
@@ -64,11 +64,6 @@ MESSAGES_FAILED = Counter(
 )
 
 
-def _known(value: str | None, known: tuple[str, ...]) -> str:
-    """Return `value` when it is one of the fixed words, else 'other': labels stay bounded."""
-    return value if value in known else OTHER
-
-
 def level_label(level: int | None) -> str:
     """Return the label of a rota level; 0 or None is the configured engineers."""
     if not level:
@@ -78,7 +73,7 @@ def level_label(level: int | None) -> str:
 
 def count_call(line: str, outcome: str) -> None:
     """Count one call that ended."""
-    CALLS.labels(line=_known(line, LINES), outcome=_known(outcome, CALL_OUTCOMES)).inc()
+    CALLS.labels(line=bounded(line, LINES), outcome=bounded(outcome, CALL_OUTCOMES)).inc()
 
 
 def observe_webhook(endpoint: str, seconds: float) -> None:
@@ -100,7 +95,7 @@ def count_engineer_answer(level: int | None, digits: str | None) -> None:
 
 def count_message(channel: str, kind: str, *, sent: bool, final: bool = False) -> None:
     """Count a message the provider took, or a failed attempt (final: given up)."""
-    channel, kind = _known(channel, MESSAGE_CHANNELS), _known(kind, MESSAGE_KINDS)
+    channel, kind = bounded(channel, MESSAGE_CHANNELS), bounded(kind, MESSAGE_KINDS)
     if sent:
         MESSAGES_SENT.labels(channel=channel, kind=kind).inc()
     else:

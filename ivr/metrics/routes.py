@@ -59,6 +59,7 @@ class _ThisProcess:
     """A collector of this process's own registry (when no multiprocess directory is set)."""
 
     def collect(self):
+        """Yield every metric of this process's default registry."""
         return REGISTRY.collect()
 
 
