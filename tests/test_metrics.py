@@ -183,6 +183,22 @@ def test_a_call_ending_while_the_database_is_down_is_counted_as_outage(app, phon
     assert moved - value(metrics.before, "ivr_calls_total", line="emergency", outcome="outage") == 1
 
 
+def test_engineers_rung_and_answering_while_the_database_is_down_are_counted(
+    app, phone, metrics, clock
+):
+    call = phone(to=EMERGENCY_NUMBER, from_=SUPER_PHONE)
+    outage = DatabaseOutage().start()
+    try:
+        root = call.start()
+        leg, screen = engineer_leg(phone, call, root.find("Dial/Number"))
+        leg.press(screen, "1")
+    finally:
+        outage.end()
+    assert metrics.moved("ivr_engineers_rung_total", level="configured") == 2
+    answers = "ivr_engineer_answers_total"
+    assert metrics.moved(answers, level="configured", answer="accepted") == 1
+
+
 @pytest.mark.parametrize(
     ("status", "trail", "ticket_outcome", "outcome"),
     [

@@ -68,6 +68,7 @@ def engineers_response(settings: Settings, speak: Speaker, raw_caller: str | Non
     screen = url_for("outage.fallback_screen", caller=number)
     for engineer in settings.emergency.engineers:
         dial.number(engineer.number, url=screen, method="POST")
+    counters.count_engineers_rung(None, len(settings.emergency.engineers))
     return response
 
 
@@ -169,6 +170,7 @@ def _engineer_leg_response(settings: Settings, hook: Webhook, line: str) -> Voic
     if line != EMERGENCY:
         return VoiceResponse()
     if "Digits" in hook.form or hook.endpoint == UNVERIFIED_ACCEPT_ENDPOINT:
+        counters.count_engineer_answer(None, params.digits(hook.form.get("Digits")))
         return accept_unverified(hook.form.get("Digits"))
     caller = (
         params.caller_id(hook.args.get("caller"))
