@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     configure(app, settings)
     register_extensions(app, settings)
+    register_metrics(app)
     register_blueprints(app)
     register_error_handlers(app)
     return app
@@ -57,6 +58,13 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     from tickets import auth
 
     auth.init_app(app)
+
+
+def register_metrics(app: Flask) -> None:
+    """Serve `/metrics` and time every webhook (after the size check, before anything else)."""
+    from ivr import metrics
+
+    metrics.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -12,11 +12,16 @@ exhausting the database pool, which the service would take for a database outage
 from __future__ import annotations
 
 import io
+import time
 
 import gevent
 from gevent.lock import BoundedSemaphore
 from werkzeug.exceptions import HTTPException, RequestTimeout
 from werkzeug.wsgi import get_input_stream
+
+# The environ key of the moment a request had arrived whole (`time.perf_counter()`), before it
+# waited for a place: webhook latency is measured from there (`ivr.metrics.timing`).
+ARRIVED_AT = "ivr.arrived_at"
 
 
 class WholeRequests:
@@ -35,6 +40,7 @@ class WholeRequests:
             return refusal(environ, start_response)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
+        environ[ARRIVED_AT] = time.perf_counter()
         # The app's answer is built before it returns: writing it to a slow reader, or
         # passing a recording on from Twilio, happens after the place is free again.
         with self.places:

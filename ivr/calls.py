@@ -53,6 +53,12 @@ def record_call_start(
     return insert_or_get(session, find=lambda: get_call(session, sid), add=add)
 
 
+def has_ended(session: Session, sid: str) -> bool:
+    """Return whether the call log already holds the end of this call."""
+    call = get_call(session, sid)
+    return call is not None and call.status in params.CALL_FINAL_STATUSES
+
+
 def note_step(session: Session, *, sid: str, step: str, language: str | None = None) -> None:
     """Append a step (`menu:1`, `dial:finance:no-answer`) to the call's trail."""
     call = get_call(session, sid)
@@ -102,3 +108,45 @@ def record_call_status(
         call.duration = params.whole_number(duration)
     session.commit()
     return call
+
+
+# How a call ended, as `ivr_calls_total` counts it. A call that reached the emergency flow and
+# was put on an urgent ticket ends as its ticket call's outcome (`tickets.urgent.OUTCOME_RANK`).
+EMERGENCY_WITHOUT_TICKET = ("not_entitled", "declined", "unidentified")
+OFFICE_OUTCOMES = ("answered", "voicemail", "missed", "closed", "abandoned")
+# Served from configuration while the database was away; a call that never reached us.
+OUTAGE, FAILED = "outage", "failed"
+# Statuses of an inbound call we never served: busy, or dropped before it was answered.
+NOT_SERVED = ("busy", "failed", "no-answer", "canceled")
+# Dial results in the trail (`dial:finance:completed`) that mean someone took the call.
+_TAKEN = ("completed", "answered")
+
+
+def call_outcome(status: str, trail: str, ticket_outcome: str | None) -> str:
+    """Return how a call that ended went, from its final status, its trail and its ticket call.
+
+    A plain function of plain values: the call log's trail (`menu:1 dial:finance:no-answer
+    voicemail:finance`) says what an office caller got; an emergency caller on a ticket got
+    what the ticket call's outcome says.
+    """
+    if ticket_outcome and ticket_outcome != "in_progress":
+        return ticket_outcome
+    steps = trail.split()
+    if any(step.startswith("not_entitled:") for step in steps):
+        return "not_entitled"
+    if "unverified:declined" in steps:
+        return "declined"
+    if any(step.startswith(("pin:", "unverified:")) for step in steps):
+        return "unidentified"
+    dials = [step.rsplit(":", 1)[-1] for step in steps if step.startswith("dial:")]
+    if any(result in _TAKEN for result in dials):
+        return "answered"
+    if any(step.startswith("voicemail:") and not step.endswith(":empty") for step in steps):
+        return "voicemail"
+    if dials:
+        return "missed"
+    if any(step.startswith("closed:") or step == "reception:closed" for step in steps):
+        return "closed"
+    if not steps and status in NOT_SERVED:
+        return FAILED
+    return "abandoned"

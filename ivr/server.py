@@ -5,7 +5,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import multiprocessing
+import os
+import re
+import shutil
 import sys
+from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
@@ -22,9 +26,10 @@ WORKER_CONNECTIONS = 1000
 class _Gunicorn(BaseApplication):
     """Gunicorn application that builds our Flask app in each worker."""
 
-    def __init__(self, settings: Settings, options: dict) -> None:
+    def __init__(self, settings: Settings, options: dict, *, metrics_directory: Path) -> None:
         self.settings = settings
         self.options = options
+        self.metrics_directory = metrics_directory
         super().__init__()
 
     def load_config(self) -> None:
@@ -38,9 +43,11 @@ class _Gunicorn(BaseApplication):
     def load(self):
         from ivr import create_app
         from ivr.messaging.sender import start_sender_thread
+        from ivr.metrics.routes import DIRECTORY
         from ivr.outage.replay import start_replay_thread
 
         app = create_app(self.settings)
+        app.config[DIRECTORY] = str(self.metrics_directory)
         start_replay_thread(app)
         start_sender_thread(app)
         return admit_whole_requests(app, self.settings)
@@ -116,9 +123,40 @@ def run_server(
     from ivr.messaging.policy import warn_if_silent
 
     check_exposure(settings, host or settings.server.host)
+    options = gunicorn_options(settings, host=host, port=port, workers=workers)
+    metrics_directory = prepare_metrics_directory(settings, options["bind"])
+    options["child_exit"] = _forget_worker_gauges
     warn_if_silent(settings)
     migrate_in_child(settings.resolved_database_url)
-    _Gunicorn(settings, gunicorn_options(settings, host=host, port=port, workers=workers)).run()
+    _Gunicorn(settings, options, metrics_directory=metrics_directory).run()
+
+
+def prepare_metrics_directory(settings: Settings, bind: str) -> Path:
+    """Give this server's workers an empty directory for their metrics, before they exist.
+
+    prometheus-client's multiprocess mode keeps each worker's values in files there, and the
+    scrape adds them up, so `/metrics` says the same whichever worker answers. The library
+    chooses that mode when it is first imported, from `PROMETHEUS_MULTIPROC_DIR`: it is set here,
+    in the master, before anything imports it, so every worker forked later inherits it. One
+    directory per listening address, emptied at start: counters begin at 0 with the server.
+    """
+    name = re.sub(r"[^A-Za-z0-9.-]+", "_", bind).strip("_")
+    directory = (settings.data_dir / "metrics" / name).resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    from prometheus_client import values
+
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
+    return directory
+
+
+def _forget_worker_gauges(_server, worker) -> None:
+    """gunicorn's child_exit hook: drop the gauges of a worker that ended ('live' modes)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def migrate_in_child(url: str) -> None:

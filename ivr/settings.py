@@ -40,6 +40,7 @@ ENV_OVERRIDES = {
     "TWILIO_API_URL": "twilio_api_url",
     "IVR_SMS_FROM": "paging.sms_from",
     "IVR_SMTP_URL": "paging.smtp_url",
+    "IVR_METRICS_TOKEN": "metrics.token",
 }
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -291,6 +292,40 @@ class Privacy(Strict):
         )
 
 
+def _network(value: str) -> str:
+    """Accept an IP address or network, such as 10.0.0.0/8 or ::1."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IP address or network") from exc
+    return value
+
+
+# A bearer token for /metrics is empty (none) or at least this long.
+MIN_METRICS_TOKEN_LENGTH = 16
+
+
+class Metrics(Strict):
+    """Who may read `GET /metrics`: these networks, or anyone with the bearer token."""
+
+    allow: list[Annotated[str, AfterValidator(_network)]] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+    # IVR_METRICS_TOKEN; empty: no token opens /metrics.
+    token: SecretStr = SecretStr("")
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value()
+        if token and len(token.strip()) < MIN_METRICS_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be empty or at least {MIN_METRICS_TOKEN_LENGTH} characters; make one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+
 class Server(Strict):
     """How `ivr serve` runs gunicorn."""
 
@@ -339,6 +374,7 @@ class Settings(Strict):
     oncall: OnCall = Field(default_factory=OnCall)
     paging: Paging = Field(default_factory=Paging)
     privacy: Privacy = Field(default_factory=Privacy)
+    metrics: Metrics = Field(default_factory=Metrics)
     # Texts of SMS and e-mail messages, per language, like the prompts.
     messages: dict[str, dict[str, str]]
 

@@ -11,6 +11,7 @@ from ivr import calls, params
 from ivr.emergency import engineers, identify
 from ivr.flow import current_settings
 from ivr.lines import EMERGENCY, line_for_number
+from ivr.metrics import counters
 from ivr.office import steps as office
 from ivr.prompts import twiml
 from ivr.signatures import twilio_only
@@ -40,7 +41,8 @@ def status():
     if sid is None:
         return ("", 204)
     line = line_for_number(settings, form.get("To"))
-    calls.record_call_status(
+    ended_before = calls.has_ended(db.session, sid)
+    call = calls.record_call_status(
         db.session,
         sid=sid,
         status=form.get("CallStatus", ""),
@@ -51,5 +53,8 @@ def status():
         sequence=form.get("SequenceNumber"),
     )
     # Also office calls: option 3 hands them to the emergency flow (a no-op without a ticket).
-    engineers.settle_call(form)
+    ticket_call = engineers.settle_call(form)
+    if call.ended_at is not None and not ended_before:
+        outcome = ticket_call.outcome if ticket_call is not None else None
+        counters.count_call(call.line, calls.call_outcome(call.status, call.choices, outcome))
     return ("", 204)

@@ -79,12 +79,24 @@ def test_environment_overrides_the_file():
             "departments.Finance Desk",
             "lower-case",
         ),
+        ({"metrics.allow": ["10.0.0.0/8", "intranet"]}, "metrics.allow.1", "not an IP address"),
+        ({"metrics.token": "short"}, "metrics.token", "at least 16 characters"),
     ],
 )
 def test_bad_setting_fails_with_one_line_naming_the_key(overrides, key, problem):
     message = config_error(**overrides)
     assert key in message
     assert problem in message
+
+
+def test_metrics_are_for_loopback_and_the_token_comes_from_the_environment():
+    settings = load_settings(environ=ENVIRON)
+    assert settings.metrics.allow == ["127.0.0.0/8", "::1/128"]
+    assert settings.metrics.token.get_secret_value() == ""
+    token = secrets.token_urlsafe(24)
+    settings = load_settings(environ={**ENVIRON, "IVR_METRICS_TOKEN": token})
+    assert settings.metrics.token.get_secret_value() == token
+    assert token not in repr(settings)
 
 
 def test_missing_secret_names_the_environment_variable():

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from tickets import paging
+from tickets import metrics, paging
 from tickets.db import utcnow
 from tickets.labels import status_label
 from tickets.models import (
@@ -218,14 +218,26 @@ def _event(
 
 def _acknowledge(
     session: Session, ticket: Ticket, staff: StaffUser, now: datetime, via: str
-) -> None:
-    """Record the first staff reaction to a ticket, once; it stops the ticket's paging."""
-    if ticket.acknowledged_at is None:
-        ticket.acknowledged_at = now
-        ticket.acknowledged_by_id = staff.id
-        detail = f"acknowledged by {staff.name} ({via})"
-        _event(session, ticket, staff, "acknowledged", detail, now)
-        paging.acknowledged(session, ticket=ticket, staff=staff, via=via, now=now)
+) -> bool:
+    """Record the first staff reaction to a ticket, once; it stops the ticket's paging.
+
+    Return whether this was the first, to be counted once the change is committed.
+    """
+    if ticket.acknowledged_at is not None:
+        return False
+    ticket.acknowledged_at = now
+    ticket.acknowledged_by_id = staff.id
+    detail = f"acknowledged by {staff.name} ({via})"
+    _event(session, ticket, staff, "acknowledged", detail, now)
+    paging.acknowledged(session, ticket=ticket, staff=staff, via=via, now=now)
+    return True
+
+
+def _count_acknowledgement(ticket: Ticket, via: str) -> None:
+    """Observe the time to acknowledge of a ticket just acknowledged (and committed)."""
+    metrics.observe_acknowledgement(
+        priority=ticket.priority, via=via, waited=time_to_acknowledge(ticket)
+    )
 
 
 @contextmanager
@@ -260,7 +272,7 @@ def acknowledge_ticket(
         return ticket
     now = utcnow()
     with _saving(session):
-        _acknowledge(session, ticket, staff, now, via)
+        first = _acknowledge(session, ticket, staff, now, via)
         if ticket.assigned_to_id != staff.id:
             before = ticket.assigned_to.name if ticket.assigned_to else None
             ticket.assigned_to_id = staff.id
@@ -269,6 +281,8 @@ def acknowledge_ticket(
         if ticket.status == "new":
             ticket.status = "in_progress"
             _event(session, ticket, staff, "status", "new → in_progress", now)
+    if first:
+        _count_acknowledgement(ticket, via)
     return ticket
 
 
@@ -343,7 +357,7 @@ def change_status(
     detail = f"{ticket.status} → {status}{said}"
     now = utcnow()
     with _saving(session):
-        _acknowledge(session, ticket, staff, now, via)
+        first = _acknowledge(session, ticket, staff, now, via)
         if status in ("resolved", "closed") and ticket.status != "resolved":
             paging.tell_caller(session, ticket=ticket, kind=paging.CALLER_RESOLVED)
         ticket.status = status
@@ -352,6 +366,8 @@ def change_status(
         if status == "closed":
             ticket.closed_at = now
         _event(session, ticket, staff, "status", detail, now)
+    if first:
+        _count_acknowledgement(ticket, via)
     return ticket
 
 

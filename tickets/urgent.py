@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
+from tickets import metrics
 from tickets.db import insert_or_get, utcnow
 from tickets.models import (
     OPEN_STATUSES,
@@ -273,6 +274,28 @@ def _note(session: Session, call: TicketCall, kind: str, detail: str) -> None:
     )
 
 
+def _once_per_call(
+    session: Session, call_sid: str, add: Callable[[], tuple[TicketCall, bool]], *, how: str
+) -> TicketCall:
+    """Put the call on a ticket unless it already is (a retried webhook); count new tickets.
+
+    `add` returns the call and whether it joined an open ticket. The count follows the commit,
+    so a call that lost the race to a concurrent retry opens nothing here.
+    """
+    added: list[tuple[TicketCall, bool]] = []
+
+    def add_and_keep() -> TicketCall:
+        added.append(add())
+        return added[-1][0]
+
+    call = insert_or_get(
+        session, find=lambda: find_ticket_call(session, call_sid), add=add_and_keep
+    )
+    if added and added[-1][0] is call and not added[-1][1]:
+        metrics.count_urgent_ticket_opened(how)
+    return call
+
+
 def open_urgent_ticket(
     session: Session,
     *,
@@ -287,7 +310,7 @@ def open_urgent_ticket(
 ) -> TicketCall:
     """Attach the call to its organisation's open urgent ticket, or open one; once per call."""
 
-    def add() -> TicketCall:
+    def add() -> tuple[TicketCall, bool]:
         call, joined = _open_or_join(
             session,
             call_sid=call_sid,
@@ -308,9 +331,9 @@ def open_urgent_ticket(
             _note(session, call, TICKET_OPENED, f"opened by an emergency call {_when(in_hours)}")
         how = RECOGNISED_BY.get(recognised_by, recognised_by)
         _note(session, call, RECOGNISED, f"{contact.name} ({contact.role}) by {how}")
-        return call
+        return call, joined
 
-    return insert_or_get(session, find=lambda: find_ticket_call(session, call_sid), add=add)
+    return _once_per_call(session, call_sid, add, how=recognised_by)
 
 
 def open_unverified_ticket(
@@ -330,8 +353,8 @@ def open_unverified_ticket(
     ticket, and it is marked unverified. `because` says why on its timeline.
     """
 
-    def add() -> TicketCall:
-        call, _ = _open_or_join(
+    def add() -> tuple[TicketCall, bool]:
+        call, joined = _open_or_join(
             session,
             call_sid=call_sid,
             line=line,
@@ -350,9 +373,9 @@ def open_unverified_ticket(
         _note(session, call, TICKET_OPENED, detail)
         _note(session, call, UNVERIFIED, because)
         _note(session, call, TRIAGE, reason)
-        return call
+        return call, joined
 
-    return insert_or_get(session, find=lambda: find_ticket_call(session, call_sid), add=add)
+    return _once_per_call(session, call_sid, add, how="unverified")
 
 
 def open_journalled_ticket(
@@ -373,7 +396,7 @@ def open_journalled_ticket(
     the caller ID matches a contact now; it is marked as coming from the outage journal.
     """
 
-    def add() -> TicketCall:
+    def add() -> tuple[TicketCall, bool]:
         call, joined = _open_or_join(
             session,
             call_sid=call_sid,
@@ -395,9 +418,9 @@ def open_journalled_ticket(
             detail = f"opened from the outage journal for an emergency call {_when(in_hours)}"
             _note(session, call, TICKET_OPENED, detail)
         _note(session, call, JOURNAL, note)
-        return call
+        return call, joined
 
-    return insert_or_get(session, find=lambda: find_ticket_call(session, call_sid), add=add)
+    return _once_per_call(session, call_sid, add, how="journal")
 
 
 def note_from_journal(session: Session, *, call: TicketCall, detail: str, at: datetime) -> None:

@@ -21,6 +21,7 @@ from ivr.emergency.triage import (
 from ivr.emergency.voicemail import offer_voicemail
 from ivr.flow import action_url, current_settings, engineer_name, guarded, hang_up, note
 from ivr.messaging.aftercall import after_call
+from ivr.metrics import counters
 from ivr.outage import without_database
 from ivr.prompts import Speaker
 from ivr.settings import Settings
@@ -85,6 +86,7 @@ def ring_level(
         )
         dial.number(staff.phone, url=screen_url, method="POST")
         rung.append(staff.name)
+    counters.count_engineers_rung(step.level, len(rung))
     guarded(
         urgent.record_engineers_rung,
         call=call,
@@ -115,6 +117,7 @@ def ring_configured(
         )
         dial.number(engineer.number, url=screen_url, method="POST")
         rung.append(engineer.name)
+    counters.count_engineers_rung(None, len(rung))
     guarded(urgent.record_engineers_rung, call=call, engineers=rung, now=utcnow())
 
 
@@ -294,6 +297,7 @@ def accept(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceRespon
     speak = Speaker.for_language(settings, settings.default_language)
     digits = params.digits(form.get("Digits"))
     accepted = digits == "1"
+    counters.count_engineer_answer(leg.level, digits)
     engineer = _engineer_name(settings, leg.index, leg.staff_id, form.get("To"))
     if not digits:
         engineer = f"{engineer} (no key pressed)"
@@ -315,13 +319,16 @@ def accept(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceRespon
     return response
 
 
-def settle_call(form: Mapping[str, str]) -> None:
-    """Settle an emergency call's ticket outcome from its final status callback."""
+def settle_call(form: Mapping[str, str]) -> TicketCall | None:
+    """Settle an emergency call's ticket outcome from its final status callback.
+
+    Return the call's ticket call, if it has one (and the database answered).
+    """
     sid = params.sid(form.get("CallSid"))
     if sid is None or not params.is_final(form.get("CallStatus")):
-        return
+        return None
     settings = current_settings()
-    guarded(
+    return guarded(
         urgent.settle_ticket_call,
         sid=sid,
         duration=params.whole_number(form.get("CallDuration")),

@@ -23,6 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ivr.messaging import channels
 from ivr.messaging.texts import render
+from ivr.metrics import counters
 from ivr.privacy.daily import enable_daily_purge, run_daily_jobs
 from ivr.settings import Settings
 from tickets import paging
@@ -179,9 +180,11 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
             exc,
         )
         _record(session, message_id, _failed(str(exc), give_up))
+        counters.count_message(message.channel, message.kind, sent=False, final=give_up)
         return
     report.sent.append(message_id)
     _record(session, message_id, _sent(provider_id))
+    counters.count_message(message.channel, message.kind, sent=True)
 
 
 def tick(app: Flask) -> TickReport:

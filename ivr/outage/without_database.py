@@ -12,8 +12,10 @@ from flask import Response, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import params
+from ivr.calls import OUTAGE
 from ivr.flow import goodbye, hang_up
 from ivr.lines import EMERGENCY, OFFICE
+from ivr.metrics import counters
 from ivr.outage.journal import Journal, write_events
 from ivr.outage.webhook import (
     OUTAGE_VOICEMAIL_ENDPOINT,
@@ -66,6 +68,7 @@ def engineers_response(settings: Settings, speak: Speaker, raw_caller: str | Non
     screen = url_for("outage.fallback_screen", caller=number)
     for engineer in settings.emergency.engineers:
         dial.number(engineer.number, url=screen, method="POST")
+    counters.count_engineers_rung(None, len(settings.emergency.engineers))
     return response
 
 
@@ -167,6 +170,7 @@ def _engineer_leg_response(settings: Settings, hook: Webhook, line: str) -> Voic
     if line != EMERGENCY:
         return VoiceResponse()
     if "Digits" in hook.form or hook.endpoint == UNVERIFIED_ACCEPT_ENDPOINT:
+        counters.count_engineer_answer(None, params.digits(hook.form.get("Digits")))
         return accept_unverified(hook.form.get("Digits"))
     caller = (
         params.caller_id(hook.args.get("caller"))
@@ -181,6 +185,9 @@ def answer_without_database(
 ) -> Response | tuple:
     """Serve a webhook from configuration alone and journal what it says about the call."""
     write_events(journal, journal_events(settings, hook))
+    if hook.endpoint == STATUS_ENDPOINT and params.is_final(call_status(hook)):
+        # Counted now: the journal's replay later writes the call log, but counts nothing.
+        counters.count_call(outage_line(settings, hook), OUTAGE)
     response = twiml_without_database(settings, hook)
     if response is None:
         return ("", 204)
