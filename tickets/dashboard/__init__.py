@@ -4,7 +4,7 @@
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
 back, `settings` the hours override and announcements, `oncall` the rota, `display` how times
 and names are shown, `notices` the line-wide notice on every page (PIN checks paused),
-`messages` pages that failed or wait.
+`messages` pages that failed or wait, `statistics` the figures of a period (and their CSV).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ from tickets.dashboard import (  # noqa: E402
     queue,
     recordings,
     settings,
+    statistics,
     ticket,
 )
 
@@ -85,5 +86,6 @@ __all__ = [
     "queue",
     "recordings",
     "settings",
+    "statistics",
     "ticket",
 ]
