@@ -1,6 +1,7 @@
 """Property tests: the dashboard's and the API's parameters, at random, never answer a 5xx."""
 
 import json
+from datetime import date
 from urllib.parse import quote, urlencode
 
 from hypothesis import HealthCheck, given
@@ -51,6 +52,8 @@ query_names = st.sampled_from(
         "_external",
         "next",
         "number",
+        "from",
+        "to",
     ]
 )
 queries = st.dictionaries(query_names, junk, max_size=5).map(
@@ -104,7 +107,15 @@ PROPERTY = hypothesis_settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-PAGES = ("/support", "/support/feed", "/support/callbacks", "/support/oncall", "/support/settings")
+PAGES = (
+    "/support",
+    "/support/feed",
+    "/support/callbacks",
+    "/support/oncall",
+    "/support/settings",
+    "/support/statistics",
+    "/support/statistics.csv",
+)
 API_ACTIONS = (
     "acknowledge",
     "status",
@@ -202,6 +213,9 @@ def test_the_requests_that_answered_500_now_get_a_clear_answer(client, session, 
         "/support/recordings/99999999999999999999",
         "/support/callbacks/99999999999999999999/recording",
         "/support?page=2&endpoint=x",
+        "/support/statistics?from=0001-01-01&to=9999-12-31",
+        "/support/statistics.csv?from=2199-12-31&to=2000-01-01",
+        "/support/statistics?from=2026-12-07%00",
     ):
         assert client.get(path).status_code < 500, path
     assert client.get("/api/tickets?page=1%0a", headers=headers).status_code == 400
@@ -211,3 +225,20 @@ def test_the_requests_that_answered_500_now_get_a_clear_answer(client, session, 
         answer = client.post("/api/tickets/100001/notes", data=body, headers=json_headers)
         assert answer.status_code == 400, body[:20]
         assert "JSON object" in answer.get_json()["error"]
+
+
+def test_the_statistics_period_at_random_never_fails(app, client, session, clock):
+    make_staff(session)
+    make_ticket(session, organization=make_organization(session))
+    sign_in(client)
+    days = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)).map(str)
+
+    @PROPERTY
+    @given(first=st.one_of(days, junk), last=st.one_of(days, junk))
+    def run(first, last):
+        query = urlencode({"from": first, "to": last})
+        for path in ("/support/statistics", "/support/statistics.csv"):
+            answer = client.get(f"{path}?{query}")
+            assert answer.status_code in (200, 400), (path, query)
+
+    run()
