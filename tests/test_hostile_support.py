@@ -242,3 +242,12 @@ def test_the_statistics_period_at_random_never_fails(app, client, session, clock
             assert answer.status_code in (200, 400), (path, query)
 
     run()
+
+
+def test_a_search_with_a_nul_byte_finds_nothing_and_does_not_fail(client, session, clock):
+    make_staff(session)
+    make_ticket(session, organization=make_organization(session, "Acme Recruitment"))
+    sign_in(client)
+    page = client.get("/support?q=Ac%00me")
+    assert page.status_code == 200
+    assert "Acme Recruitment" not in page.get_data(as_text=True).split("<tbody", 1)[-1]
