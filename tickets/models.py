@@ -225,6 +225,8 @@ class TicketCall(Base):
     """A phone call recorded on a ticket."""
 
     __tablename__ = "ticket_calls"
+    # The statistics count a period's calls of one line.
+    __table_args__ = (Index("ix_ticket_calls_line_started_at", "line", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
