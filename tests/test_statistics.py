@@ -426,3 +426,21 @@ def test_time_to_acknowledge_counts_urgent_tickets_created_in_the_period(session
     assert stats.urgent_tickets == 1
     assert stats.time_to_acknowledge == Spread(1, 30.0, 30.0)
     assert session.scalar(select(func.count()).select_from(Ticket)) == 3
+
+
+def test_the_page_lists_the_50_busiest_organisations_and_the_csv_every_one(
+    app, client, session, clock
+):
+    for number in range(55):
+        organisation = make_organization(session, f"Client {number:02d}")
+        ticket = urgent(session, organisation, local(2, 9))
+        for _ in range(1 + (number == 54)):
+            add_call(session, ticket, local(2, 9), "answered", accepted_after=10, by="Eva")
+    signed_in(client, session)
+    html = client.get("/support/statistics").get_data(as_text=True)
+    assert "The 50 busiest of 55 organisations as a table (every one is in the CSV)" in html
+    table = html.split('id="organisations"', 1)[1].split("</section>", 1)[0]
+    assert table.count('<th scope="row">') == 50
+    assert table.index("Client 54") < table.index("Client 00")
+    rows = list(csv.reader(io.StringIO(client.get("/support/statistics.csv").get_data(True))))
+    assert len({row[1] for row in rows if row[0] == "organisation"}) == 55
