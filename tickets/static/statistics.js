@@ -100,7 +100,13 @@
     });
   }
 
+  // One row per label, tall enough that no label is skipped (set through the CSSOM, which the
+  // content security policy allows, unlike a style attribute).
   function horizontal(id, labels, datasets, stacked) {
+    var canvas = document.getElementById(id);
+    if (!canvas) { return; }
+    var perRow = stacked ? 30 : 16 + 12 * datasets.length;
+    canvas.parentNode.style.height = Math.max(160, 70 + labels.length * perRow) + "px";
     draw(id, {
       type: "bar",
       data: { labels: labels, datasets: datasets },
