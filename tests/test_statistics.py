@@ -154,6 +154,10 @@ def test_the_figures_match_a_known_set_of_calls(app, session, known_calls, offic
         ("Globex Staffing", 2, 3, 1),
         (None, 1, 2, 0),
     ]
+    assert stats.organisations_calling == 3
+    busiest = gather_statistics(session, period=thirty_days(), organisations=2)
+    assert busiest.organisations == stats.organisations[:2]
+    assert busiest.organisations_calling == 3
     assert [(e.name, e.in_hours, e.out_of_hours) for e in stats.engineers] == [
         ("Bram", 2, 0),
         ("Eva", 1, 1),

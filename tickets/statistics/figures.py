@@ -90,7 +90,9 @@ class Statistics:
     urgent_tickets: int
     time_to_accept: Spread
     time_to_acknowledge: Spread
+    # The busiest organisations (all of them unless gathered with a limit), and how many called.
     organisations: list[OrganisationFigures]
+    organisations_calling: int
     engineers: list[EngineerFigures]
     office_choices: list[tuple[str, int]]
 
@@ -131,8 +133,11 @@ def count_calls(session: Session, period: Period) -> CallFigures:
     return CallFigures(per_day=per_day, heat=heat, totals=totals)
 
 
-def count_per_organisation(session: Session, period: Period) -> list[OrganisationFigures]:
-    """Return each organisation's emergency calls, tickets and answered calls; busiest first."""
+def count_per_organisation(
+    session: Session, period: Period, *, limit: int | None = None
+) -> tuple[list[OrganisationFigures], int]:
+    """Return the busiest organisations' emergency calls, tickets and answered calls, and how
+    many organisations called; every organisation unless `limit` says how many."""
     # Grouped by organisation id first and named afterwards: half the time of grouping by name.
     per_organisation = (
         select(
@@ -149,15 +154,23 @@ def count_per_organisation(session: Session, period: Period) -> list[Organisatio
     )
     counts = per_organisation.c
     rows = session.execute(
-        select(Organization.name, counts.tickets, counts.calls, counts.answered)
+        select(
+            Organization.name,
+            counts.tickets,
+            counts.calls,
+            counts.answered,
+            func.count().over().label("calling"),
+        )
         .select_from(per_organisation)
         .outerjoin(Organization, Organization.id == counts.organization_id)
         .order_by(counts.calls.desc(), Organization.name.is_(None), Organization.name)
+        .limit(limit)
     ).all()
-    return [
+    figures = [
         OrganisationFigures(name, int(tickets), int(calls), int(answered or 0))
-        for name, tickets, calls, answered in rows
+        for name, tickets, calls, answered, _ in rows
     ]
+    return figures, int(rows[0].calling) if rows else 0
 
 
 def count_per_engineer(session: Session, period: Period) -> list[EngineerFigures]:
@@ -192,17 +205,27 @@ def measure_time_to_acknowledge(session: Session, period: Period) -> Spread:
 
 
 def gather_statistics(
-    session: Session, *, period: Period, office: OfficeChoiceCounter | None = None
+    session: Session,
+    *,
+    period: Period,
+    office: OfficeChoiceCounter | None = None,
+    organisations: int | None = None,
 ) -> Statistics:
-    """Return every figure of the period; `office` counts the office menu's choices."""
+    """Return every figure of the period; `office` counts the office menu's choices.
+
+    `organisations` limits the organisations to that many of the busiest (a page shows a few
+    dozen of what can be thousands; the CSV has every one).
+    """
     urgent = session.scalar(select(func.count(Ticket.id)).where(*_urgent_tickets(period)))
+    busiest, calling = count_per_organisation(session, period, limit=organisations)
     return Statistics(
         period=period,
         calls=count_calls(session, period),
         urgent_tickets=urgent or 0,
         time_to_accept=measure_time_to_accept(session, period),
         time_to_acknowledge=measure_time_to_acknowledge(session, period),
-        organisations=count_per_organisation(session, period),
+        organisations=busiest,
+        organisations_calling=calling,
         engineers=count_per_engineer(session, period),
         office_choices=office(session, start=period.start, end=period.end) if office else [],
     )
