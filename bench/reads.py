@@ -11,9 +11,10 @@ import requests
 
 from tickets.statistics.period import MAX_DAYS
 
-# The Statistics page reads a whole period, not one page of rows: its own targets.
-STATISTICS_30_DAYS_P95_MS = 100.0
-STATISTICS_YEAR_P95_MS = 500.0
+# The Statistics page aggregates a whole period, not one page of rows, and is opened now and
+# then, not polled: its own targets, still well within what reads as immediate.
+STATISTICS_30_DAYS_P95_MS = 250.0
+STATISTICS_YEAR_P95_MS = 1000.0
 
 
 class Unavailable(Exception):
