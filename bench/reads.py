@@ -1,12 +1,20 @@
-"""Time what support reads: the dashboard list (logged in through the form) and the API list."""
+"""Time what support reads: the dashboard and API lists (logged in through the form), statistics."""
 
 from __future__ import annotations
 
 import time
+from datetime import date, timedelta
 from html.parser import HTMLParser
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 import requests
+
+from tickets.statistics.period import MAX_DAYS
+
+# The Statistics page aggregates a whole period, not one page of rows, and is opened now and
+# then, not polled: its own targets, still well within what reads as immediate.
+STATISTICS_30_DAYS_P95_MS = 250.0
+STATISTICS_YEAR_P95_MS = 1000.0
 
 
 class Unavailable(Exception):
@@ -110,4 +118,36 @@ def time_support_reads(
         dashboard, base + "/support", count=count, deadline=deadline, expect_json=False
     )
     results["dashboard list"] = {"path": "/support", "latencies": latencies, "errors": errors}
+    results.update(time_statistics(dashboard, base, count=count, deadline=deadline))
+    return results
+
+
+def statistics_paths(today: date) -> dict[str, tuple[str, float]]:
+    """Return the statistics pages to time, with their path and p95 target in milliseconds."""
+    year = {"from": (today - timedelta(days=MAX_DAYS - 1)).isoformat(), "to": today.isoformat()}
+    return {
+        "statistics 30 days": ("/support/statistics", STATISTICS_30_DAYS_P95_MS),
+        "statistics a year": (f"/support/statistics?{urlencode(year)}", STATISTICS_YEAR_P95_MS),
+        "statistics CSV year": (
+            f"/support/statistics.csv?{urlencode(year)}",
+            STATISTICS_YEAR_P95_MS,
+        ),
+    }
+
+
+def time_statistics(
+    dashboard: requests.Session, base: str, *, count: int, deadline: float
+) -> dict[str, dict]:
+    """Time the Statistics page (30 days and a year) and its CSV, a tenth as often as lists."""
+    results: dict[str, dict] = {}
+    for label, (path, target) in statistics_paths(date.today()).items():
+        latencies, errors = time_requests(
+            dashboard, base + path, count=max(5, count // 10), deadline=deadline, expect_json=False
+        )
+        results[label] = {
+            "path": path,
+            "latencies": latencies,
+            "errors": errors,
+            "target_ms": target,
+        }
     return results

@@ -155,7 +155,8 @@ GROWTH_SQL = (
         """
         INSERT INTO tickets (id, priority, category, status, source, reason, description, caller,
                              contact_id, organization_id, in_hours, verified, from_journal,
-                             created_at, updated_at, closed_at, rating, version)
+                             created_at, updated_at, closed_at, rating, acknowledged_at,
+                             version)
         SELECT :t + g,
                CASE WHEN g % 50 = 0 THEN 'urgent' WHEN g % 7 = 0 THEN 'high'
                     WHEN g % 11 = 0 THEN 'low' ELSE 'normal' END,
@@ -178,6 +179,9 @@ GROWTH_SQL = (
                CASE WHEN g <= :tickets - 20000 AND g % 3 <> 0
                     THEN now() - interval '2 hours' - (:tickets - g) * interval '85 seconds' END,
                CASE WHEN g <= :tickets - 20000 AND g % 3 <> 0 AND g % 5 = 0 THEN 1 + g % 5 END,
+               CASE WHEN g % 50 = 0 AND g % 7 <> 0
+                    THEN now() - interval '2 hours' - (:tickets - g) * interval '90 seconds'
+                         + (30 + g % 900) * interval '1 second' END,
                1
         FROM generate_series(1, :tickets) AS g
         """,
@@ -186,7 +190,7 @@ GROWTH_SQL = (
         "ticket_calls",
         """
         INSERT INTO ticket_calls (id, ticket_id, sid, line, caller, outcome, started_at,
-                                  ended_at, duration, answered_by)
+                                  ended_at, duration, answered_by, answered_at)
         SELECT :tc + g, :t + g * 10, 'CAgrowth' || lpad(g::text, 26, '0'),
                CASE WHEN g % 5 = 0 THEN 'emergency' ELSE 'office' END,
                :block || lpad((1 + g % :contacts)::text, 7, '0'),
@@ -195,7 +199,10 @@ GROWTH_SQL = (
                now() - interval '2 hours' - (:tickets - g * 10) * interval '90 seconds',
                now() - interval '2 hours' - (:tickets - g * 10) * interval '90 seconds'
                      + interval '3 minutes',
-               180, CASE WHEN g % 6 < 3 THEN 'Support engineer 1' END
+               180, CASE WHEN g % 6 < 3 THEN 'Support engineer ' || (1 + g % 4) END,
+               CASE WHEN g % 6 < 3
+                    THEN now() - interval '2 hours' - (:tickets - g * 10) * interval '90 seconds'
+                         + (15 + g % 45) * interval '1 second' END
         FROM generate_series(1, :tickets / 10) AS g
         """,
     ),
@@ -223,7 +230,15 @@ GROWTH_SQL = (
                '+31318584900', 'nl', 'completed',
                now() - interval '2 hours' - g * interval '2 minutes',
                now() - interval '2 hours' - g * interval '2 minutes' + interval '3 minutes',
-               180, 'menu:1 dial:finance:completed', false,
+               180,
+               (ARRAY['menu:1 dial:finance:completed',
+                      'menu:2 dial:sales:no-answer voicemail:sales', 'menu:3',
+                      'menu:4 ext:201 dial:201:completed',
+                      'menu:invalid menu:2 dial:sales:completed',
+                      'lang:en menu:1 dial:finance:completed',
+                      'menu:none menu:none menu:none reception dial:reception:completed'
+                      ])[1 + g % 7],
+               false,
                now() - interval '2 hours' - g * interval '2 minutes'
         FROM generate_series(1, :call_logs) AS g
         """,

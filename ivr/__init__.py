@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from flask import Flask
 
@@ -40,6 +41,10 @@ def configure(app: Flask, settings: Settings) -> None:
     from ivr.messaging.policy import paging_policy
 
     app.config["PAGING"] = paging_policy(settings)
+    # The dashboard's statistics count the office menu's choices with the menu's own rule.
+    from ivr.office.figures import count_menu_choices
+
+    app.config["OFFICE_MENU_FIGURES"] = partial(count_menu_choices, office=settings.office)
     # First of all request hooks: an oversized webhook is refused before anyone reads its form.
     from ivr.signatures import limit_webhook_size
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ivr.params import caller_id
 from ivr.settings import Settings
+from tickets.urgent import EMERGENCY_LINE
 
 OFFICE = "office"
-EMERGENCY = "emergency"
+EMERGENCY = EMERGENCY_LINE
 
 
 def line_for_number(settings: Settings, called: str | None) -> str:

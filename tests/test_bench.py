@@ -1,16 +1,24 @@
 import json
 import xml.etree.ElementTree as ET
+from datetime import timedelta
+from functools import partial
+from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import AUTH_TOKEN, PUBLIC_URL, sign
 from sqlalchemy import func, select
+from support_helpers import make_staff, sign_in
 
 from bench import run
 from bench.floor import FLOOR_PATH, create_floor_app
 from bench.flows import FlaskTransport, Twilio, place_call, standard_plans
+from bench.reads import statistics_paths
 from bench.seed import count_ticket_calls, grow_database, seed_bench
+from ivr.office.figures import count_menu_choices
 from tickets.db import db
 from tickets.models import Contact, Ticket, TicketCall
+from tickets.statistics.figures import gather_statistics
+from tickets.statistics.period import Period
 
 
 @pytest.fixture
@@ -100,3 +108,30 @@ def test_bench_runs_a_tiny_configuration_end_to_end(tmp_path):
     assert phases["floor"]["webhooks"] == phases["emergency"]["webhooks"]
     assert phases["burst of 3"]["calls_on_tickets"] == 3
     assert len(report["worker_peak_rss_mib"]["ivr serve"]) == 1
+
+
+def test_the_statistics_the_bench_times_are_periods_the_page_accepts(client, session, clock):
+    make_staff(session)
+    sign_in(client)
+    paths = statistics_paths(clock.now.date())
+    assert "from=2025-12-07&to=2026-12-07" in paths["statistics a year"][0]
+    for path, _target in paths.values():
+        assert client.get(path).status_code == 200, path
+
+
+def test_the_grown_database_gives_the_statistics_something_to_measure(session, settings):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the grown database is made with PostgreSQL's generate_series")
+    grow_database(
+        db.engine, tickets=5000, contacts=50, organizations=5, call_logs=200, report=lambda _: None
+    )
+    # The grown rows are dated from PostgreSQL's clock, not the test's.
+    zone = ZoneInfo(settings.timezone)
+    today = session.scalar(select(func.now())).astimezone(zone).date()
+    period = Period(today - timedelta(days=365), today, zone)
+    office = partial(count_menu_choices, office=settings.office)
+    stats = gather_statistics(session, period=period, office=office)
+    assert stats.calls.count == 100 and stats.urgent_tickets == 100
+    # Half the calls are answered, six in seven urgent tickets acknowledged.
+    assert 40 < stats.time_to_accept.count < 60 and 80 < stats.time_to_acknowledge.count < 90
+    assert len({label for label, calls in stats.office_choices if calls}) == 5

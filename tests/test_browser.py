@@ -6,6 +6,7 @@ Set IVR_SCREENSHOT_DIR to keep screenshots of the list and the ticket page.
 import os
 import re
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from werkzeug.serving import make_server
 
 from tickets import pin_guard
 from tickets.db import utcnow
-from tickets.models import Contact, ContactPhone, Organization
+from tickets.models import Contact, ContactPhone, Organization, TicketCall
 from tickets.oncall.rota import import_level
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -279,3 +280,63 @@ def test_an_admin_deactivates_someone_on_the_staff_page(page, session):
     page.get_by_role("link", name="Staff", exact=True).click()
     expect(page.locator(f"#staff-{anna.id}")).to_contain_text("Deactivated")
     screenshot(page, "support-staff.png")
+
+
+def test_statistics_page_draws_its_charts(page, session, clock):
+    make_staff(session)
+    acme = make_organization(session, "Acme Recruitment")
+    for day, outcome, engineer in (
+        (1, "answered", "Eva"),
+        (1, "voicemail", None),
+        (2, "answered", "Bram"),
+        (3, "refused", None),
+    ):
+        started = datetime(2026, 12, day, 9, 15, tzinfo=clock.now.tzinfo)
+        ticket = make_ticket(session, organization=acme, created_at=started)
+        session.add(
+            TicketCall(
+                ticket_id=ticket.id,
+                sid=f"CA{day:02d}{outcome:0>30}",
+                line="emergency",
+                outcome=outcome,
+                started_at=started,
+                answered_at=started + timedelta(seconds=25) if engineer else None,
+                answered_by=engineer,
+            )
+        )
+    session.commit()
+    refused = []
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text and refused.append(message.text),
+    )
+    sign_in(page)
+    page.get_by_role("link", name="Statistics").click()
+    expect(page.get_by_role("heading", name="Statistics", exact=True)).to_be_visible()
+    expect(page.locator("#calls-count")).to_have_text("4")
+    expect(page.locator("#answer-rate")).to_have_text("50.0 %")
+    for chart in ("days", "heat", "organisations", "engineers", "office"):
+        canvas = page.locator(f"#chart-{chart}")
+        expect(canvas).to_be_visible()
+        page.wait_for_function(
+            "id => { const c = window.Chart && window.Chart.getChart(id);"
+            " return c && c.chartArea && c.chartArea.width > 100; }",
+            arg=f"chart-{chart}",
+        )
+        # Something was painted: the canvas is not blank.
+        assert page.evaluate(
+            "id => { const c = document.getElementById(id);"
+            " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            " for (let i = 3; i < d.length; i += 4) { if (d[i]) return true; } return false; }",
+            f"chart-{chart}",
+        ), chart
+    heat = page.evaluate("window.Chart.getChart('chart-heat').data.datasets[0].data.length")
+    assert heat == 7 * 24
+    page.wait_for_timeout(1500)
+    screenshot(page, "support-statistics.png")
+    page.get_by_text("The figures as a table").nth(1).click()
+    expect(page.locator("#heat-table")).to_be_visible()
+    expect(page.get_by_role("link", name="Download CSV")).to_have_attribute(
+        "href", "/support/statistics.csv?from=2026-11-08&to=2026-12-07"
+    )
+    assert refused == []

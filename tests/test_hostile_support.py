@@ -1,6 +1,7 @@
 """Property tests: the dashboard's and the API's parameters, at random, never answer a 5xx."""
 
 import json
+from datetime import date
 from urllib.parse import quote, urlencode
 
 from hypothesis import HealthCheck, given
@@ -51,6 +52,8 @@ query_names = st.sampled_from(
         "_external",
         "next",
         "number",
+        "from",
+        "to",
     ]
 )
 queries = st.dictionaries(query_names, junk, max_size=5).map(
@@ -111,6 +114,8 @@ PAGES = (
     "/support/oncall",
     "/support/settings",
     "/support/staff",
+    "/support/statistics",
+    "/support/statistics.csv",
 )
 API_ACTIONS = (
     "acknowledge",
@@ -230,6 +235,9 @@ def test_the_requests_that_answered_500_now_get_a_clear_answer(client, session, 
         "/support/recordings/99999999999999999999",
         "/support/callbacks/99999999999999999999/recording",
         "/support?page=2&endpoint=x",
+        "/support/statistics?from=0001-01-01&to=9999-12-31",
+        "/support/statistics.csv?from=2199-12-31&to=2000-01-01",
+        "/support/statistics?from=2026-12-07%00",
     ):
         assert client.get(path).status_code < 500, path
     assert client.get("/api/tickets?page=1%0a", headers=headers).status_code == 400
@@ -239,3 +247,29 @@ def test_the_requests_that_answered_500_now_get_a_clear_answer(client, session, 
         answer = client.post("/api/tickets/100001/notes", data=body, headers=json_headers)
         assert answer.status_code == 400, body[:20]
         assert "JSON object" in answer.get_json()["error"]
+
+
+def test_the_statistics_period_at_random_never_fails(app, client, session, clock):
+    make_staff(session)
+    make_ticket(session, organization=make_organization(session))
+    sign_in(client)
+    days = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)).map(str)
+
+    @PROPERTY
+    @given(first=st.one_of(days, junk), last=st.one_of(days, junk))
+    def run(first, last):
+        query = urlencode({"from": first, "to": last})
+        for path in ("/support/statistics", "/support/statistics.csv"):
+            answer = client.get(f"{path}?{query}")
+            assert answer.status_code in (200, 400), (path, query)
+
+    run()
+
+
+def test_a_search_with_a_nul_byte_finds_nothing_and_does_not_fail(client, session, clock):
+    make_staff(session)
+    make_ticket(session, organization=make_organization(session, "Acme Recruitment"))
+    sign_in(client)
+    page = client.get("/support?q=Ac%00me")
+    assert page.status_code == 200
+    assert "Acme Recruitment" not in page.get_data(as_text=True).split("<tbody", 1)[-1]

@@ -128,6 +128,16 @@ class FilterForm(FlaskForm):
     created_to = DateField("Created until", validators=[Optional(), within_years])
 
 
+class StatisticsForm(FlaskForm):
+    """The period of the statistics page: local days from and to, both included (GET form)."""
+
+    class Meta:
+        csrf = False
+
+    first = DateField("From", name="from", validators=[Optional(), within_years])
+    last = DateField("To", name="to", validators=[Optional(), within_years])
+
+
 class VersionedForm(FlaskForm):
     """A change to a ticket, made on the version the page showed."""
 

@@ -66,6 +66,15 @@ OUTCOME_LABELS = {
     "refused": "No engineer accepted",
     "no_answer": "No answer",
 }
+# The statistics group outcomes (tickets.statistics.figures.OUTCOME_GROUPS); short for legends.
+OUTCOME_GROUP_LABELS = {
+    "answered": "Answered",
+    "voicemail": "Voicemail",
+    "refused": "No engineer accepted",
+    "no_answer": "No answer",
+    "abandoned": "Caller hung up",
+    "in_progress": "In progress",
+}
 
 
 def status_label(status: str) -> str:
@@ -91,6 +100,11 @@ def event_label(kind: str) -> str:
 def outcome_label(outcome: str) -> str:
     """Return the readable name of a call's outcome."""
     return OUTCOME_LABELS.get(outcome, outcome)
+
+
+def outcome_group_label(group: str) -> str:
+    """Return the readable name of a group of call outcomes in the statistics."""
+    return OUTCOME_GROUP_LABELS.get(group, group)
 
 
 def message_label(kind: str) -> str:

@@ -241,7 +241,9 @@ class TicketCall(Base):
     """A phone call recorded on a ticket."""
 
     __tablename__ = "ticket_calls"
+    # The statistics count a period's calls of one line; the purge finds what is still personal.
     __table_args__ = (
+        Index("ix_ticket_calls_line_started_at", "line", "started_at"),
         Index(
             "ix_ticket_calls_personal_started_at",
             "started_at",

@@ -77,7 +77,8 @@ def search_condition(session: Session, text: str, region: str = "NL") -> ColumnE
     number = caller_number(text, region)
     if number:
         matches.append(Ticket.caller == number)
-    if len(text) >= 2:
+    # No name holds a NUL (PostgreSQL refuses one in a text parameter, with an error).
+    if len(text) >= 2 and "\x00" not in text:
         named = select(Organization.id).where(
             func.lower(Organization.name).contains(text.lower(), autoescape=True)
         )

@@ -21,6 +21,8 @@ from tickets.models import (
 )
 
 URGENT = "urgent"
+# The line emergency calls come in on (`TicketCall.line`); the telephone side names it too.
+EMERGENCY_LINE = "emergency"
 RECOGNISED_BY = {"caller_id": "caller ID", "pin": "PIN"}
 
 # Every outcome a ticket call can have, ranked. Later knowledge may improve an outcome (a

@@ -11,6 +11,8 @@ from ivr.settings import Colleague, Department, OfficeLine, Schedule, Settings
 
 RECEPTION = "reception"
 REPEAT_KEY = "*"
+# The call log's step for a key pressed at the menu: `menu:1`, `menu:invalid`, `menu:none`.
+MENU_STEP = "menu"
 
 _EXTENSION = re.compile(r"[0-9]{2,6}")
 _DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
@@ -81,6 +83,35 @@ def dial_outcome(dial_status: str | None, call_status: str | None) -> DialOutcom
     if params.call_status(dial_status) in ("completed", "answered"):
         return "answered"
     return "missed"
+
+
+def menu_step(key: str) -> str:
+    """Return the call-log step for a key (or `none`, `invalid`) at the menu, e.g. `menu:1`."""
+    return f"{MENU_STEP}:{key}"
+
+
+def menu_options(office: OfficeLine) -> list[tuple[str, str]]:
+    """Return (key, label) of each menu option that sends the caller on, in key order."""
+    options = [
+        (department.key, name.replace("_", " ").capitalize())
+        for name, department in office.departments.items()
+    ]
+    options += [(office.emergency_key, "Emergency line"), (office.colleague_key, "Other questions")]
+    return sorted(options)
+
+
+def chosen_option(office: OfficeLine, trail: str) -> str | None:
+    """Return the key of the option a call-log trail shows the caller chose, if any.
+
+    Invalid keys, silence, the repeat key and the English key choose nothing: the caller
+    hears the menu again. The first option chosen counts; a caller never returns to the menu.
+    """
+    keys = {key for key, _ in menu_options(office)}
+    for step in trail.split():
+        kind, _, key = step.partition(":")
+        if kind == MENU_STEP and key in keys:
+            return key
+    return None
 
 
 def dial_step(target: str, dial_status: str | None) -> str:

@@ -130,7 +130,7 @@ def take_choice(
     misses = params.count(args.get("misses"), limit=office.max_misses)
     choice = menu.route_office_choice(office, form.get("Digits"))
     if choice.kind in ("none", "invalid"):
-        _note(form, f"menu:{choice.kind}")
+        _note(form, menu.menu_step(choice.kind))
         explanation = "office_no_input" if choice.kind == "none" else "office_invalid"
         misses += 1
         if misses >= office.max_misses:
@@ -141,7 +141,7 @@ def take_choice(
         english = Speaker.for_language(settings, ENGLISH)
         _note(form, f"lang:{english.language}", language=english.language)
         return menu_twiml(settings, english, misses=misses, opening=("office_welcome",))
-    _note(form, f"menu:{key}")
+    _note(form, menu.menu_step(key))
     if choice.kind == "repeat":
         return menu_twiml(settings, speak, misses=misses)
     if choice.kind == "emergency":

@@ -4,8 +4,8 @@
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
 back, `settings` the hours override and announcements, `oncall` the rota, `staff` and
 `staff_account` the staff accounts and their tokens (admins), `messages` pages that failed or
-wait, `notices` the line-wide notice on every page (PIN checks paused), `display` how times and
-names are shown.
+wait, `statistics` the figures of a period (and their CSV), `notices` the line-wide notice on
+every page (PIN checks paused), `display` how times and names are shown.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ from tickets.dashboard import (  # noqa: E402
     settings,
     staff,
     staff_account,
+    statistics,
     ticket,
 )
 
@@ -90,5 +91,6 @@ __all__ = [
     "settings",
     "staff",
     "staff_account",
+    "statistics",
     "ticket",
 ]

@@ -17,6 +17,7 @@ for _label in (
     labels.role_label,
     labels.event_label,
     labels.outcome_label,
+    labels.outcome_group_label,
     labels.message_label,
     labels.delivery_label,
 ):
