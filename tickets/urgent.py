@@ -65,6 +65,14 @@ _TICKET_BY_ID = (
     .where(Ticket.id == bindparam("ticket_id"))
     .options(joinedload(Ticket.contact), joinedload(Ticket.organization))
 )
+_CALL_ON_TICKET = (
+    select(TicketCall)
+    .where(TicketCall.sid == bindparam("sid"), TicketCall.ticket_id == bindparam("ticket_id"))
+    .options(
+        joinedload(TicketCall.ticket).joinedload(Ticket.contact),
+        joinedload(TicketCall.ticket).joinedload(Ticket.organization),
+    )
+)
 _TICKET_TO_JOIN = (
     select(Ticket)
     .join(TicketCall)
@@ -125,6 +133,26 @@ def find_call_on_ticket(session: Session, *, ticket: Ticket, sid: str | None) ->
         .order_by(TicketCall.started_at.desc(), TicketCall.id.desc())
         .limit(1)
     )
+
+
+def find_ticket_and_call(
+    session: Session, *, number: str | None, sid: str | None
+) -> tuple[Ticket | None, TicketCall | None]:
+    """Return the ticket with this number and its call with this sid, else its newest in progress.
+
+    The usual case, the caller's call on the ticket, is one query that loads the ticket too.
+    """
+    ticket_id = Ticket.id_from_number(number) if number else None
+    if ticket_id is None:
+        return None, None
+    if sid:
+        call = session.scalar(_CALL_ON_TICKET, {"sid": sid, "ticket_id": ticket_id})
+        if call is not None:
+            return call.ticket, call
+    ticket = session.scalar(_TICKET_BY_ID, {"ticket_id": ticket_id})
+    if ticket is None:
+        return None, None
+    return ticket, find_call_on_ticket(session, ticket=ticket, sid=None)
 
 
 def _open_ticket_to_join(
