@@ -113,10 +113,51 @@ def main(argv: list[str] | None = None) -> int:
     stats.sort_stats(args.sort).print_stats(args.top)
     print(
         f"{args.calls} emergency calls, {webhooks} webhooks: {plain:.2f} ms CPU per webhook "
-        f"(this process, no profiler); profiled {total:.2f} ms per webhook"
+        f"(this process, no profiler); profiled {total:.2f} ms per webhook, "
+        f"{sum(v[1] for v in stats.stats.values()) / profiled:.0f} Python calls per webhook"
     )
+    print_costs(stats, profiled)
     print(out.getvalue())
     return 0
+
+
+# Where a webhook's time goes, by what it does (inclusive: the ORM rows contain the driver's).
+# (label, part of the file's path, function names); a name the file defines twice (Session's
+# and SessionTransaction's commit) counts once, as the outer one.
+COSTS = (
+    ("the whole webhook in Flask", "flask/app.py", ("wsgi_app",)),
+    ("the views (after the signature check)", "ivr/signatures.py", ("checked",)),
+    ("Twilio's signature check", "ivr/signatures.py", ("request_is_from_twilio",)),
+    ("ORM queries and DML (Session.execute)", "orm/session.py", ("_execute_internal",)),
+    ("ORM flushes (unit of work)", "orm/session.py", ("_flush",)),
+    ("commits (Session.commit, with its flush)", "orm/session.py", ("commit",)),
+    ("connection checkouts (with the ping)", "engine/base.py", ("raw_connection",)),
+    ("statements in the driver (psycopg)", "psycopg/cursor.py", ("execute",)),
+    ("rendering TwiML", "twiml/__init__.py", ("to_xml",)),
+    ("url_for", "flask/helpers.py", ("url_for",)),
+    ("request hooks before the view", "flask/app.py", ("preprocess_request",)),
+    ("request hooks after it", "flask/app.py", ("process_response", "do_teardown_appcontext")),
+    ("metrics", "prometheus_client/", ("inc", "observe", "set")),
+    ("logging", "logging/__init__.py", ("_log",)),
+    ("phone numbers (phonenumbers)", "tickets/phones.py", ("to_e164",)),
+)
+
+
+def print_costs(stats: pstats.Stats, webhooks: int) -> None:
+    """Print the profiled milliseconds per webhook of each kind of work in COSTS."""
+    entries = stats.stats  # (file, line, function) -> (calls, primitive, own, cumulative, ...)
+    print(f"{'where the time goes (profiled ms per webhook)':<48}{'ms':>7}{'share':>7}{'calls':>7}")
+    for label, where, functions in COSTS:
+        seconds = calls = 0.0
+        for name in functions:
+            found = [v for k, v in entries.items() if where in k[0] and k[2] == name]
+            outer = max(found, key=lambda v: v[3], default=None)
+            if outer is not None:
+                seconds, calls = seconds + outer[3], calls + outer[1]
+        print(
+            f"  {label:<46}{seconds * 1000 / webhooks:>7.2f}{seconds / stats.total_tt:>7.0%}"
+            f"{calls / webhooks:>7.1f}"
+        )
 
 
 def print_statements(app, calls) -> None:
