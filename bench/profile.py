@@ -12,11 +12,13 @@ machine barely moves the figures; the run also prints CPU per webhook without th
 from __future__ import annotations
 
 import argparse
+import atexit
 import cProfile
 import io
 import os
 import pstats
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="ivr-profile-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     # Before anything imports prometheus_client, as `ivr serve` does.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(workdir)
 
