@@ -39,6 +39,7 @@ from bench.flows import HttpTransport, Plan, Twilio, new_sid, place_call, standa
 from bench.reads import time_support_reads
 from bench.seed import BenchData, count_ticket_calls, grow_database, seed_bench
 from bench.servers import Server, free_port, postgres_backends, process_cpu_seconds
+from bench.standin import MessagesStandIn
 from ivr.schema import upgrade_database
 from ivr.settings import Settings, load_settings
 
@@ -46,13 +47,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/ivr_bench"
 MIB = 1024
 
-# The targets of issue 6.
-TARGET_P99_MS = 50.0
-TARGET_THROUGHPUT_RATIO = 0.5
-TARGET_CPU_RATIO = 2.5
-TARGET_GROWTH_RATIO = 1.2
+# The targets of the performance issue ("an emergency webhook at a third of today's CPU").
+TARGET_CPU_RATIO = 3.0  # server CPU per emergency webhook / the floor's, at most
+TARGET_THROUGHPUT_RATIO = 0.4  # emergency webhooks/s back to back / the floor's, at least
+TARGET_SATURATED_P99_MS = 100.0  # emergency p99, 16 calls back to back, at most
+TARGET_PACED_P99_MS = 25.0  # emergency p99, 16 callers pausing like people, at most
+TARGET_GROWTH_RATIO = 1.1  # at 1M tickets / 100k contacts: CPU and saturated p99, at most
 TARGET_READ_P95_MS = 100.0
-TARGET_WORKER_RSS_MIB = 150.0
+TARGET_WORKER_RSS_MIB = 100.0
+# Paging on: the sender loops text through this account, at the bench's own stand-in.
+BENCH_ACCOUNT_SID = "AC" + "be4c" * 8
+BENCH_SMS_FROM = "+31612340000"
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -135,6 +140,7 @@ class Bench:
         self.floor_port = free_port()
         self.public_url = f"http://127.0.0.1:{self.service_port}"
         self.auth_token = secrets.token_hex(16)
+        self.messages = MessagesStandIn(BENCH_ACCOUNT_SID, self.auth_token).start()
         self.env = self._server_env()
         self.settings: Settings = load_settings(environ=self.env)
         self.workers = args.workers or self.settings.server.workers
@@ -168,6 +174,10 @@ class Bench:
                 "IVR_SECRET_KEY": secrets.token_hex(32),
                 "IVR_PUBLIC_URL": self.public_url,
                 "IVR_JOURNAL_PATH": str(self.workdir / "journal.jsonl"),
+                # Paging on, as in production: pages and callers' SMS go to the stand-in.
+                "TWILIO_ACCOUNT_SID": BENCH_ACCOUNT_SID,
+                "TWILIO_API_URL": self.messages.url,
+                "IVR_SMS_FROM": BENCH_SMS_FROM,
                 "PYTHONPATH": os.pathsep.join(
                     filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
                 ),
@@ -246,6 +256,7 @@ class Bench:
                 server.stop()
         if self.engine is not None:
             self.engine.dispose()
+        self.messages.stop()
 
     # -- callers -----------------------------------------------------------------------------
 
@@ -392,6 +403,7 @@ class Bench:
         results: list = []
         sids = [new_sid() for _ in range(count)]
         starts: list[float] = []
+        sent_before = self.messages.accepted
 
         def one_call(index: int) -> None:
             transport = HttpTransport("127.0.0.1", self.service_port)
@@ -432,6 +444,7 @@ class Bench:
         _collect(phase, results)
         with Session(self.engine) as session:
             on_tickets = count_ticket_calls(session, sids)
+        waiting = self.wait_for_outbox(timeout=60.0)
         intervals = sorted((r.started, r.ended) for r in results)
         phase.concurrency = _max_overlap(intervals)
         phase.extra = {
@@ -440,9 +453,25 @@ class Bench:
             "think_seconds": think,
             "calls_on_tickets": on_tickets,
             "max_calls_at_once": phase.concurrency,
+            "messages_sent": self.messages.accepted - sent_before,
+            "outbox_waiting": waiting,
         }
         self.phases[phase.name] = phase
         return phase
+
+    def wait_for_outbox(self, *, timeout: float) -> int:
+        """Wait until the sender loops have sent every message due; return how many still wait."""
+        query = text(
+            "SELECT count(*) FROM outbox_messages"
+            " WHERE status IN ('pending', 'sending') AND next_attempt_at <= :now"
+        )
+        until = time.monotonic() + timeout
+        while True:
+            with self.engine.connect() as connection:
+                waiting = connection.scalar(query, {"now": datetime.now(UTC)})
+            if not waiting or time.monotonic() > until:
+                return waiting
+            time.sleep(1.0)
 
     def time_reads(self, label: str) -> None:
         """Time the dashboard and API lists at the database's current size."""
@@ -593,6 +622,10 @@ class Bench:
         for phase in self.phases.values():
             for error in sorted(set(phase.errors))[:5]:
                 self.say(f"  error in {phase.name}: {error}")
+        self.say(
+            f"paging on: {self.messages.accepted} messages sent to the Twilio stand-in "
+            f"({self.messages.refused} refused)"
+        )
         self.print_endpoints()
         self.print_memory()
         self.print_reads()
@@ -601,7 +634,7 @@ class Bench:
         self.say("targets:")
         for name, value, target, passed in targets:
             verdict = "PASS" if passed else "FAIL"
-            self.say(f"  {verdict}  {name:<44} {value:>14}   target {target}")
+            self.say(f"  {verdict}  {name:<52} {value:>24}   target {target}")
         self.notes["targets"] = [
             {"name": n, "value": v, "target": t, "pass": p} for n, v, t, p in targets
         ]
@@ -661,97 +694,82 @@ class Bench:
             rows.append((name, value, wanted, met))
 
         app, floor = self.phases.get("emergency"), self.phases.get("floor")
-        paced = self.phases.get("emergency, paced")
-        if paced:
-            add(
-                f"emergency p99, {paced.concurrency} calls, pauses ~{self.args.pace:g} s",
-                f"{paced.p(99):.1f} ms",
-                f"< {TARGET_P99_MS:.0f} ms",
-                paced.p(99) < TARGET_P99_MS,
-            )
         if app and floor:
-            add(
-                f"emergency p99, {app.concurrency} calls, no pauses",
-                f"{app.p(99):.1f} ms",
-                f"< {TARGET_P99_MS:.0f} ms (floor {floor.p(99):.0f})",
-                app.p(99) < TARGET_P99_MS,
-            )
-            ratio = app.rate / floor.rate if floor.rate else 0.0
-            add(
-                "emergency throughput / floor",
-                f"{ratio:.2f}",
-                f">= {TARGET_THROUGHPUT_RATIO}",
-                ratio >= TARGET_THROUGHPUT_RATIO,
-            )
             ratio = app.cpu_ms / floor.cpu_ms if floor.cpu_ms else math.inf
             add(
                 "emergency CPU per webhook / floor",
-                f"{ratio:.2f}",
-                f"<= {TARGET_CPU_RATIO}",
+                f"{ratio:.2f} ({app.cpu_ms:.1f}/{floor.cpu_ms:.1f} ms)",
+                f"<= {TARGET_CPU_RATIO:g}",
                 ratio <= TARGET_CPU_RATIO,
             )
-        errors = sum(len(p.errors) for p in self.phases.values())
-        add("errors in every phase", str(errors), "0", errors == 0)
-        for empty_name in ("emergency, paced", "emergency"):
-            empty, grown = self.phases.get(empty_name), self.phases.get(f"{empty_name}, grown")
-            if not (empty and grown):
-                continue
-            ratio = grown.p(99) / empty.p(99) if empty.p(99) else math.inf
+            ratio = app.rate / floor.rate if floor.rate else 0.0
             add(
-                f"growth: {empty_name} p99 grown / empty",
-                f"{ratio:.2f}",
-                f"<= {TARGET_GROWTH_RATIO}",
-                ratio <= TARGET_GROWTH_RATIO,
+                f"emergency webhooks/s / floor, {app.concurrency} back to back",
+                f"{ratio:.2f} ({app.rate:.0f}/{floor.rate:.0f})",
+                f">= {TARGET_THROUGHPUT_RATIO:g}",
+                ratio >= TARGET_THROUGHPUT_RATIO,
             )
+        for name in ("emergency", "emergency, grown"):
+            phase = self.phases.get(name)
+            if phase:
+                add(
+                    f"{name} p99, {phase.concurrency} calls back to back",
+                    f"{phase.p(99):.1f} ms",
+                    f"<= {TARGET_SATURATED_P99_MS:.0f} ms",
+                    phase.p(99) <= TARGET_SATURATED_P99_MS,
+                )
+        for name in ("emergency, paced", "emergency, paced, grown"):
+            phase = self.phases.get(name)
+            if phase:
+                add(
+                    f"{name} p99, {phase.concurrency} callers ~{self.args.pace:g} s pauses",
+                    f"{phase.p(99):.1f} ms",
+                    f"<= {TARGET_PACED_P99_MS:.0f} ms",
+                    phase.p(99) <= TARGET_PACED_P99_MS,
+                )
+        empty, grown = self.phases.get("emergency"), self.phases.get("emergency, grown")
+        if empty and grown:
             ratio = grown.cpu_ms / empty.cpu_ms if empty.cpu_ms else math.inf
             add(
-                f"growth: {empty_name} CPU/webhook grown / empty",
+                "at size: emergency CPU/webhook grown / empty",
                 f"{ratio:.2f}",
-                f"<= {TARGET_GROWTH_RATIO}",
+                f"<= {TARGET_GROWTH_RATIO:g}",
+                ratio <= TARGET_GROWTH_RATIO,
+            )
+            ratio = grown.p(99) / empty.p(99) if empty.p(99) else math.inf
+            add(
+                "at size: emergency saturated p99 grown / empty",
+                f"{ratio:.2f}",
+                f"<= {TARGET_GROWTH_RATIO:g}",
                 ratio <= TARGET_GROWTH_RATIO,
             )
         for name, result in self.reads.get("grown", {}).items():
             target = result.get("target_ms", TARGET_READ_P95_MS)
             if "unavailable" in result:
-                rows.append((f"growth: {name} p95", "unavailable", f"< {target:.0f} ms", False))
+                add(f"at size: {name} p95", "unavailable", f"< {target:.0f} ms", False)
                 continue
             p95 = percentile(sorted(result["latencies"]), 95) * 1000
             ok = p95 < target and not result["errors"]
-            rows.append((f"growth: {name} p95", f"{p95:.1f} ms", f"< {target:.0f} ms", ok))
+            add(f"at size: {name} p95", f"{p95:.1f} ms", f"< {target:.0f} ms", ok)
+        errors = sum(len(p.errors) for p in self.phases.values())
+        add("errors in every phase", str(errors), "0", errors == 0)
         burst = next((p for p in self.phases.values() if p.name.startswith("burst")), None)
         if burst:
             wanted = self.args.burst
-            rows.append(
-                (
-                    "burst: callers bridged",
-                    f"{burst.bridged}/{wanted}",
-                    f"{wanted}",
-                    burst.bridged == wanted,
-                )  # fmt: skip
-            )
+            add("burst: callers bridged", f"{burst.bridged}/{wanted}", f"{wanted}",
+                burst.bridged == wanted)  # fmt: skip
             on_tickets = burst.extra["calls_on_tickets"]
-            rows.append(
-                ("burst: calls on tickets", str(on_tickets), str(wanted), on_tickets == wanted)
-            )
+            add("burst: calls on tickets", str(on_tickets), str(wanted), on_tickets == wanted)
             span = burst.extra["start_span_seconds"]
-            rows.append(
-                (
-                    "burst: calls started within",
-                    f"{span:.1f} s",
-                    f"<= {self.args.burst_window:.0f} s",
-                    span <= self.args.burst_window,
-                )  # fmt: skip
-            )
-            rows.append(("burst: errors", str(len(burst.errors)), "0", not burst.errors))
+            add("burst: calls started within", f"{span:.1f} s",
+                f"<= {self.args.burst_window:.0f} s", span <= self.args.burst_window)  # fmt: skip
+            add("burst: errors", str(len(burst.errors)), "0", not burst.errors)
+            sent, waiting = burst.extra["messages_sent"], burst.extra["outbox_waiting"]
+            add("burst: paging on, its messages sent", f"{sent} sent, {waiting} waiting",
+                "> 0 sent, 0 waiting", sent > 0 and waiting == 0)  # fmt: skip
         peak = max(self.service.peak_rss_kib.values(), default=0) / MIB
-        rows.append(
-            (
-                "memory: largest service worker RSS",
-                f"{peak:.0f} MiB",
-                f"< {TARGET_WORKER_RSS_MIB:.0f} MiB",
-                0 < peak < TARGET_WORKER_RSS_MIB,
-            )  # fmt: skip
-        )
+        add("memory: largest service worker RSS", f"{peak:.0f} MiB",
+            f"<= {TARGET_WORKER_RSS_MIB:.0f} MiB", 0 < peak <= TARGET_WORKER_RSS_MIB)  # fmt: skip
         return rows
 
     def as_json(self) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from ivr import params
@@ -19,11 +19,28 @@ def _clip(value: str | None, limit: int = 64) -> str | None:
 
 # Built once: nearly every webhook looks its call up, so skip building the query each time.
 _CALL_BY_SID = select(CallLog).where(CallLog.sid == bindparam("sid"))
+# The session's call log rows by CallSid (in `session.info`), so a webhook that asks for its
+# call more than once (the status callback asks three times) queries once.
+_KNOWN = "call_logs_by_sid"
+
+
+def _remember(session: Session, call: CallLog) -> CallLog:
+    session.info.setdefault(_KNOWN, {})[call.sid] = call
+    return call
 
 
 def get_call(session: Session, sid: str) -> CallLog | None:
-    """Return the call log row of a CallSid, if any."""
-    return session.scalar(_CALL_BY_SID, {"sid": sid})
+    """Return the call log row of a CallSid, if any.
+
+    A row this session already holds is returned without asking again: querying would return
+    that same object with the same values (the session keeps what it loaded), so only a row
+    rolled back or deleted since (no longer persistent) is looked up anew.
+    """
+    known = session.info.get(_KNOWN, {}).get(sid)
+    if known is not None and inspect(known).persistent:
+        return known
+    call = session.scalar(_CALL_BY_SID, {"sid": sid})
+    return _remember(session, call) if call is not None else None
 
 
 def record_call_start(
@@ -48,7 +65,7 @@ def record_call_start(
             status="in-progress",
         )
         session.add(call)
-        return call
+        return _remember(session, call)
 
     return insert_or_get(session, find=lambda: get_call(session, sid), add=add)
 

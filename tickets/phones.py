@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 DEFAULT_REGION = "NL"
@@ -9,6 +11,9 @@ DEFAULT_REGION = "NL"
 MAX_NOTATION = 64
 
 
+# A webhook parses the same few numbers again and again (our own lines, the caller's number at
+# every step), and parsing is a fair share of its CPU; the answer depends on the text alone.
+@lru_cache(maxsize=4096)
 def to_e164(raw: str | None, *, region: str = DEFAULT_REGION) -> str | None:
     """Return a phone number in any usual notation as E.164, or None if it is not a valid one."""
     text = (raw or "").strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -67,6 +67,14 @@ _TICKET_BY_ID = (
     .where(Ticket.id == bindparam("ticket_id"))
     .options(joinedload(Ticket.contact), joinedload(Ticket.organization))
 )
+_CALL_ON_TICKET = (
+    select(TicketCall)
+    .where(TicketCall.sid == bindparam("sid"), TicketCall.ticket_id == bindparam("ticket_id"))
+    .options(
+        joinedload(TicketCall.ticket).joinedload(Ticket.contact),
+        joinedload(TicketCall.ticket).joinedload(Ticket.organization),
+    )
+)
 _TICKET_TO_JOIN = (
     select(Ticket)
     .join(TicketCall)
@@ -79,11 +87,22 @@ _TICKET_TO_JOIN = (
     .order_by(TicketCall.started_at.desc(), Ticket.id.desc())
     .limit(1)
 )
-_SAME_EVENT = select(TicketEvent.id).where(
-    TicketEvent.ticket_id == bindparam("ticket_id"),
-    TicketEvent.kind == bindparam("kind"),
-    TicketEvent.call_sid == bindparam("call_sid"),
-    TicketEvent.detail == bindparam("detail"),
+# A call's timeline event, added in one statement unless the very same one is there already
+# (a retried webhook): no round trip to look first, nothing for the session to flush later.
+# On the table, not the class: Core statements skip the ORM's bulk-insert bookkeeping (the
+# session still flushes what is pending before running it).
+_EVENTS = TicketEvent.__table__
+_EVENT_COLUMNS = ("ticket_id", "at", "kind", "detail", "call_sid")
+_ADD_CALL_EVENT_ONCE = insert(_EVENTS).from_select(
+    _EVENT_COLUMNS,
+    select(*(bindparam(name, type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS)).where(
+        ~exists().where(
+            _EVENTS.c.ticket_id == bindparam("ticket_id"),
+            _EVENTS.c.kind == bindparam("kind"),
+            _EVENTS.c.call_sid == bindparam("call_sid"),
+            _EVENTS.c.detail == bindparam("detail"),
+        )
+    ),
 )
 
 
@@ -118,6 +137,26 @@ def find_call_on_ticket(session: Session, *, ticket: Ticket, sid: str | None) ->
     )
 
 
+def find_ticket_and_call(
+    session: Session, *, number: str | None, sid: str | None
+) -> tuple[Ticket | None, TicketCall | None]:
+    """Return the ticket with this number and its call with this sid, else its newest in progress.
+
+    The usual case, the caller's call on the ticket, is one query that loads the ticket too.
+    """
+    ticket_id = Ticket.id_from_number(number) if number else None
+    if ticket_id is None:
+        return None, None
+    if sid:
+        call = session.scalar(_CALL_ON_TICKET, {"sid": sid, "ticket_id": ticket_id})
+        if call is not None:
+            return call.ticket, call
+    ticket = session.scalar(_TICKET_BY_ID, {"ticket_id": ticket_id})
+    if ticket is None:
+        return None, None
+    return ticket, find_call_on_ticket(session, ticket=ticket, sid=None)
+
+
 def _open_ticket_to_join(
     session: Session, *, organization_id: int, since: datetime
 ) -> Ticket | None:
@@ -136,19 +175,17 @@ def _add_event(
 ) -> None:
     """Add a timeline event unless this call already has the very same one (retried webhook)."""
     if call_sid is not None and detail is not None:
-        same = {"ticket_id": ticket_id, "kind": kind, "call_sid": call_sid, "detail": detail}
-        duplicate = session.scalar(_SAME_EVENT, same)
-    else:
-        duplicate = session.scalar(
-            select(TicketEvent.id).where(
-                TicketEvent.ticket_id == ticket_id,
-                TicketEvent.kind == kind,
-                TicketEvent.call_sid == call_sid,
-                TicketEvent.detail == detail
-                if detail is not None
-                else TicketEvent.detail.is_(None),
-            )
+        event = {"ticket_id": ticket_id, "at": at, "kind": kind, "detail": detail}
+        session.execute(_ADD_CALL_EVENT_ONCE, {**event, "call_sid": call_sid})
+        return
+    duplicate = session.scalar(
+        select(TicketEvent.id).where(
+            TicketEvent.ticket_id == ticket_id,
+            TicketEvent.kind == kind,
+            TicketEvent.call_sid == call_sid,
+            TicketEvent.detail == detail if detail is not None else TicketEvent.detail.is_(None),
         )
+    )
     if duplicate is None:
         session.add(
             TicketEvent(ticket_id=ticket_id, kind=kind, detail=detail, call_sid=call_sid, at=at)

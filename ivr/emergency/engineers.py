@@ -213,11 +213,8 @@ def _ticket_and_call(
     form: Mapping[str, str], ticket_number: str | None
 ) -> tuple[Ticket | None, TicketCall | None]:
     """Return the ticket of an engineer's leg, and the caller's call on it (who may have joined)."""
-    ticket = urgent.find_ticket(db.session, ticket_number)
-    if ticket is None:
-        return None, None
     parent = params.sid(form.get("ParentCallSid"))
-    return ticket, urgent.find_call_on_ticket(db.session, ticket=ticket, sid=parent)
+    return urgent.find_ticket_and_call(db.session, number=ticket_number, sid=parent)
 
 
 @dataclass(frozen=True)
