@@ -164,23 +164,26 @@ def _levels(session: Session, now: datetime, rules: PagingPolicy) -> list[rota.O
     return [rota.OnCallLevel(level=1, engineers=engineers)] if engineers else []
 
 
-def _page_engineer(
-    session: Session, page: Page, engineer: rota.Engineer, rules: PagingPolicy
+def _message_engineer(
+    session: Session,
+    ticket_id: int | None,
+    engineer: rota.Engineer,
+    rules: PagingPolicy,
+    **fields,
 ) -> None:
+    """Queue one message to an engineer on each paging channel they can be reached on."""
     addresses = {"sms": engineer.phone, "email": engineer.email}
     for channel in rules.channels:
         if addresses.get(channel):
             _message(
                 session,
-                page.ticket_id,
+                ticket_id,
                 staff_id=engineer.staff_id or None,
-                kind=PAGE,
                 channel=channel,
                 recipient=addresses[channel],
                 recipient_name=engineer.name,
                 language=rules.staff_language,
-                level=page.level,
-                round=page.round,
+                **fields,
             )
 
 
@@ -200,7 +203,9 @@ def step(session: Session, *, page: Page, now: datetime, rules: PagingPolicy | N
     page.next_step_at = now + rules.ack_timeout
     level = levels[position - 1]
     for engineer in level.engineers:
-        _page_engineer(session, page, engineer, rules)
+        _message_engineer(
+            session, page.ticket_id, engineer, rules, kind=PAGE, level=page.level, round=page.round
+        )
     if rules.chat:
         _message(
             session,
@@ -253,20 +258,7 @@ def summarise(
     levels = _levels(session, now, rules)
     numbers = " ".join(str(TICKET_NUMBER_BASE + ticket_id) for ticket_id in open_ids)
     for engineer in levels[0].engineers if levels else ():
-        addresses = {"sms": engineer.phone, "email": engineer.email}
-        for channel in rules.channels:
-            if addresses.get(channel):
-                _message(
-                    session,
-                    None,
-                    staff_id=engineer.staff_id or None,
-                    kind=SUMMARY,
-                    channel=channel,
-                    recipient=addresses[channel],
-                    recipient_name=engineer.name,
-                    language=rules.staff_language,
-                    detail=numbers,
-                )
+        _message_engineer(session, None, engineer, rules, kind=SUMMARY, detail=numbers)
     for ticket_id in open_ids:
         _event(session, ticket_id, PAGED, "in the opening summary to level 1", now)
 
