@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from ivr import params
 from ivr.models import CallLog
-from tickets.db import insert_or_get, utcnow
+from tickets.db import insert_unless_present, utcnow
 
 MAX_TRAIL = 4000
 
@@ -52,22 +52,23 @@ def record_call_start(
     to_number: str | None,
     language: str,
 ) -> CallLog:
-    """Create the call's log row, or return it when Twilio retried the first webhook."""
+    """Create the call's log row, or return it when Twilio retried the first webhook.
 
-    def add() -> CallLog:
-        call = CallLog(
-            sid=_clip(sid),
-            line=line,
-            from_number=_clip(from_number),
-            caller_id=params.caller_id(from_number),
-            to_number=_clip(to_number),
-            language=language,
-            status="in-progress",
-        )
-        session.add(call)
-        return _remember(session, call)
-
-    return insert_or_get(session, find=lambda: get_call(session, sid), add=add)
+    Not committed here: the row is written with the webhook's next commit.
+    """
+    values = {
+        "sid": _clip(sid),
+        "line": line,
+        "from_number": _clip(from_number),
+        "caller_id": params.caller_id(from_number),
+        "to_number": _clip(to_number),
+        "language": language,
+        "status": "in-progress",
+    }
+    call = insert_unless_present(session, CallLog, values, key="sid")
+    if call is None:  # a retried webhook, or another worker's request for the same call
+        return get_call(session, sid)
+    return _remember(session, call)
 
 
 def has_ended(session: Session, sid: str) -> bool:
@@ -77,7 +78,11 @@ def has_ended(session: Session, sid: str) -> bool:
 
 
 def note_step(session: Session, *, sid: str, step: str, language: str | None = None) -> None:
-    """Append a step (`menu:1`, `dial:finance:no-answer`) to the call's trail."""
+    """Append a step (`menu:1`, `dial:finance:no-answer`) to the call's trail.
+
+    Not committed here: the step is written with the caller's next commit (a webhook's own
+    at its end, `ivr.flow.webhook`; a journal entry's replay).
+    """
     call = get_call(session, sid)
     if call is None:
         return
@@ -85,7 +90,6 @@ def note_step(session: Session, *, sid: str, step: str, language: str | None = N
     call.choices = trail[-MAX_TRAIL:]
     if language:
         call.language = language
-    session.commit()
 
 
 def record_call_status(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from flask import current_app, url_for
+from flask import current_app, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
@@ -16,6 +17,7 @@ from ivr import calls, params
 from ivr.hours import describe_moment, is_open, next_opening
 from ivr.prompts import Speaker
 from ivr.settings import Engineer, Schedule, Settings
+from ivr.signatures import twilio_only
 from tickets.availability import OVERRIDE_MODES, get_hours_override
 from tickets.db import db, is_database_unreachable, utcnow
 from tickets.oncall import rota
@@ -71,8 +73,31 @@ def guarded(action: Callable[..., T], /, *, context: object = None, **kwargs: ob
         return None
 
 
+def _commit(session: Session) -> None:
+    session.commit()
+
+
+def webhook(view: Callable[..., T]) -> Callable[..., T]:
+    """Declare a call-flow webhook: only Twilio may call it, and it ends with one commit.
+
+    Service functions commit at once what must never be lost (a call's first row, its ticket,
+    an engineer's answer). Smaller writes, such as a step on the call's trail, ride along with
+    the next of those commits, or with this one when the view has answered.
+    """
+    signed = twilio_only(view)
+
+    @functools.wraps(view)
+    def answered(*args, **kwargs) -> T:
+        answer = signed(*args, **kwargs)
+        if db.session().in_transaction():
+            guarded(_commit, context=request.endpoint)
+        return answer
+
+    return answered
+
+
 def note(sid: str | None, step: str, language: str | None = None) -> None:
-    """Append a step to the call's trail in the call log, if the call is known."""
+    """Append a step to the call's trail; it is written with the webhook's next commit."""
     if sid:
         guarded(calls.note_step, sid=sid, step=step, language=language)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import multiprocessing
@@ -50,7 +51,12 @@ class _Gunicorn(BaseApplication):
         app.config[DIRECTORY] = str(self.metrics_directory)
         start_replay_thread(app)
         start_sender_thread(app)
-        return admit_whole_requests(app, self.settings)
+        served = admit_whole_requests(app, self.settings)
+        # What start-up built (modules, the app, settings) lives as long as the worker. Out of
+        # the collector's sight, a full collection scans only what requests left behind: about
+        # 0.1 ms instead of 120 ms, a pause every request in this worker would wait through.
+        gc.freeze()
+        return served
 
 
 def admit_whole_requests(app, settings: Settings):

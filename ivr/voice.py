@@ -9,19 +9,18 @@ from flask import Blueprint, request
 
 from ivr import calls, params
 from ivr.emergency import engineers, identify
-from ivr.flow import current_settings
+from ivr.flow import current_settings, webhook
 from ivr.lines import EMERGENCY, line_for_number
 from ivr.metrics import counters
 from ivr.office import steps as office
 from ivr.prompts import twiml
-from ivr.signatures import twilio_only
 from tickets.db import db
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 
 @bp.post("/incoming")
-@twilio_only
+@webhook
 def incoming():
     """Answer any call and hand it to the line its called number belongs to."""
     settings = current_settings()
@@ -32,7 +31,7 @@ def incoming():
 
 
 @bp.post("/status")
-@twilio_only
+@webhook
 def status():
     """Record call progress and the end of every call."""
     settings = current_settings()

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -62,6 +63,21 @@ def insert_or_get(
             raise
         return existing
     return row
+
+
+def insert_unless_present(
+    session: Session, model: type[Row], values: dict, *, key: str
+) -> Row | None:
+    """Insert a row unless one with the same unique `key` exists; return the new row, else None.
+
+    One statement, `INSERT ... ON CONFLICT DO NOTHING RETURNING`, on PostgreSQL and SQLite
+    alike: no look first, nothing committed, and an insert of the same key by a concurrent
+    request waits for that request's transaction instead of failing this one.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(values).on_conflict_do_nothing(index_elements=[key])
+    return session.scalars(statement.returning(model)).one_or_none()
 
 
 def is_database_unreachable(exc: BaseException) -> bool:
@@ -128,7 +144,7 @@ def make_engine(url: str, *, timeout_seconds: float = 2.0, limit_statements: boo
     options = {}
     if limit_statements:
         options["options"] = f"-c statement_timeout={int(timeout_seconds * 1000) * 2}"
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         # Error messages and logs must not carry values such as PIN hashes or phone numbers.
@@ -138,6 +154,31 @@ def make_engine(url: str, *, timeout_seconds: float = 2.0, limit_statements: boo
         pool_timeout=timeout_seconds,
         connect_args={"connect_timeout": connect_timeout, **options},
     )
+    _ping_once_per_request(engine)
+    return engine
+
+
+def _ping_once_per_request(engine: Engine) -> None:
+    """Ping a pooled connection before its first use in a request, not before every transaction.
+
+    The pool pings a connection before lending it, to find one that died while it sat idle (a
+    restarted or hung server). A webhook may commit more than once, and each commit hands the
+    connection back; lent again within the same request, it answered a moment ago, so the
+    round trip is skipped. A new request pings again, outside a request every lending does.
+    """
+    ping = engine.dialect.do_ping
+
+    @event.listens_for(engine, "checkin")
+    def _answered_in_this_request(dbapi_connection, _record) -> None:
+        if dbapi_connection is not None and has_request_context():
+            g.setdefault("database_connections_used", set()).add(dbapi_connection)
+
+    def do_ping(dbapi_connection) -> bool:
+        if has_request_context() and dbapi_connection in g.get("database_connections_used", ()):
+            return True
+        return ping(dbapi_connection)
+
+    engine.dialect.do_ping = do_ping
 
 
 class Database:

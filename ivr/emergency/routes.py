@@ -8,9 +8,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr import params
 from ivr.emergency import engineers, identify, intake, unverified
 from ivr.emergency import voicemail as voicemails
-from ivr.flow import current_settings
+from ivr.flow import current_settings, webhook
 from ivr.prompts import twiml
-from ivr.signatures import twilio_only
 from tickets.models import ONCALL_LEVELS
 
 bp = Blueprint("emergency", __name__, url_prefix="/voice/emergency")
@@ -43,14 +42,14 @@ def _dial_state() -> engineers.DialState:
 
 
 @bp.post("/start")
-@twilio_only
+@webhook
 def start():
     """Take over a call from the office menu exactly like a call to the emergency number."""
     return twiml(identify.answer(current_settings(), request.form, language=_language()))
 
 
 @bp.post("/pin")
-@twilio_only
+@webhook
 def pin():
     """Check the PIN a caller typed."""
     settings = current_settings()
@@ -59,7 +58,7 @@ def pin():
 
 
 @bp.post("/unverified", endpoint="unverified")
-@twilio_only
+@webhook
 def unverified_caller():
     """Take the triage key of a caller who goes on without a confirmed PIN."""
     settings = current_settings()
@@ -71,7 +70,7 @@ def unverified_caller():
 
 
 @bp.post("/triage")
-@twilio_only
+@webhook
 def triage():
     """Take the triage key: 1 major outage, 2 urgent bug."""
     settings = current_settings()
@@ -80,14 +79,14 @@ def triage():
 
 
 @bp.post("/description")
-@twilio_only
+@webhook
 def description():
     """Take the optional spoken description and connect to the engineers."""
     return twiml(intake.take_description(current_settings(), request.form, language=_language()))
 
 
 @bp.post("/dialled")
-@twilio_only
+@webhook
 def dialled():
     """Handle the end of ringing engineers."""
     return twiml(
@@ -111,28 +110,28 @@ def _engineer_leg(step):
 
 
 @bp.post("/screen")
-@twilio_only
+@webhook
 def screen_engineer():
     """Screen an engineer's leg before bridging."""
     return _engineer_leg(engineers.screen)
 
 
 @bp.post("/accept")
-@twilio_only
+@webhook
 def accept_engineer():
     """Take the engineer's answer to the screening question."""
     return _engineer_leg(engineers.accept)
 
 
 @bp.post("/voicemail")
-@twilio_only
+@webhook
 def voicemail():
     """Store a voicemail left on the emergency line."""
     return twiml(voicemails.take_voicemail(current_settings(), request.form, language=_language()))
 
 
 @bp.post("/recording")
-@twilio_only
+@webhook
 def recording():
     """Store the recording of a bridged call (Twilio's recordingStatusCallback)."""
     voicemails.store_recording(request.form, call_sid=request.args.get("call"))

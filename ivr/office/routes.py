@@ -5,16 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from ivr import params
-from ivr.flow import current_settings
+from ivr.flow import current_settings, webhook
 from ivr.office import steps
 from ivr.prompts import twiml
-from ivr.signatures import twilio_only
 
 bp = Blueprint("office", __name__, url_prefix="/voice/office")
 
 
 @bp.post("/menu")
-@twilio_only
+@webhook
 def menu():
     """Offer the menu again (for flows that send a caller back to it)."""
     settings = current_settings()
@@ -24,35 +23,35 @@ def menu():
 
 
 @bp.post("/choice")
-@twilio_only
+@webhook
 def choice():
     """Act on the menu key (or silence)."""
     return twiml(steps.take_choice(current_settings(), request.args, request.form))
 
 
 @bp.post("/dialed")
-@twilio_only
+@webhook
 def dialed():
     """Handle the end of ringing a department."""
     return twiml(steps.settle_team_dial(current_settings(), request.args, request.form))
 
 
 @bp.post("/extension")
-@twilio_only
+@webhook
 def extension():
     """Act on the extension the caller typed."""
     return twiml(steps.take_extension(current_settings(), request.args, request.form))
 
 
 @bp.post("/colleague-dialed")
-@twilio_only
+@webhook
 def colleague_dialed():
     """Handle the end of ringing a colleague."""
     return twiml(steps.settle_colleague_dial(current_settings(), request.args, request.form))
 
 
 @bp.post("/reception")
-@twilio_only
+@webhook
 def reception():
     """Put the caller through to reception (after waiting at the extension prompt)."""
     settings = current_settings()
@@ -61,14 +60,14 @@ def reception():
 
 
 @bp.post("/reception-dialed")
-@twilio_only
+@webhook
 def reception_dialed():
     """Handle the end of ringing reception."""
     return twiml(steps.settle_reception_dial(current_settings(), request.args, request.form))
 
 
 @bp.post("/voicemail")
-@twilio_only
+@webhook
 def voicemail():
     """Store the voicemail the caller left."""
     return twiml(steps.take_voicemail(current_settings(), request.args, request.form))
