@@ -103,7 +103,11 @@ def record_call_status(
     duration: str | None = None,
     sequence: str | None = None,
 ) -> CallLog:
-    """Record a status callback; a final status is never overwritten by a later one."""
+    """Record a status callback; a final status is never overwritten by a later one.
+
+    Not committed here: the status is written with the ticket's settling, or with the webhook's
+    own commit at its end.
+    """
     call = get_call(session, sid)
     if call is None:
         call = record_call_start(
@@ -127,7 +131,6 @@ def record_call_status(
     if status in params.CALL_FINAL_STATUSES:
         call.ended_at = utcnow()
         call.duration = params.whole_number(duration)
-    session.commit()
     return call
 
 

@@ -480,7 +480,12 @@ def is_joined_call(session: Session, call: TicketCall) -> bool:
 
 
 def _change_ticket(session: Session, ticket_id: int, change: Callable[[Ticket], None]) -> None:
-    """Apply `change` to the ticket and commit, retrying when staff saved it concurrently."""
+    """Apply `change` to the ticket and write it, retrying when staff saved it concurrently.
+
+    Written (flushed), not committed: the version check is in the UPDATE, and the change is
+    committed with the webhook's one commit at its end. It comes first in its transaction,
+    so the rollback of a lost race undoes nothing else.
+    """
     for attempt in range(3):
         if attempt == 0:
             # Usually loaded with the call moments ago; the version check catches staleness.
@@ -493,7 +498,7 @@ def _change_ticket(session: Session, ticket_id: int, change: Callable[[Ticket], 
             )
         change(ticket)
         try:
-            session.commit()
+            session.flush()
             return
         except StaleDataError:
             session.rollback()
@@ -575,12 +580,14 @@ def record_engineers_rung(
     round: int | None = None,
     now: datetime | None = None,
 ) -> TicketCall:
-    """Note on the timeline which engineers' phones are ringing, and for which rota level."""
+    """Note on the timeline which engineers' phones are ringing, and for which rota level.
+
+    Written with the webhook's commit at its end (`ivr.flow.webhook`).
+    """
     now = now or utcnow()
     where = rota_place(level, round)
     for name in engineers:
         _add_call_event(session, call, ENGINEER_RUNG, f"{name}{where}", now)
-    session.commit()
     return call
 
 
