@@ -15,10 +15,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import icalendar
-import recurring_ical_events
-
 if TYPE_CHECKING:
+    import icalendar
+
     from tickets.oncall.rota import RotaSegment
 
 from tickets.models import StaffUser
@@ -117,6 +116,8 @@ def engineers_named(event: icalendar.Event, staff: StaffIndex) -> tuple[list[Sta
 
 def read_calendar(data: bytes) -> icalendar.Calendar:
     """Parse an iCalendar file, or reject it with one line saying why."""
+    import icalendar  # here, not at the top: only an import reads iCalendar (~2 MB per worker)
+
     if len(data) > MAX_CALENDAR_BYTES:
         raise CalendarRejected([f"the file is larger than {MAX_CALENDAR_BYTES} bytes"])
     try:
@@ -146,6 +147,8 @@ def shifts_in_calendar(
     ]
     if problems:
         raise CalendarRejected(problems)
+    import recurring_ical_events  # only an import expands recurrences; see read_calendar
+
     try:
         occurrences = recurring_ical_events.of(calendar).between(start, end)
     except Exception as exc:  # the library raises many kinds on malformed recurrences
@@ -194,6 +197,8 @@ def feed_for(
     staff: StaffUser, segments: Iterable[RotaSegment], *, product: str, now: datetime
 ) -> bytes:
     """Return when an engineer is on call as an iCalendar feed their calendar can subscribe to."""
+    import icalendar  # only a feed request writes iCalendar; see read_calendar
+
     calendar = icalendar.Calendar()
     calendar.add("PRODID", f"-//{product}//on call//EN")
     calendar.add("VERSION", "2.0")
