@@ -6,6 +6,7 @@ whether trying again later can help (a server error, a timeout) or not (a refuse
 
 from __future__ import annotations
 
+import functools
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -31,14 +32,22 @@ class SendError(Exception):
         self.retry = retry
 
 
-def twilio_client(settings: Settings, *, timeout: float | None = None) -> Client:
-    """Return the twilio REST client for our account, pointed at `twilio_api_url`."""
-    client = Client(
+def twilio_client(settings: Settings, *, timeout: float = TIMEOUT_SECONDS) -> Client:
+    """Return this process's twilio REST client for our account, pointed at `twilio_api_url`."""
+    return _client(
         settings.twilio_account_sid,
         settings.twilio_auth_token.get_secret_value(),
-        http_client=TwilioHttpClient(timeout=timeout),
+        settings.twilio_api_url.rstrip("/"),
+        timeout,
     )
-    client.api.base_url = settings.twilio_api_url.rstrip("/")
+
+
+@functools.lru_cache(maxsize=4)
+def _client(account_sid: str, auth_token: str, api_url: str, timeout: float) -> Client:
+    # One per process and account: its HTTP session keeps the connection (and TLS session)
+    # to Twilio open between messages instead of a new handshake for each.
+    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+    client.api.base_url = api_url
     return client
 
 

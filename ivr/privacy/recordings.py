@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 RETENTION = "retention"
 ERASE = "erase"
-TIMEOUT_SECONDS = 10
 # Twilio unreachable this many times in a row: the rest wait for the next purge.
 GIVE_UP_AFTER = 3
 SID = re.compile(r"RE[0-9a-zA-Z]{32}")
@@ -137,7 +136,7 @@ def delete_at_twilio(
     if sids and not settings.twilio_account_sid:
         report.waiting, report.problems = len(sids), ["TWILIO_ACCOUNT_SID is not set"]
         return report
-    client = twilio_client(settings, timeout=TIMEOUT_SECONDS) if sids else None
+    client = twilio_client(settings) if sids else None
     failures_in_a_row = 0
     for position, sid in enumerate(sids):
         if failures_in_a_row >= GIVE_UP_AFTER:
