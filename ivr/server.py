@@ -132,6 +132,7 @@ def run_server(
     options = gunicorn_options(settings, host=host, port=port, workers=workers)
     metrics_directory = prepare_metrics_directory(settings, options["bind"])
     options["child_exit"] = _forget_worker_gauges
+    options["worker_exit"] = _thaw_collector
     warn_if_silent(settings)
     migrate_in_child(settings.resolved_database_url)
     _Gunicorn(settings, options, metrics_directory=metrics_directory).run()
@@ -156,6 +157,15 @@ def prepare_metrics_directory(settings: Settings, bind: str) -> Path:
     if not getattr(values.ValueClass, "_multiprocess", False):
         raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
     return directory
+
+
+def _thaw_collector(_server, _worker) -> None:
+    """gunicorn's worker_exit hook: give the objects `gc.freeze()` set aside back to the collector.
+
+    Left frozen, they are finalised only after the interpreter has torn its modules down, and
+    logging's clean-up then prints tracebacks into the log at every worker's exit.
+    """
+    gc.unfreeze()
 
 
 def _forget_worker_gauges(_server, worker) -> None:
