@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import String, bindparam, case, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from ivr import params
@@ -22,6 +22,30 @@ _CALL_BY_SID = select(CallLog).where(CallLog.sid == bindparam("sid"))
 # The session's call log rows by CallSid (in `session.info`), so a webhook that asks for its
 # call more than once (the status callback asks three times) queries once.
 _KNOWN = "call_logs_by_sid"
+
+
+_CALLS = CallLog.__table__
+_LONGER_TRAIL = case(
+    (_CALLS.c.choices == "", bindparam("step", type_=String)),
+    else_=_CALLS.c.choices + " " + bindparam("step", type_=String),
+)
+# The trail with the step appended, cut to its last MAX_TRAIL characters, as `note_step` does
+# in Python; in SQL that both PostgreSQL and SQLite speak.
+_APPEND_STEP = (
+    update(_CALLS)
+    .where(_CALLS.c.sid == bindparam("call_sid"))
+    .values(
+        choices=case(
+            (
+                func.length(_LONGER_TRAIL) > MAX_TRAIL,
+                func.substr(_LONGER_TRAIL, func.length(_LONGER_TRAIL) - (MAX_TRAIL - 1)),
+            ),
+            else_=_LONGER_TRAIL,
+        ),
+        language=func.coalesce(bindparam("new_language", type_=String), _CALLS.c.language),
+        updated_at=bindparam("now"),
+    )
+)
 
 
 def _remember(session: Session, call: CallLog) -> CallLog:
@@ -81,15 +105,18 @@ def note_step(session: Session, *, sid: str, step: str, language: str | None = N
     """Append a step (`menu:1`, `dial:finance:no-answer`) to the call's trail.
 
     Not committed here: the step is written with the caller's next commit (a webhook's own
-    at its end, `ivr.flow.webhook`; a journal entry's replay).
+    at its end, `ivr.flow.webhook`; a journal entry's replay). A row the session holds is
+    changed in place; else one UPDATE appends the step, without loading the row first.
     """
-    call = get_call(session, sid)
-    if call is None:
+    known = session.info.get(_KNOWN, {}).get(sid)
+    if known is None or not inspect(known).persistent:
+        values = {"call_sid": sid, "step": step, "new_language": language or None, "now": utcnow()}
+        session.execute(_APPEND_STEP, values)
         return
-    trail = f"{call.choices} {step}".strip()
-    call.choices = trail[-MAX_TRAIL:]
+    trail = f"{known.choices} {step}".strip()
+    known.choices = trail[-MAX_TRAIL:]
     if language:
-        call.language = language
+        known.language = language
 
 
 def record_call_status(

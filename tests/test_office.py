@@ -790,3 +790,35 @@ def test_office_webhooks_refuse_unsigned_requests(client, session, url):
     response = client.post(url, data={"CallSid": "CA1", "Digits": "1", "RecordingUrl": "https://x"})
     assert response.status_code == 403
     assert callbacks(session) == []
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["row-in-session", "one-update"])
+def test_a_call_trail_keeps_its_last_steps_and_its_language(app, session, held):
+    """A step is appended in place or by one UPDATE; both keep the trail's last MAX_TRAIL chars."""
+    from ivr import calls
+
+    sid = "CA" + ("1" if held else "2") * 32
+    calls.record_call_start(
+        session, sid=sid, line="office", from_number=None, to_number=None, language="nl"
+    )
+    session.commit()
+    if not held:
+        session.info.clear()  # as in a later webhook: the session does not hold the row
+        session.expunge_all()
+    calls.note_step(session, sid=sid, step="menu:1")
+    calls.note_step(session, sid=sid, step="lang:en", language="en")
+    session.commit()
+    session.expunge_all()
+    row = session.scalar(select(CallLog).where(CallLog.sid == sid))
+    assert (row.choices, row.language) == ("menu:1 lang:en", "en")
+
+    for number in range(calls.MAX_TRAIL // 9 + 5):
+        calls.note_step(session, sid=sid, step=f"step:{number:04d}")
+        session.commit()
+        if held:
+            row = calls.get_call(session, sid)
+    session.expunge_all()
+    row = session.scalar(select(CallLog).where(CallLog.sid == sid))
+    assert len(row.choices) == calls.MAX_TRAIL
+    assert row.choices.endswith(f"step:{calls.MAX_TRAIL // 9 + 4:04d}")
+    assert row.language == "en"

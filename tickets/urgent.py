@@ -586,8 +586,12 @@ def record_engineers_rung(
     """
     now = now or utcnow()
     where = rota_place(level, round)
-    for name in engineers:
-        _add_call_event(session, call, ENGINEER_RUNG, f"{name}{where}", now)
+    events = [
+        {"ticket_id": call.ticket_id, "at": now, "kind": ENGINEER_RUNG, "detail": f"{name}{where}"}
+        for name in engineers
+    ]
+    if events:  # one batch (executemany), each still added only once per call
+        session.execute(_ADD_CALL_EVENT_ONCE, [{**event, "call_sid": call.sid} for event in events])
     return call
 
 
