@@ -22,6 +22,8 @@ _CALL_BY_SID = select(CallLog).where(CallLog.sid == bindparam("sid"))
 # The session's call log rows by CallSid (in `session.info`), so a webhook that asks for its
 # call more than once (the status callback asks three times) queries once.
 _KNOWN = "call_logs_by_sid"
+# The CallSids whose log row this session inserted (`record_call_start`).
+_NEW = "new_call_sids"
 
 
 _CALLS = CallLog.__table__
@@ -92,7 +94,13 @@ def record_call_start(
     call = insert_unless_present(session, CallLog, values, key="sid")
     if call is None:  # a retried webhook, or another worker's request for the same call
         return get_call(session, sid)
+    session.info.setdefault(_NEW, set()).add(call.sid)
     return _remember(session, call)
+
+
+def is_new_call(session: Session, sid: str) -> bool:
+    """Return whether this session wrote the call's first log row: its first webhook, once."""
+    return sid in session.info.get(_NEW, ())
 
 
 def has_ended(session: Session, sid: str) -> bool:

@@ -42,15 +42,20 @@ Row = TypeVar("Row")
 
 
 def insert_or_get(
-    session: Session, *, find: Callable[[], Row | None], add: Callable[[], Row]
+    session: Session,
+    *,
+    find: Callable[[], Row | None],
+    add: Callable[[], Row],
+    look_first: bool = True,
 ) -> Row:
     """Return the row `find` finds, else add one with `add` and commit it; once per unique key.
 
     Twilio retries webhooks, at times to another worker at the same moment. When a concurrent
     request commits the same unique key (a CallSid) first, our commit fails on the unique
-    constraint: roll back and return the row that won.
+    constraint: roll back and return the row that won. Without `look_first` (the caller knows
+    the row is new), only that constraint finds an existing row.
     """
-    existing = find()
+    existing = find() if look_first else None
     if existing is not None:
         return existing
     row = add()

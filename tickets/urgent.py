@@ -314,7 +314,12 @@ def _note(session: Session, call: TicketCall, kind: str, detail: str) -> None:
 
 
 def _once_per_call(
-    session: Session, call_sid: str, add: Callable[[], tuple[TicketCall, bool]], *, how: str
+    session: Session,
+    call_sid: str,
+    add: Callable[[], tuple[TicketCall, bool]],
+    *,
+    how: str,
+    may_exist: bool = True,
 ) -> TicketCall:
     """Put the call on a ticket unless it already is (a retried webhook); count new tickets.
 
@@ -328,7 +333,10 @@ def _once_per_call(
         return added[-1][0]
 
     call = insert_or_get(
-        session, find=lambda: find_ticket_call(session, call_sid), add=add_and_keep
+        session,
+        find=lambda: find_ticket_call(session, call_sid),
+        add=add_and_keep,
+        look_first=may_exist,
     )
     if added and added[-1][0] is call and not added[-1][1]:
         metrics.count_urgent_ticket_opened(how)
@@ -346,8 +354,13 @@ def open_urgent_ticket(
     recognised_by: str,
     repeat_window_minutes: int,
     now: datetime | None = None,
+    may_exist: bool = True,
 ) -> TicketCall:
-    """Attach the call to its organisation's open urgent ticket, or open one; once per call."""
+    """Attach the call to its organisation's open urgent ticket, or open one; once per call.
+
+    `may_exist=False` says the call's first webhook is being answered (its call log row was
+    new a moment ago): no earlier webhook can have put it on a ticket, so there is no look.
+    """
 
     def add() -> tuple[TicketCall, bool]:
         call, joined = _open_or_join(
@@ -372,7 +385,7 @@ def open_urgent_ticket(
         _note(session, call, RECOGNISED, f"{contact.name} ({contact.role}) by {how}")
         return call, joined
 
-    return _once_per_call(session, call_sid, add, how=recognised_by)
+    return _once_per_call(session, call_sid, add, how=recognised_by, may_exist=may_exist)
 
 
 def open_unverified_ticket(

@@ -181,6 +181,7 @@ def _recognised(
         recognised_by=how,
         repeat_window_minutes=settings.emergency.repeat_window_minutes,
         now=hours.now,
+        may_exist=not calls.is_new_call(db.session, sid),
     )
     note(sid, f"recognised:{how} ticket:{call.ticket.number}")
     # One greeting that names the caller: who they are tells them they were recognised.
