@@ -39,7 +39,7 @@ from bench.flows import HttpTransport, Plan, Twilio, new_sid, place_call, standa
 from bench.reads import time_support_reads
 from bench.seed import BenchData, count_ticket_calls, grow_database, seed_bench
 from bench.servers import Server, free_port, postgres_backends, process_cpu_seconds
-from bench.standin import MessagesStandIn
+from bench.standin import TwilioStandIn
 from ivr.schema import upgrade_database
 from ivr.settings import Settings, load_settings
 
@@ -140,7 +140,7 @@ class Bench:
         self.floor_port = free_port()
         self.public_url = f"http://127.0.0.1:{self.service_port}"
         self.auth_token = secrets.token_hex(16)
-        self.messages = MessagesStandIn(BENCH_ACCOUNT_SID, self.auth_token).start()
+        self.messages = TwilioStandIn(BENCH_ACCOUNT_SID, self.auth_token).start()
         self.env = self._server_env()
         self.settings: Settings = load_settings(environ=self.env)
         self.workers = args.workers or self.settings.server.workers

@@ -1,8 +1,9 @@
-"""A stand-in for Twilio's Messages API, so the bench runs with paging on.
+"""A local stand-in for Twilio's REST API: the Messages and Recordings endpoints.
 
-The service's sender loop posts each page and caller SMS here with the twilio library's own
-REST client, as it would to Twilio; the stand-in checks the account and answers 201 like
-Twilio does. Only the far end is ours, and it only counts.
+The service talks to it with the twilio library's own REST client (pointed here through
+`TWILIO_API_URL`), as it would to Twilio; only the far end is ours. The bench uses it so it
+runs with paging on, and the tests use it to see what was sent, to make Twilio fail, and to
+delete recordings. It lives in bench/ because the bench may not import from tests/.
 """
 
 from __future__ import annotations
@@ -12,81 +13,169 @@ import json
 import re
 import secrets
 import threading
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Messages\.json$")
+RECORDING_PATH = re.compile(
+    r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Recordings/(RE[0-9a-zA-Z]{32})\.json$"
+)
+NOT_FOUND = {"code": 20404, "message": "The requested resource was not found", "status": 404}
+UNAUTHORISED = {"code": 20003, "message": "Authenticate", "status": 401}
+SERVER_ERROR = {"code": 20500, "message": "Internal Server Error", "status": 500}
 
 
-class MessagesStandIn:
-    """Accepts messages for one account on 127.0.0.1 and counts them."""
+@dataclass
+class Sms:
+    """One message Twilio accepted."""
 
-    def __init__(self, account_sid: str, auth_token: str) -> None:
-        self.account_sid = account_sid
-        self._expected = (
-            "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
-        )
-        self.accepted = 0
-        self.refused = 0
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+    sid: str
+    to: str
+    from_: str
+    body: str
+    status_callback: str | None
+
+
+@dataclass
+class TwilioStandIn:
+    """Answers like Twilio's Messages and Recordings APIs for one account on 127.0.0.1.
+
+    A message posted with the account's credentials answers 201 and is kept in `sent`;
+    `requests` counts those posts, `refused` the requests with a wrong account or credentials.
+    `fail_next` makes the next messages answer 500, `fail_deletes` the next recording
+    deletions. A recording is known when its sid is in `recordings`; deleting it answers 204
+    and adds it to `deleted`, deleting an unknown one answers 404, as Twilio does.
+    """
+
+    account_sid: str
+    auth_token: str
+    sent: list[Sms] = field(default_factory=list)
+    fail_next: int = 0
+    requests: int = 0
+    refused: int = 0
+    recordings: set[str] = field(default_factory=set)
+    deleted: list[str] = field(default_factory=list)
+    fail_deletes: int = 0
+    delete_requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> MessagesStandIn:
+    @property
+    def accepted(self) -> int:
+        """How many messages were accepted."""
+        return len(self.sent)
+
+    def to(self, number: str) -> list[Sms]:
+        """Return the messages sent to `number`, oldest first."""
+        with self.lock:
+            return [sms for sms in self.sent if sms.to == number]
+
+    def start(self) -> TwilioStandIn:
         """Listen on a free loopback port in a daemon thread."""
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as Twilio: the service's client keeps its connection between messages.
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args) -> None:  # the bench prints its own figures
+            def log_message(self, *args) -> None:  # keep test and bench output quiet
                 pass
 
             def do_POST(self) -> None:
-                status, body = standin.answer(self)
-                data = json.dumps(body).encode()
+                self._send(*standin.answer_post(self.path, self.headers, self._form()))
+
+            def do_DELETE(self) -> None:
+                self._form()  # read any body, so the next request on the connection starts clean
+                self._send(*standin.answer_delete(self.path, self.headers))
+
+            def _form(self) -> dict[str, str]:
+                length = int(self.headers.get("Content-Length") or 0)
+                return {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+
+            def _send(self, status: int, body: dict | None) -> None:
+                data = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                if body is not None:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # stop() must not wait for connections the client keeps open.
+        self.server.block_on_close = False
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
-    def answer(self, handler: BaseHTTPRequestHandler) -> tuple[int, dict]:
+    def _refusal(self, match: re.Match | None, headers) -> tuple[int, dict] | None:
+        """Return Twilio's answer to a wrong account or wrong credentials, None when both hold."""
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if not match or match.group(1) != self.account_sid:
+            answer = 404, NOT_FOUND
+        elif headers.get("Authorization") != f"Basic {expected}":
+            answer = 401, UNAUTHORISED
+        else:
+            return None
+        with self.lock:
+            self.refused += 1
+        return answer
+
+    def answer_post(self, path: str, headers, form: dict[str, str]) -> tuple[int, dict]:
         """Return the status and JSON body Twilio would answer to one posted message."""
-        length = int(handler.headers.get("Content-Length") or 0)
-        form = {k: v[0] for k, v in parse_qs(handler.rfile.read(length).decode()).items()}
-        match = MESSAGES_PATH.match(handler.path)
-        ok = match and match.group(1) == self.account_sid
-        authorised = handler.headers.get("Authorization") == self._expected
-        with self._lock:
-            if not (ok and authorised):
-                self.refused += 1
-                return 404 if not ok else 401, {"code": 20404, "status": 404}
-            self.accepted += 1
-        sid = "SM" + secrets.token_hex(16)
+        refusal = self._refusal(MESSAGES_PATH.match(path), headers)
+        if refusal:
+            return refusal
+        with self.lock:
+            self.requests += 1
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return 500, SERVER_ERROR
+            sms = Sms(
+                sid="SM" + secrets.token_hex(16),
+                to=form.get("To", ""),
+                from_=form.get("From", ""),
+                body=form.get("Body", ""),
+                status_callback=form.get("StatusCallback"),
+            )
+            self.sent.append(sms)
         return 201, {
-            "sid": sid,
+            "sid": sms.sid,
             "account_sid": self.account_sid,
-            "to": form.get("To", ""),
-            "from": form.get("From", ""),
-            "body": form.get("Body", ""),
+            "to": sms.to,
+            "from": sms.from_,
+            "body": sms.body,
             "status": "queued",
             "num_segments": "1",
             "direction": "outbound-api",
             "api_version": "2010-04-01",
-            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sms.sid}.json",
         }
 
+    def answer_delete(self, path: str, headers) -> tuple[int, dict | None]:
+        """Return the status and JSON body (None: no body) of one recording deletion."""
+        match = RECORDING_PATH.match(path)
+        refusal = self._refusal(match, headers)
+        if refusal:
+            return refusal
+        sid = match.group(2)
+        with self.lock:
+            self.delete_requests += 1
+            if self.fail_deletes > 0:
+                self.fail_deletes -= 1
+                return 500, SERVER_ERROR
+            if sid not in self.recordings:
+                return 404, NOT_FOUND
+            self.recordings.discard(sid)
+            self.deleted.append(sid)
+        return 204, None
+
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

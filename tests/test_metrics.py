@@ -10,13 +10,13 @@ from datetime import timedelta
 
 import pytest
 from helpers import AUTH_TOKEN, EMERGENCY_NUMBER, OFFICE_NUMBER, spoken
-from message_servers import TwilioStandIn
 from metrics_helpers import Scraper, parse_samples, value
 from prometheus_client.parser import text_string_to_metric_families
 from resilience_helpers import SUPER_PHONE, USER_PHONE, DatabaseOutage, make_directory
 from sqlalchemy import select
 from support_helpers import make_staff, make_ticket
 
+from bench.standin import TwilioStandIn
 from ivr.calls import call_outcome
 from ivr.messaging.sender import tick
 from ivr.outage.journal import Journal

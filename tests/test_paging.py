@@ -11,9 +11,10 @@ from datetime import timedelta
 
 import pytest
 from helpers import EMERGENCY_NUMBER, MONDAY_MORNING, PUBLIC_URL, parse_twiml, sign
-from message_servers import MailServer, TwilioStandIn
+from message_servers import MailServer
 from sqlalchemy import select
 
+from bench.standin import TwilioStandIn
 from ivr import create_app
 from ivr.messaging.sender import tick
 from tickets.db import db

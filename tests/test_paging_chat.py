@@ -2,9 +2,10 @@
 
 import pytest
 from helpers import AUTH_TOKEN
-from message_servers import ChatStandIn, TwilioStandIn
+from message_servers import ChatStandIn
 from test_paging import ACCOUNT_SID, SMS_FROM, missed_call, people, the_ticket  # noqa: F401
 
+from bench.standin import TwilioStandIn
 from ivr.messaging.sender import tick
 
 

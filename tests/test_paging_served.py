@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers import AUTH_TOKEN, EMERGENCY_NUMBER
-from message_servers import MailServer, TwilioStandIn
+from message_servers import MailServer
 from real_servers import IvrServer, empty_tables, wait_until
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from bench.standin import TwilioStandIn
 from ivr.schema import upgrade_database
 from ivr.settings import DEFAULT_CONFIG
 from tickets.models import Contact, ContactPhone, OnCallShift, Organization, StaffUser

@@ -15,11 +15,11 @@ from datetime import UTC, timedelta
 import pytest
 import requests
 from helpers import AUTH_TOKEN, EMERGENCY_NUMBER, OFFICE_NUMBER
-from message_servers import TwilioStandIn
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 from support_helpers import make_staff, sign_in
 
+from bench.standin import TwilioStandIn
 from ivr.messaging.sender import tick
 from ivr.models import CallLog, MaintenanceRun, PinFailure, RecordingDeletion
 from ivr.outage.journal import Journal
