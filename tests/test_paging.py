@@ -12,10 +12,11 @@ from datetime import timedelta
 import pytest
 from helpers import EMERGENCY_NUMBER, MONDAY_MORNING, PUBLIC_URL, parse_twiml, sign
 from message_servers import MailServer
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bench.standin import TwilioStandIn
 from ivr import create_app
+from ivr.messaging import sender
 from ivr.messaging.sender import tick
 from tickets.db import db
 from tickets.models import (
@@ -29,6 +30,7 @@ from tickets.models import (
     TicketEvent,
 )
 from tickets.oncall.rota import add_override
+from tickets.paging import new_key
 
 ACCOUNT_SID = "AC" + "5" * 32
 SMS_FROM = "+31612340000"
@@ -427,6 +429,30 @@ def test_many_senders_at_once_send_each_message_once(app, phone, session, clock,
     assert len(twilio.sent) == len(rows)
     assert len({sms.sid for sms in twilio.sent}) == len(rows)
     assert len({(sms.to, sms.body) for sms in twilio.sent}) == len(twilio.sent)
+
+
+def test_one_round_sends_a_backlog_batch_after_batch(app, phone, session, clock, people, twilio):
+    """A burst of calls leaves more than a batch waiting: one round sends it all."""
+    call = phone(to=EMERGENCY_NUMBER, from_=CALLER)
+    call.press(call.start(), "1")
+    call.hang_up()
+    first = session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "sms")).first()
+    fields = ("ticket_id", "kind", "channel", "recipient", "recipient_name", "language", "detail")
+    for _ in range(2 * sender.BATCH):  # as if as many more calls had ended at once
+        values = {name: getattr(first, name) for name in fields}
+        session.add(OutboxMessage(idempotency_key=new_key(), **values))
+    session.commit()
+    waiting = (
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
+    )
+    backlog = session.scalar(waiting)
+    assert backlog > 2 * sender.BATCH
+    report = tick(app)
+    session.expire_all()
+    assert session.scalar(waiting) == 0
+    assert len(report.sent) == backlog
+    sms = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.channel == "sms")
+    assert len(twilio.sent) == session.scalar(sms)
 
 
 def test_out_of_hours_nothing_is_paged_until_the_opening_summary(

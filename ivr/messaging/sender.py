@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 BATCH = 20
+# Batches one round may send while they keep coming back full: a backlog (a burst of calls)
+# drains as fast as the providers take messages, not one batch per round.
+MAX_BATCHES = 10
 FIRST_RETRY_SECONDS = 15
 LONGEST_RETRY_SECONDS = 600
 LOST_RACE = (StaleDataError, OperationalError)
@@ -188,7 +191,10 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
 
 
 def tick(app: Flask) -> TickReport:
-    """One round: take due paging steps and summaries, then send what is due.
+    """One round: take due paging steps and summaries, then send what is due, batch after batch.
+
+    A round goes on while its batches come back full (up to `MAX_BATCHES`), so a backlog is
+    sent as fast as the providers take it.
 
     Last, the daily upkeep (the privacy purge) is started when due; it runs in a thread of
     its own, and only in a serving process that enabled it.
@@ -202,8 +208,13 @@ def tick(app: Flask) -> TickReport:
             now = utcnow()
             report.steps = take_due_steps(session, now, rules)
             report.summaries = send_due_summaries(session, now, rules)
-            for message_id in claim(session, now):
-                send_one(settings, session, message_id, report)
+            for _ in range(MAX_BATCHES):
+                claimed = claim(session, now)
+                for message_id in claimed:
+                    send_one(settings, session, message_id, report)
+                if len(claimed) < BATCH:
+                    break
+                now = utcnow()
             run_daily_jobs(app)
         finally:
             session.rollback()
