@@ -55,6 +55,8 @@ TARGET_PACED_P99_MS = 25.0  # emergency p99, 16 callers pausing like people, at 
 TARGET_GROWTH_RATIO = 1.1  # at 1M tickets / 100k contacts: CPU and saturated p99, at most
 TARGET_READ_P95_MS = 100.0
 TARGET_WORKER_RSS_MIB = 100.0
+# How long the bench waits after a phase for the sender loops to send what it queued.
+OUTBOX_DRAIN_SECONDS = 120.0
 # Paging on: the sender loops text through this account, at the bench's own stand-in.
 BENCH_ACCOUNT_SID = "AC" + "be4c" * 8
 BENCH_SMS_FROM = "+31612340000"
@@ -85,6 +87,8 @@ class Phase:
     recorded: int = 0
     errors: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    outbox_waiting: int = 0  # messages still unsent when the bench stopped waiting
+    outbox_seconds: float = 0.0  # how long the sender loops took to send the phase's messages
 
     @property
     def webhooks(self) -> int:
@@ -125,6 +129,8 @@ class Phase:
             "voicemails": self.recorded,
             "errors": len(self.errors),
             "first_errors": self.errors[:5],
+            "outbox_drain_seconds": round(self.outbox_seconds, 1),
+            "outbox_waiting_after": self.outbox_waiting,
             **self.extra,
         }
 
@@ -270,7 +276,13 @@ class Bench:
     # -- phases ------------------------------------------------------------------------------
 
     def measure(self, phase: Phase, server: Server, work) -> Phase:
-        """Run `work` and note elapsed time and CPU of the server, the client and the database."""
+        """Run `work` and note elapsed time and CPU of the server, the client and the database.
+
+        The service's CPU is read once the sender loops have sent what the phase queued (its
+        callers' texts, its pages): their cost belongs to this phase, and the next one starts
+        without a backlog of this one's messages. The elapsed time (webhooks per second) ends
+        with the last webhook.
+        """
         database = make_url(self.args.database_url).database or ""
         backends = postgres_backends(database) if server is self.service else []
         db_before = {pid: process_cpu_seconds(pid) for pid in backends}
@@ -279,6 +291,9 @@ class Bench:
         started = time.perf_counter()
         work()
         phase.elapsed = time.perf_counter() - started
+        if server is self.service:
+            phase.outbox_waiting = self.wait_for_outbox(timeout=OUTBOX_DRAIN_SECONDS)
+            phase.outbox_seconds = time.perf_counter() - started - phase.elapsed
         phase.client_cpu = _own_cpu() - client_before
         phase.server_cpu = server.cpu_seconds() - cpu_before
         if server is self.service:
@@ -444,7 +459,7 @@ class Bench:
         _collect(phase, results)
         with Session(self.engine) as session:
             on_tickets = count_ticket_calls(session, sids)
-        waiting = self.wait_for_outbox(timeout=60.0)
+        waiting = phase.outbox_waiting
         intervals = sorted((r.started, r.ended) for r in results)
         phase.concurrency = _max_overlap(intervals)
         phase.extra = {
@@ -617,8 +632,16 @@ class Bench:
                 f"{phase.per_webhook_ms(phase.db_cpu):>9.2f}"
                 f"{phase.per_webhook_ms(phase.client_cpu):>12.2f}"
             )
-        self.say("(CPU ms/wh: all gunicorn processes of that server; db: its PostgreSQL backends;")
-        self.say(" bench: this load generator, which shares the machine)")
+        self.say("(CPU ms/wh: all gunicorn processes of that server, until the sender loops have")
+        self.say(" sent the phase's messages; db: its PostgreSQL backends; bench: this load")
+        self.say(" generator, which shares the machine)")
+        drains = [
+            f"{phase.name} {phase.outbox_seconds:.1f} s"
+            + (f" ({phase.outbox_waiting} still waiting)" if phase.outbox_waiting else "")
+            for phase in self.phases.values()
+            if phase.name != "floor"
+        ]
+        self.say("messages sent after the last webhook within: " + ", ".join(drains))
         for phase in self.phases.values():
             for error in sorted(set(phase.errors))[:5]:
                 self.say(f"  error in {phase.name}: {error}")
