@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         IVR_SMS_FROM="+31612340000",
     )
     settings = load_settings(environ=environ)
+    pings = count_pings()
     app = create_app(settings)
     plan = standard_plans(settings)["emergency-accept"]
     twilio = Twilio(FlaskTransport(app.test_client()), public_url=public_url, auth_token=auth_token)
@@ -101,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     calls(20)  # warm up: imports, caches, prepared statements, the pool
     if args.statements:
         print_statements(app, calls)
+    trips = RoundTrips(app, pings)
     started = time.process_time()
     webhooks = calls(args.calls)
     plain = (time.process_time() - started) * 1000 / webhooks
+    trips.stop()
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     profiled = calls(args.calls)
@@ -120,8 +123,67 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(v[1] for v in stats.stats.values()) / profiled:.0f} Python calls per webhook"
     )
     print_costs(stats, profiled)
+    print(trips.line(args.calls))
     print(out.getvalue())
     return 0
+
+
+def count_pings() -> list[int]:
+    """Count the pool's pings of PostgreSQL connections (made before the app builds its engine)."""
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    pings = [0]
+    ping = PGDialect_psycopg.do_ping
+
+    def counted(self, dbapi_connection) -> bool:
+        pings[0] += 1
+        return ping(self, dbapi_connection)
+
+    PGDialect_psycopg.do_ping = counted
+    return pings
+
+
+class RoundTrips:
+    """Count what the app sends PostgreSQL: statements, BEGIN, COMMIT, ROLLBACK and pings.
+
+    Each is one round trip; a batch (executemany) counts once, as psycopg pipelines it.
+    """
+
+    KINDS = ("statements", "begin", "commit", "rollback")
+
+    def __init__(self, app, pings: list[int]) -> None:
+        from sqlalchemy import event
+
+        from tickets.db import db
+
+        with app.app_context():
+            self.engine = db.engine
+        self.pings, self.pings_before = pings, pings[0]
+        self.counts = dict.fromkeys(self.KINDS, 0)
+        self.listeners = {
+            "before_cursor_execute": lambda *_: self._add("statements"),
+            "begin": lambda _conn: self._add("begin"),
+            "commit": lambda _conn: self._add("commit"),
+            "rollback": lambda _conn: self._add("rollback"),
+        }
+        for name, listener in self.listeners.items():
+            event.listen(self.engine, name, listener)
+
+    def _add(self, kind: str) -> None:
+        self.counts[kind] += 1
+
+    def stop(self) -> None:
+        from sqlalchemy import event
+
+        for name, listener in self.listeners.items():
+            event.remove(self.engine, name, listener)
+        self.counts["pings"] = self.pings[0] - self.pings_before
+
+    def line(self, calls: int) -> str:
+        """Describe the round trips of one call, on average."""
+        per_call = {kind: count / calls for kind, count in self.counts.items()}
+        parts = ", ".join(f"{count:.1f} {kind}" for kind, count in per_call.items())
+        return f"database round trips per emergency call: {sum(per_call.values()):.1f} ({parts})"
 
 
 # Where a webhook's time goes, by what it does (inclusive: the ORM rows contain the driver's).
