@@ -9,9 +9,11 @@ delete recordings. It lives in bench/ because the bench may not import from test
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import secrets
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +62,7 @@ class TwilioStandIn:
     delete_requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    connections: set = field(default_factory=set)  # open client connections, closed by stop()
 
     @property
     def url(self) -> str:
@@ -86,6 +89,11 @@ class TwilioStandIn:
 
             def log_message(self, *args) -> None:  # keep test and bench output quiet
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with standin.lock:
+                    standin.connections.add(self.connection)
 
             def do_POST(self) -> None:
                 self._send(*standin.answer_post(self.path, self.headers, self._form()))
@@ -179,3 +187,10 @@ class TwilioStandIn:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+        # Close the connections clients keep alive: a client (the service's twilio client is
+        # kept per thread) must not reach this stand-in after a new one took its port.
+        with self.lock:
+            connections, self.connections = self.connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)

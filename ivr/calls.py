@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, bindparam, case, func, inspect, select, update
+from sqlalchemy import String, bindparam, case, event, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from ivr import params
@@ -98,6 +98,12 @@ def record_call_start(
     return _remember(session, call)
 
 
+@event.listens_for(Session, "after_rollback")
+def _forget_new_calls(session: Session) -> None:
+    """A rolled-back transaction took its new call log rows with it: they are new no longer."""
+    session.info.pop(_NEW, None)
+
+
 def is_new_call(session: Session, sid: str) -> bool:
     """Return whether this session wrote the call's first log row: its first webhook, once."""
     return sid in session.info.get(_NEW, ())
@@ -140,8 +146,8 @@ def record_call_status(
 ) -> CallLog:
     """Record a status callback; a final status is never overwritten by a later one.
 
-    Not committed here: the status is written with the ticket's settling, or with the webhook's
-    own commit at its end.
+    Not committed here: the caller commits (the status callback before it settles the ticket,
+    a journal entry's replay with the entry).
     """
     call = get_call(session, sid)
     if call is None:

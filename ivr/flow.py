@@ -77,6 +77,12 @@ def _commit(session: Session) -> None:
     session.commit()
 
 
+def commit_now(*, context: object = None) -> None:
+    """Commit what the webhook has written so far, guarded: a write that must stand on its own."""
+    if db.session().in_transaction():
+        guarded(_commit, context=context)
+
+
 def webhook(view: Callable[..., T]) -> Callable[..., T]:
     """Declare a call-flow webhook: only Twilio may call it, and it ends with one commit.
 
@@ -89,8 +95,7 @@ def webhook(view: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(view)
     def answered(*args, **kwargs) -> T:
         answer = signed(*args, **kwargs)
-        if db.session().in_transaction():
-            guarded(_commit, context=request.endpoint)
+        commit_now(context=request.endpoint)
         return answer
 
     return answered

@@ -55,6 +55,7 @@ class _Gunicorn(BaseApplication):
         # What start-up built (modules, the app, settings) lives as long as the worker. Out of
         # the collector's sight, a full collection scans only what requests left behind: about
         # 0.1 ms instead of 120 ms, a pause every request in this worker would wait through.
+        gc.collect()  # what start-up left as garbage is freed, not kept for good
         gc.freeze()
         return served
 

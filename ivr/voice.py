@@ -9,7 +9,7 @@ from flask import Blueprint, request
 
 from ivr import calls, params
 from ivr.emergency import engineers, identify
-from ivr.flow import current_settings, webhook
+from ivr.flow import commit_now, current_settings, webhook
 from ivr.lines import EMERGENCY, line_for_number
 from ivr.metrics import counters
 from ivr.office import steps as office
@@ -51,6 +51,10 @@ def status():
         duration=form.get("CallDuration"),
         sequence=form.get("SequenceNumber"),
     )
+    # Written before the ticket is settled: a failed settle must not take the call's end with
+    # it (Twilio does not resend), and call_logs then ticket_calls is the lock order every
+    # webhook keeps.
+    commit_now(context=sid)
     # Also office calls: option 3 hands them to the emergency flow (a no-op without a ticket).
     ticket_call = engineers.settle_call(form)
     if call.ended_at is not None and not ended_before:

@@ -1187,6 +1187,18 @@ def test_a_failing_trail_or_reason_write_goes_on_with_the_call(
     assert dialled(root) == ENGINEERS
 
 
+def test_a_failing_ticket_settle_keeps_the_end_of_the_call(phone, session, directory, monkeypatch):
+    """The status callback writes the call's end before it settles the ticket (no resend)."""
+    call = call_emergency(phone)
+    call.press(call.start(), "1")
+    monkeypatch.setattr("tickets.urgent.settle_ticket_call", failing("UPDATE"))
+    call.hang_up()
+    session.expire_all()
+    row = session.scalar(select(CallLog).where(CallLog.sid == call.sid))
+    assert row.status == "completed"
+    assert row.ended_at is not None
+
+
 def test_an_unreachable_database_during_triage_leaves_the_caller_to_the_outage_handling(
     phone, session, directory, monkeypatch
 ):

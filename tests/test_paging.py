@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from bench.standin import TwilioStandIn
 from ivr import create_app
-from ivr.messaging import sender
+from ivr.messaging import channels, sender
 from ivr.messaging.sender import tick
 from tickets.db import db
 from tickets.models import (
@@ -431,8 +431,13 @@ def test_many_senders_at_once_send_each_message_once(app, phone, session, clock,
     assert len({(sms.to, sms.body) for sms in twilio.sent}) == len(twilio.sent)
 
 
-def test_one_round_sends_a_backlog_batch_after_batch(app, phone, session, clock, people, twilio):
-    """A burst of calls leaves more than a batch waiting: one round sends it all."""
+@pytest.mark.parametrize("out_of_time", [False, True], ids=["whole-backlog", "round-time-up"])
+def test_one_round_sends_a_backlog_batch_after_batch(
+    app, phone, session, clock, people, twilio, monkeypatch, out_of_time
+):
+    """A burst of calls leaves more than a batch waiting: one round sends it all, in time."""
+    if out_of_time:  # a round past its time sends no further batch: the next round goes on
+        monkeypatch.setattr("ivr.messaging.sender.ROUND_SECONDS", -1.0)
     call = phone(to=EMERGENCY_NUMBER, from_=CALLER)
     call.press(call.start(), "1")
     call.hang_up()
@@ -449,10 +454,26 @@ def test_one_round_sends_a_backlog_batch_after_batch(app, phone, session, clock,
     assert backlog > 2 * sender.BATCH
     report = tick(app)
     session.expire_all()
+    if out_of_time:
+        assert len(report.sent) == sender.BATCH
+        assert session.scalar(waiting) == backlog - sender.BATCH
+        return
     assert session.scalar(waiting) == 0
     assert len(report.sent) == backlog
     sms = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.channel == "sms")
     assert len(twilio.sent) == session.scalar(sms)
+
+
+def test_each_thread_keeps_its_own_twilio_client(app):
+    """Kept for the connection to Twilio, never shared: the client stores its last response."""
+    settings = app.config["SETTINGS"]
+    mine = channels.twilio_client(settings)
+    assert channels.twilio_client(settings) is mine
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(channels.twilio_client(settings)))
+    thread.start()
+    thread.join()
+    assert theirs and theirs[0] is not mine
 
 
 def test_out_of_hours_nothing_is_paged_until_the_opening_summary(

@@ -496,8 +496,9 @@ def _change_ticket(session: Session, ticket_id: int, change: Callable[[Ticket], 
     """Apply `change` to the ticket and write it, retrying when staff saved it concurrently.
 
     Written (flushed), not committed: the version check is in the UPDATE, and the change is
-    committed with the webhook's one commit at its end. It comes first in its transaction,
-    so the rollback of a lost race undoes nothing else.
+    committed with the webhook's one commit at its end. A lost race rolls the transaction
+    back, so `change` makes every write of the step (it runs again on the fresh ticket), and
+    the step comes first in its webhook's transaction.
     """
     for attempt in range(3):
         if attempt == 0:
@@ -563,11 +564,12 @@ def record_description(
         _add_call_event(session, call, DESCRIPTION, "skipped", now)
         session.commit()
         return call
-    call.transcription = text
     detail = text if confidence is None else f"{text} (confidence {confidence:.2f})"
-    _add_call_event(session, call, DESCRIPTION, detail, now)
 
     def change(ticket: Ticket) -> None:
+        # Inside the retried change, so a rollback after a concurrent edit loses nothing.
+        call.transcription = text
+        _add_call_event(session, call, DESCRIPTION, detail, now)
         if not ticket.description:
             ticket.description = text
         elif text not in ticket.description:

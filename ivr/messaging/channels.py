@@ -6,9 +6,9 @@ whether trying again later can help (a server error, a timeout) or not (a refuse
 
 from __future__ import annotations
 
-import functools
 import smtplib
 import ssl
+import threading
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from urllib.parse import unquote, urlsplit
@@ -33,22 +33,32 @@ class SendError(Exception):
 
 
 def twilio_client(settings: Settings, *, timeout: float = TIMEOUT_SECONDS) -> Client:
-    """Return this process's twilio REST client for our account, pointed at `twilio_api_url`."""
-    return _client(
+    """Return this thread's twilio REST client for our account, pointed at `twilio_api_url`.
+
+    One per thread (a greenlet under gevent) and account: its HTTP session keeps the connection
+    (and TLS session) to Twilio open between messages instead of a new handshake for each, and
+    no two threads share one (the library's HTTP client keeps the last response on itself).
+    """
+    key = (
         settings.twilio_account_sid,
         settings.twilio_auth_token.get_secret_value(),
         settings.twilio_api_url.rstrip("/"),
         timeout,
     )
+    clients = getattr(_clients, "by_key", None)
+    if clients is None:
+        clients = _clients.by_key = {}
+    if key not in clients:
+        if len(clients) >= 4:  # another account or URL (tests): drop the old ones
+            clients.clear()
+        account_sid, auth_token, api_url, _ = key
+        client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        client.api.base_url = api_url
+        clients[key] = client
+    return clients[key]
 
 
-@functools.lru_cache(maxsize=4)
-def _client(account_sid: str, auth_token: str, api_url: str, timeout: float) -> Client:
-    # One per process and account: its HTTP session keeps the connection (and TLS session)
-    # to Twilio open between messages instead of a new handshake for each.
-    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
-    client.api.base_url = api_url
-    return client
+_clients = threading.local()
 
 
 def send_sms(settings: Settings, *, to: str, text: Text, key: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,8 +36,11 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 BATCH = 20
 # Batches one round may send while they keep coming back full: a backlog (a burst of calls)
-# drains as fast as the providers take messages, not one batch per round.
+# drains as fast as the providers take messages, not one batch per round. A round also ends
+# after ROUND_SECONDS, so the next one takes due paging steps again and a stopping process
+# is not in the middle of a long backlog.
 MAX_BATCHES = 10
+ROUND_SECONDS = 10.0
 FIRST_RETRY_SECONDS = 15
 LONGEST_RETRY_SECONDS = 600
 LOST_RACE = (StaleDataError, OperationalError)
@@ -193,8 +197,8 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
 def tick(app: Flask) -> TickReport:
     """One round: take due paging steps and summaries, then send what is due, batch after batch.
 
-    A round goes on while its batches come back full (up to `MAX_BATCHES`), so a backlog is
-    sent as fast as the providers take it.
+    A round goes on while its batches come back full (up to `MAX_BATCHES` and `ROUND_SECONDS`),
+    so a backlog is sent as fast as the providers take it.
 
     Last, the daily upkeep (the privacy purge) is started when due; it runs in a thread of
     its own, and only in a serving process that enabled it.
@@ -208,11 +212,12 @@ def tick(app: Flask) -> TickReport:
             now = utcnow()
             report.steps = take_due_steps(session, now, rules)
             report.summaries = send_due_summaries(session, now, rules)
+            ends = time.monotonic() + ROUND_SECONDS
             for _ in range(MAX_BATCHES):
                 claimed = claim(session, now)
                 for message_id in claimed:
                     send_one(settings, session, message_id, report)
-                if len(claimed) < BATCH:
+                if len(claimed) < BATCH or time.monotonic() > ends:
                     break
                 now = utcnow()
             run_daily_jobs(app)
