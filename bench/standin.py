@@ -63,6 +63,7 @@ class TwilioStandIn:
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
     connections: set = field(default_factory=set)  # open client connections, closed by stop()
+    stopped: bool = False
 
     @property
     def url(self) -> str:
@@ -93,7 +94,14 @@ class TwilioStandIn:
             def setup(self) -> None:
                 super().setup()
                 with standin.lock:
+                    if standin.stopped:  # accepted just before stop(): not served
+                        self.connection.shutdown(socket.SHUT_RDWR)
                     standin.connections.add(self.connection)
+
+            def finish(self) -> None:
+                with standin.lock:
+                    standin.connections.discard(self.connection)
+                super().finish()
 
             def do_POST(self) -> None:
                 self._send(*standin.answer_post(self.path, self.headers, self._form()))
@@ -190,6 +198,7 @@ class TwilioStandIn:
         # Close the connections clients keep alive: a client (the service's twilio client is
         # kept per thread) must not reach this stand-in after a new one took its port.
         with self.lock:
+            self.stopped = True
             connections, self.connections = self.connections, set()
         for connection in connections:
             with contextlib.suppress(OSError):

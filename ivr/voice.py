@@ -52,8 +52,8 @@ def status():
         sequence=form.get("SequenceNumber"),
     )
     # Written before the ticket is settled: a failed settle must not take the call's end with
-    # it (Twilio does not resend), and call_logs then ticket_calls is the lock order every
-    # webhook keeps.
+    # it (Twilio does not resend), and this webhook never holds the call log's row while it
+    # waits for the ticket call's (triage takes them the other way round): keep the two apart.
     commit_now(context=sid)
     # Also office calls: option 3 hands them to the emergency flow (a no-op without a ticket).
     ticket_call = engineers.settle_call(form)

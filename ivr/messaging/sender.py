@@ -37,8 +37,9 @@ LEASE = timedelta(seconds=60)
 BATCH = 20
 # Batches one round may send while they keep coming back full: a backlog (a burst of calls)
 # drains as fast as the providers take messages, not one batch per round. A round also ends
-# after ROUND_SECONDS, so the next one takes due paging steps again and a stopping process
-# is not in the middle of a long backlog.
+# after ROUND_SECONDS (claimed messages it has not reached go back unsent, long before their
+# lease runs out), so the next one takes due paging steps again and a stopping process is
+# not in the middle of a long backlog.
 MAX_BATCHES = 10
 ROUND_SECONDS = 10.0
 FIRST_RETRY_SECONDS = 15
@@ -110,6 +111,17 @@ def claim(session: Session, now: datetime, *, limit: int = BATCH) -> list[int]:
         session.rollback()
         return []
     return ids if _commit_or_skip(session) else []
+
+
+def release(session: Session, message_ids: list[int]) -> None:
+    """Give claimed messages back unsent, as they were: the next round takes them."""
+
+    def unclaim(row: OutboxMessage) -> None:
+        if row.status == "sending":
+            row.status, row.lease_until, row.attempts = "pending", None, max(0, row.attempts - 1)
+
+    for message_id in message_ids:
+        _record(session, message_id, unclaim)
 
 
 def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text) -> str:
@@ -215,7 +227,10 @@ def tick(app: Flask) -> TickReport:
             ends = time.monotonic() + ROUND_SECONDS
             for _ in range(MAX_BATCHES):
                 claimed = claim(session, now)
-                for message_id in claimed:
+                for position, message_id in enumerate(claimed):
+                    if time.monotonic() > ends:  # slow providers: well inside the lease
+                        release(session, claimed[position:])
+                        break
                     send_one(settings, session, message_id, report)
                 if len(claimed) < BATCH or time.monotonic() > ends:
                     break
