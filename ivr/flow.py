@@ -86,9 +86,10 @@ def commit_now(*, context: object = None) -> None:
 def webhook(view: Callable[..., T]) -> Callable[..., T]:
     """Declare a call-flow webhook: only Twilio may call it, and it ends with one commit.
 
-    Service functions commit at once what must never be lost (a call's first row, its ticket,
-    an engineer's answer). Smaller writes, such as a step on the call's trail, ride along with
-    the next of those commits, or with this one when the view has answered.
+    Service functions commit at once what must never be lost (a call's ticket, an engineer's
+    answer; the status callback commits the call's end before it settles the ticket). Smaller
+    writes, such as the call's first log row or a step on its trail, ride along with the next
+    of those commits, or with this one when the view has answered.
     """
     signed = twilio_only(view)
 

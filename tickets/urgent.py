@@ -164,6 +164,11 @@ def _open_ticket_to_join(
     return session.scalar(_TICKET_TO_JOIN, {"organization_id": organization_id, "since": since})
 
 
+def _call_event(ticket_id: int, call_sid: str, kind: str, detail: str, at: datetime) -> dict:
+    """Return the parameters of `_ADD_CALL_EVENT_ONCE` for one event of a call."""
+    return {"ticket_id": ticket_id, "call_sid": call_sid, "kind": kind, "detail": detail, "at": at}
+
+
 def _add_event(
     session: Session,
     *,
@@ -175,8 +180,7 @@ def _add_event(
 ) -> None:
     """Add a timeline event unless this call already has the very same one (retried webhook)."""
     if call_sid is not None and detail is not None:
-        event = {"ticket_id": ticket_id, "at": at, "kind": kind, "detail": detail}
-        session.execute(_ADD_CALL_EVENT_ONCE, {**event, "call_sid": call_sid})
+        session.execute(_ADD_CALL_EVENT_ONCE, _call_event(ticket_id, call_sid, kind, detail, at))
         return
     duplicate = session.scalar(
         select(TicketEvent.id).where(
@@ -602,11 +606,11 @@ def record_engineers_rung(
     now = now or utcnow()
     where = rota_place(level, round)
     events = [
-        {"ticket_id": call.ticket_id, "at": now, "kind": ENGINEER_RUNG, "detail": f"{name}{where}"}
+        _call_event(call.ticket_id, call.sid, ENGINEER_RUNG, f"{name}{where}", now)
         for name in engineers
     ]
     if events:  # one batch (executemany), each still added only once per call
-        session.execute(_ADD_CALL_EVENT_ONCE, [{**event, "call_sid": call.sid} for event in events])
+        session.execute(_ADD_CALL_EVENT_ONCE, events)
     return call
 
 
