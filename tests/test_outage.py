@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 
+import psycopg
 import pytest
 from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, dialled, spoken
 from resilience_helpers import (
@@ -13,7 +14,7 @@ from resilience_helpers import (
     DatabaseOutage,
     make_directory,
 )
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
 
 from ivr import outage
@@ -27,7 +28,7 @@ from ivr.outage.replay import (
     replay_engine,
     replay_journal,
 )
-from ivr.outage.watchdog import watchdog
+from ivr.outage.watchdog import arm_connection, watchdog
 from tickets.availability import set_hours_override
 from tickets.db import db, is_database_unreachable
 from tickets.models import CallbackRequest, Ticket, TicketCall, TicketEvent
@@ -726,6 +727,7 @@ def test_with_sequential_ringing_an_outage_after_the_first_engineer_rings_them_a
 @pytest.mark.skipif(
     not os.environ.get("IVR_TEST_DATABASE_URL"), reason="needs PostgreSQL (IVR_TEST_DATABASE_URL)"
 )
+@pytest.mark.parametrize("settings_overrides", [{"database_timeout_seconds": 0.5}])
 def test_a_statement_past_its_deadline_is_cut_off_by_the_watchdog(app, caplog):
     with db.engine.connect() as connection:
         connection.exec_driver_sql("SET statement_timeout = 0")  # as if the server never answered
@@ -755,6 +757,32 @@ def test_the_watchdog_cuts_a_socket_past_its_deadline():
         watchdog.arm(left.fileno(), 0.05)
         right.settimeout(5)
         assert right.recv(1) == b""  # the peer sees the connection shut down
+
+
+@pytest.mark.wall_clock
+@pytest.mark.skipif(
+    not os.environ.get("IVR_TEST_DATABASE_URL"), reason="needs PostgreSQL (IVR_TEST_DATABASE_URL)"
+)
+def test_the_watchdog_leaves_a_closed_connections_socket_number_to_its_new_owner(database_url):
+    url = make_url(database_url).set(drivername="postgresql")
+    connection = psycopg.connect(url.render_as_string(hide_password=False))
+    number = connection.pgconn.socket
+    arm_connection(connection, 0.1)  # closed before its deadline, never disarmed
+    connection.close()
+    left, right = socket.socketpair()
+    with left, right:
+        # Another socket now has the closed connection's number (the lowest free one, or moved).
+        taken_over = left.fileno() == number
+        if not taken_over:
+            os.dup2(left.fileno(), number)
+        try:
+            time.sleep(0.3)
+            os.write(number, b"x")
+            right.settimeout(5)
+            assert right.recv(1) == b"x"
+        finally:
+            if not taken_over:
+                os.close(number)
 
 
 def test_a_line_in_the_query_counts_only_on_our_outage_urls(phone, database_down):

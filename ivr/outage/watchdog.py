@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -45,18 +46,23 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._armed: dict[int, int] = {}  # token -> socket descriptor
+        # token -> (socket descriptor, whether it still belongs to the watched connection)
+        self._armed: dict[int, tuple[int, Callable[[], bool] | None]] = {}
         self._queue: list[tuple[float, int]] = []  # (deadline, token)
         self._tokens = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
 
-    def arm(self, fd: int, seconds: float) -> int:
-        """Watch `fd` for `seconds`; return the token that disarms it."""
+    def arm(self, fd: int, seconds: float, *, still_ours: Callable[[], bool] | None = None) -> int:
+        """Watch `fd` for `seconds`; return the token that disarms it.
+
+        `still_ours` answers, at the deadline, whether `fd` is still the watched connection's
+        socket: once that connection is closed, the number may belong to another socket.
+        """
         with self._condition:
             self._ensure_thread()
             token = next(self._tokens)
-            self._armed[token] = fd
+            self._armed[token] = (fd, still_ours)
             heapq.heappush(self._queue, (time.monotonic() + seconds, token))
             # The thread sleeps until the earliest deadline; waking it for every statement
             # (each one a GIL hand-off) is only needed when this one is now the earliest.
@@ -94,7 +100,10 @@ class Watchdog:
                     self._condition.wait(delay)
                     continue
                 heapq.heappop(self._queue)
-                fd = self._armed.pop(token)
+                fd, still_ours = self._armed.pop(token)
+                if still_ours is not None and not still_ours():
+                    log.warning("database call past its deadline on a closed connection")
+                    continue
                 log.error("database call past its deadline: cutting the connection")
                 _cut(fd)
 
@@ -110,6 +119,18 @@ def _socket_of(dbapi_connection) -> int | None:
         return None
 
 
+def arm_connection(dbapi_connection, seconds: float) -> int | None:
+    """Watch a psycopg connection's socket for `seconds`; None when it has none."""
+    fd = _socket_of(dbapi_connection)
+    if fd is None:
+        return None
+
+    def still_ours() -> bool:
+        return not dbapi_connection.closed and _socket_of(dbapi_connection) == fd
+
+    return watchdog.arm(fd, seconds, still_ours=still_ours)
+
+
 def watch_engine(engine: Engine, *, statement_seconds: float) -> None:
     """Give every statement and ping of a PostgreSQL engine a deadline."""
     if engine.dialect.name != "postgresql":
@@ -117,10 +138,10 @@ def watch_engine(engine: Engine, *, statement_seconds: float) -> None:
     statement_deadline = statement_seconds + SERVER_GRACE_SECONDS
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _arm(conn, _cursor, _statement, _parameters, _context, _executemany) -> None:
-        fd = _socket_of(conn.connection.dbapi_connection)
-        if fd is not None:
-            conn.info["deadline_token"] = watchdog.arm(fd, statement_deadline)
+    def _arm_statement(conn, _cursor, _statement, _parameters, _context, _executemany) -> None:
+        token = arm_connection(conn.connection.dbapi_connection, statement_deadline)
+        if token is not None:
+            conn.info["deadline_token"] = token
 
     @event.listens_for(engine, "after_cursor_execute")
     def _disarm(conn, _cursor, _statement, _parameters, _context, _executemany) -> None:
@@ -135,8 +156,7 @@ def watch_engine(engine: Engine, *, statement_seconds: float) -> None:
     ping = dialect.do_ping
 
     def do_ping_with_deadline(dbapi_connection) -> bool:
-        fd = _socket_of(dbapi_connection)
-        token = watchdog.arm(fd, PING_SECONDS) if fd is not None else None
+        token = arm_connection(dbapi_connection, PING_SECONDS)
         try:
             return ping(dbapi_connection)
         finally:
