@@ -15,9 +15,9 @@ from gunicorn.app.base import BaseApplication
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.server import admit_whole_requests
-from ivr.server import gunicorn_options as service_options
-from ivr.settings import Settings, load_settings
+from app.server import admit_whole_requests
+from app.server import gunicorn_options as service_options
+from core.settings import Settings, load_settings
 
 FLOOR_PATH = "/floor"
 

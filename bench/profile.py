@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     from sqlalchemy import create_engine, make_url, text
     from sqlalchemy.orm import Session
 
+    from app import create_app
+    from app.schema import upgrade_database
     from bench.flows import FlaskTransport, Twilio, place_call, standard_plans
     from bench.seed import seed_bench
-    from ivr import create_app
-    from ivr.schema import upgrade_database
-    from ivr.settings import load_settings
+    from core.settings import load_settings
 
     url = make_url(args.database_url)
     if "bench" not in (url.database or ""):
@@ -154,7 +154,7 @@ class RoundTrips:
     def __init__(self, app, pings: list[int]) -> None:
         from sqlalchemy import event
 
-        from tickets.db import db
+        from core.db import db
 
         with app.app_context():
             self.engine = db.engine
@@ -230,7 +230,7 @@ def print_statements(app, calls) -> None:
     from flask import has_request_context, request
     from sqlalchemy import event
 
-    from tickets.db import db
+    from core.db import db
 
     with app.app_context():
         engine = db.engine

@@ -34,14 +34,14 @@ from pathlib import Path
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
+from app.schema import upgrade_database
 from bench.floor import FLOOR_PATH
 from bench.flows import HttpTransport, Plan, Twilio, new_sid, place_call, standard_plans
 from bench.reads import time_support_reads
 from bench.seed import BenchData, count_ticket_calls, grow_database, seed_bench
 from bench.servers import Server, free_port, postgres_backends, process_cpu_seconds
 from bench.standin import TwilioStandIn
-from ivr.schema import upgrade_database
-from ivr.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/ivr_bench"
@@ -232,7 +232,7 @@ class Bench:
         serve = (
             [str(ivr_script)]
             if ivr_script.exists()
-            else [python, "-c", "from ivr.cli import main; main()"]
+            else [python, "-c", "from app.cli import main; main()"]
         )
         serve += ["serve", "--host", "127.0.0.1", "--port", str(self.service_port)]
         floor = [python, "-m", "bench.floor", "--port", str(self.floor_port)]

@@ -9,8 +9,8 @@ from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
 from tickets.availability import set_hours_override
-from tickets.db import utcnow
 from tickets.models import Contact, ContactPhone, Organization, TicketCall
 from tickets.staff import create_staff, issue_token
 

@@ -156,11 +156,11 @@ def trace_incoming_call(tops: list[str]) -> list[str]:
     try:
         from app import create_app
     except ImportError:
-        from ivr import create_app
+        from app import create_app
     try:
         from app.schema import upgrade_database
     except ImportError:
-        from ivr.schema import upgrade_database
+        from app.schema import upgrade_database
 
     url = f"sqlite:///{workdir / 'shape.sqlite3'}"
     upgrade_database(url)
@@ -198,7 +198,7 @@ def _seed_super_user(application, secret: str) -> None:
     try:
         from core.db import db
     except ImportError:
-        from tickets.db import db
+        from core.db import db
     rows = "organization,name,email,role,phone,pin\n"
     rows += "Shape Uitzendbureau,Sanne de Vries,sanne@shape.example,super_user,+31612345678,\n"
     with application.app_context():

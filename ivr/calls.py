@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import String, bindparam, case, event, func, inspect, select, update
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
+from core.db import insert_unless_present
 from ivr import params
 from ivr.models import CallLog
-from tickets.db import insert_unless_present, utcnow
 
 MAX_TRAIL = 4000
 

@@ -13,13 +13,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.clock import utcnow
+from core.db import db, is_database_unreachable
+from core.settings import Engineer, Schedule, Settings
 from ivr import calls, params
 from ivr.hours import describe_moment, is_open, next_opening
 from ivr.prompts import Speaker
-from ivr.settings import Engineer, Schedule, Settings
 from ivr.signatures import twilio_only
 from tickets.availability import OVERRIDE_MODES, get_hours_override
-from tickets.db import db, is_database_unreachable, utcnow
 from tickets.oncall import rota
 
 log = logging.getLogger(__name__)

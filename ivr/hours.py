@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from ivr.settings import WEEKDAYS, Schedule
+from core.settings import WEEKDAYS, Schedule
 
 
 @functools.lru_cache(maxsize=8)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.settings import Settings
 from ivr.params import caller_id
-from ivr.settings import Settings
 from tickets.urgent import EMERGENCY_LINE
 
 OFFICE = "office"

@@ -7,7 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tickets.db import Base, utcnow
+from core.clock import utcnow
+from core.db import Base
 
 
 class CallLog(Base):

@@ -13,8 +13,8 @@ import unicodedata
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-from ivr.settings import Settings
-from tickets.phones import to_e164
+from core.phones import to_e164
+from core.settings import Settings
 
 # Longest value read from a key press or query parameter; anything longer is plainly wrong.
 MAX_INPUT = 32

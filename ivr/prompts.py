@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import Response
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from ivr.settings import Settings
+from core.settings import Settings
 
 
 class _KeepPlaceholder(dict):

@@ -22,9 +22,9 @@ from sqlalchemy import delete
 
 import ivr.models  # noqa: F401
 import tickets.models  # noqa: F401
-from ivr import create_app
-from ivr.schema import upgrade_database
-from tickets.db import Base, db
+from app import create_app
+from app.schema import upgrade_database
+from core.db import Base, db
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +105,7 @@ def cli(app, database_url, monkeypatch):
     """Return a runner of the `ivr` command on the test database: cli("staff", "token", email)."""
     from click.testing import CliRunner
 
-    from ivr.cli import main
+    from app.cli import main
 
     environ = {
         "IVR_DATABASE_URL": database_url,

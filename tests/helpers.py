@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from twilio.request_validator import RequestValidator
 
-from ivr.settings import load_settings
+from core.settings import load_settings
 
 AUTH_TOKEN = "test-twilio-auth-token-0123456789"
 SECRET_KEY = "test-secret-key-0123456789abcdef"

@@ -19,8 +19,8 @@ import requests
 from helpers import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, sign
 from sqlalchemy import create_engine, delete
 
-from ivr.settings import DEFAULT_CONFIG
-from tickets.db import Base
+from core.db import Base
+from core.settings import DEFAULT_CONFIG
 
 IVR = str(Path(sys.executable).parent / "ivr")
 STARTUP_SECONDS = 40

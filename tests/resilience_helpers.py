@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from helpers import SECRET_KEY
 from sqlalchemy import delete, event
 
-from tickets.db import Base, db
+from core.db import Base, db
 from tickets.directory import hash_pin
 from tickets.models import Contact, ContactPhone, Organization
 

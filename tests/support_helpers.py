@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
-from tickets.db import utcnow
+from core.clock import utcnow
 from tickets.models import Contact, Organization, StaffUser, Ticket, TicketCall, TicketEvent
 
 PASSWORD = "correct horse battery"

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, select, text
 from support_helpers import PASSWORD, make_staff, page_token, sign_in
 
-from ivr.schema import upgrade_database
+from app.schema import upgrade_database
 from tickets.models import ApiToken
 from tickets.staff import find_staff, issue_token
 

@@ -1,7 +1,7 @@
 import pytest
 from support_helpers import IsolatedClient, make_organization, make_staff, make_ticket
 
-from tickets.db import db
+from core.db import db
 from tickets.models import Ticket, TicketEvent, TimeEntry
 from tickets.staff import issue_token
 

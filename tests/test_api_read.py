@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, select
 
+from core.db import db
 from tickets.api.tickets import BadParameter, parse_ticket_query
-from tickets.db import db
 from tickets.models import (
     ApiToken,
     Contact,

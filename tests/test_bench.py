@@ -14,8 +14,8 @@ from bench.floor import FLOOR_PATH, create_floor_app
 from bench.flows import FlaskTransport, Twilio, place_call, standard_plans
 from bench.reads import statistics_paths
 from bench.seed import count_ticket_calls, grow_database, seed_bench
+from core.db import db
 from ivr.office.figures import count_menu_choices
-from tickets.db import db
 from tickets.models import Contact, Ticket, TicketCall
 from tickets.statistics.figures import gather_statistics
 from tickets.statistics.period import Period

@@ -14,8 +14,8 @@ from helpers import EMERGENCY_NUMBER, dialled
 from support_helpers import PASSWORD, make_call_ticket, make_organization, make_staff, make_ticket
 from werkzeug.serving import make_server
 
+from core.clock import utcnow
 from tickets import pin_guard
-from tickets.db import utcnow
 from tickets.models import Contact, ContactPhone, Organization, TicketCall
 from tickets.oncall.rota import import_level
 

@@ -16,8 +16,8 @@ from support_helpers import (
     sign_in,
 )
 
+from core.db import db
 from tickets import availability
-from tickets.db import db
 from tickets.models import Announcement, CallbackRequest, StaffUser, Ticket, TicketEvent, TimeEntry
 
 ACCOUNT_SID = "AC" + "ab" * 16

@@ -16,12 +16,12 @@ from helpers import (
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
 
+from core.db import db
 from ivr import params
 from ivr.emergency import triage
 from ivr.models import CallLog, PinFailure
 from tickets import urgent
 from tickets.availability import set_hours_override
-from tickets.db import db
 from tickets.directory import hash_pin
 from tickets.models import (
     Announcement,

@@ -18,7 +18,7 @@ from resilience_helpers import (
     make_directory,
 )
 
-from tickets.db import db
+from core.db import db
 
 SATURDAY = MONDAY_MORNING.replace(day=5)
 EVENING = MONDAY_MORNING.replace(hour=22)

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, dialled, spoken
 
-from ivr.cli import main
+from app.cli import main
+from core.settings import Schedule
 from ivr.hours import describe_hours, describe_moment, is_open, next_opening
 from ivr.prompts import Speaker
-from ivr.settings import Schedule
 from tickets.availability import set_hours_override
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")

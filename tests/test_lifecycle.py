@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import func, select
 from support_helpers import make_organization, make_staff, make_ticket
 
+from core.db import db
 from tickets import lifecycle
-from tickets.db import db
 from tickets.lifecycle import TRANSITIONS
 from tickets.models import STATUSES, CallbackRequest, Ticket, TicketEvent, TimeEntry
 from tickets.releases import (

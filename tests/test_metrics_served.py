@@ -18,7 +18,7 @@ from helpers import OFFICE_NUMBER, PUBLIC_URL, sign
 from metrics_helpers import parse_samples, value
 from real_servers import IvrServer, children_of, empty_tables, wait_until, write_config
 
-from ivr.schema import upgrade_database
+from app.schema import upgrade_database
 
 pytestmark = pytest.mark.wall_clock
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from metrics_helpers import exposed_names
 
+from app.metrics.state import UNACKNOWLEDGED_PAGING
+from core.settings import PROJECT_ROOT
 from ivr.metrics.counters import ANSWERS, CALL_OUTCOMES, LINES, MESSAGE_KINDS
-from ivr.metrics.state import UNACKNOWLEDGED_PAGING
-from ivr.settings import PROJECT_ROOT
 from tickets.metrics import ACKNOWLEDGED_VIA, OPENED_HOW
 from tickets.models import MESSAGE_CHANNELS, PRIORITIES
 

@@ -17,6 +17,7 @@ from resilience_helpers import (
 from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
 
+from core.db import db, is_database_unreachable
 from ivr import outage
 from ivr.models import CallLog
 from ivr.outage import detection, errors, routes, webhook, without_database
@@ -30,7 +31,6 @@ from ivr.outage.replay import (
 )
 from ivr.outage.watchdog import arm_connection, watchdog
 from tickets.availability import set_hours_override
-from tickets.db import db, is_database_unreachable
 from tickets.models import CallbackRequest, Ticket, TicketCall, TicketEvent
 
 ENGINEERS = ["+31318584941", "+31318584942"]

@@ -14,11 +14,11 @@ from helpers import EMERGENCY_NUMBER, MONDAY_MORNING, PUBLIC_URL, parse_twiml, s
 from message_servers import MailServer
 from sqlalchemy import func, select
 
+from app import create_app
 from bench.standin import TwilioStandIn
-from ivr import create_app
+from core.db import db
 from ivr.messaging import channels, sender
 from ivr.messaging.sender import tick
-from tickets.db import db
 from tickets.models import (
     Contact,
     ContactPhone,

@@ -19,9 +19,9 @@ from real_servers import IvrServer, empty_tables, wait_until
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from app.schema import upgrade_database
 from bench.standin import TwilioStandIn
-from ivr.schema import upgrade_database
-from ivr.settings import DEFAULT_CONFIG
+from core.settings import DEFAULT_CONFIG
 from tickets.models import Contact, ContactPhone, OnCallShift, Organization, StaffUser
 
 pytestmark = pytest.mark.wall_clock

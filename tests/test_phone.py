@@ -6,7 +6,7 @@ from flask import Flask, Response, abort, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from ivr.cli import main
+from app.cli import main
 from ivr.phone.answers import Answers, parse_script
 from ivr.phone.numbers import called_number, calling_number
 from ivr.phone.telephone import Telephone

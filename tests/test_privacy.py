@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 from support_helpers import make_staff, sign_in
 
 from bench.standin import TwilioStandIn
+from core.settings import ConfigError
 from ivr.messaging.sender import tick
 from ivr.models import CallLog, MaintenanceRun, PinFailure, RecordingDeletion
 from ivr.outage.journal import Journal
 from ivr.privacy import daily
 from ivr.privacy.retention import apply_retention
-from ivr.settings import ConfigError
 from tickets import paging
 from tickets.audit import note_recording_played
 from tickets.models import (
@@ -479,7 +479,7 @@ def texts_naming(session, identifiers) -> list[tuple[str, str, str]]:
     """
     from sqlalchemy import String
 
-    from tickets.db import Base
+    from core.db import Base
 
     session.expire_all()
     found = []
@@ -731,7 +731,7 @@ def test_each_listen_to_a_recording_is_on_the_audit_trail_once(
 
 
 def test_only_one_of_two_processes_racing_for_the_day_takes_the_purge(database_url, clock):
-    from tickets.db import make_engine
+    from core.db import make_engine
 
     start = threading.Barrier(2)
     taken: list[int | None] = []
@@ -762,7 +762,7 @@ def test_only_one_of_two_processes_racing_for_the_day_takes_the_purge(database_u
 def test_the_service_purges_once_a_day_from_the_purge_hour_in_one_process(
     app, session, clock, twilio, settings
 ):
-    from ivr import create_app
+    from app import create_app
 
     a_call_with_everything(session, twilio, at=clock.now - timedelta(days=95), n=1)
     daily.enable_daily_purge(app)

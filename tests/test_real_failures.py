@@ -21,9 +21,9 @@ from resilience_helpers import SUPER_PHONE, make_directory
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
+from app.schema import upgrade_database
 from ivr.models import CallLog, JournalReplay
 from ivr.outage.journal import Journal
-from ivr.schema import upgrade_database
 from tickets.availability import set_hours_override
 from tickets.models import TicketCall, TicketEvent
 

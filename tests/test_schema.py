@@ -5,8 +5,8 @@ from sqlalchemy import create_engine
 
 import ivr.models  # noqa: F401  (registers the telephone side's tables)
 import tickets.models  # noqa: F401
-from ivr.schema import upgrade_database
-from tickets.db import Base
+from app.schema import upgrade_database
+from core.db import Base
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_upgrading_a_database_that_holds_data_keeps_it(tmp_path):
     from alembic import command
     from sqlalchemy import text
 
-    from ivr.schema import alembic_config
+    from app.schema import alembic_config
 
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     config = alembic_config(url)

@@ -9,7 +9,7 @@ from helpers import AUTH_TOKEN, EMERGENCY_NUMBER, SECRET_KEY, Call
 from resilience_helpers import SUPER_PIN, DatabaseOutage, make_directory
 from sqlalchemy import event
 
-from tickets.db import db
+from core.db import db
 from tickets.directory import hash_pin
 from tickets.models import Ticket, TicketCall
 from tickets.staff import create_staff, issue_token

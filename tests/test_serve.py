@@ -14,9 +14,9 @@ from real_servers import children_of, empty_tables, free_port
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from ivr.cli import main
+from app.cli import main
+from core.settings import load_settings
 from ivr.models import CallLog
-from ivr.settings import load_settings
 from tickets.availability import set_hours_override
 from tickets.models import CallbackRequest, Ticket, TicketCall
 

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 from helpers import AUTH_TOKEN, SECRET_KEY
 
-from ivr.cli import main
-from ivr.settings import DEFAULT_CONFIG, ConfigError, load_settings
+from app.cli import main
+from core.settings import DEFAULT_CONFIG, ConfigError, load_settings
 
 ENVIRON = {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_SECRET_KEY": SECRET_KEY}
 

@@ -3,7 +3,7 @@ from helpers import AUTH_TOKEN, PUBLIC_URL, build_settings, sign
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from ivr.settings import ConfigError
+from core.settings import ConfigError
 
 FORM = {
     "CallSid": "CA" + "1" * 32,
@@ -216,7 +216,7 @@ def test_serve_refuses_to_listen_beyond_loopback_believing_any_host(cli):
 
 
 def test_gunicorn_believes_forwarded_headers_only_from_configured_proxies(settings):
-    from ivr.server import check_exposure, gunicorn_options
+    from app.server import check_exposure, gunicorn_options
 
     assert (
         gunicorn_options(settings, host=None, port=None, workers=None)["forwarded_allow_ips"] == ""

@@ -24,7 +24,7 @@ from helpers import EMERGENCY_NUMBER, PUBLIC_URL, sign
 from real_servers import IvrServer, empty_tables, write_config
 from werkzeug.test import Client, EnvironBuilder, run_wsgi_app
 
-from ivr.admission import WholeRequests
+from app.admission import WholeRequests
 
 # A real server, real sockets and a second of waiting between header lines.
 pytestmark = pytest.mark.wall_clock

@@ -1,8 +1,8 @@
 from sqlalchemy import func, inspect, select
 
-import ivr.cli
+import app.cli
+from core.db import db
 from tickets.audit import recent_changes
-from tickets.db import db
 from tickets.models import ApiToken, StaffUser
 from tickets.staff import check_password, find_staff, staff_for_token
 
@@ -78,8 +78,8 @@ def test_staff_add_refuses_a_bad_email(cli, session):
 
 def test_staff_add_on_a_terminal_asks_twice(cli, session, monkeypatch):
     answers = iter([PASSWORD, PASSWORD])
-    monkeypatch.setattr(ivr.cli, "stdin_is_terminal", lambda: True)
-    monkeypatch.setattr(ivr.cli.getpass, "getpass", lambda prompt: next(answers))
+    monkeypatch.setattr(app.cli, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(app.cli.getpass, "getpass", lambda prompt: next(answers))
     result = cli("staff", "add", "eva@otys.example", "--name", "Eva")
     assert result.exit_code == 0, result.output
     assert check_password(find_staff(session, "eva@otys.example"), PASSWORD)
@@ -87,8 +87,8 @@ def test_staff_add_on_a_terminal_asks_twice(cli, session, monkeypatch):
 
 def test_staff_add_on_a_terminal_refuses_differing_passwords(cli, session, monkeypatch):
     answers = iter([PASSWORD, PASSWORD + "x"])
-    monkeypatch.setattr(ivr.cli, "stdin_is_terminal", lambda: True)
-    monkeypatch.setattr(ivr.cli.getpass, "getpass", lambda prompt: next(answers))
+    monkeypatch.setattr(app.cli, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(app.cli.getpass, "getpass", lambda prompt: next(answers))
     result = cli("staff", "add", "eva@otys.example", "--name", "Eva")
     assert result.exit_code == 1
     assert "differ" in result.stderr

@@ -10,9 +10,9 @@ from helpers import AMSTERDAM
 from sqlalchemy import extract, func, select
 from support_helpers import make_organization, make_staff, make_ticket, sign_in
 
+from core.db import db
 from ivr.models import CallLog
 from ivr.office import menu
-from tickets.db import db
 from tickets.models import Ticket, TicketCall
 from tickets.statistics.figures import OUTCOME_GROUPS, gather_statistics
 from tickets.statistics.localtime import offset_pieces

@@ -14,7 +14,7 @@ from resilience_helpers import (
     start_afresh,
 )
 
-from tickets.db import db
+from core.db import db
 
 MAX_STEPS = 14
 

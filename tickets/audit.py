@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tickets.db import utcnow
+from core.clock import utcnow
 from tickets.models import AuditEvent
 
 RECORDING_PLAYED = "recording_played"

@@ -26,7 +26,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from tickets.db import db, utcnow
+from core.clock import utcnow
+from core.db import db
 from tickets.forms import LoginForm, LogoutForm
 from tickets.models import LoginFailure, StaffUser
 from tickets.staff import check_password, end_sessions, find_staff

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
 from tickets.audit import note_change
-from tickets.db import utcnow
 from tickets.models import Announcement, HoursOverride
 
 OVERRIDE_MODES = ("auto", "open", "closed")

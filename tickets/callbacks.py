@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tickets.db import insert_or_get, utcnow
+from core.clock import utcnow
+from core.db import insert_or_get
 from tickets.models import CallbackRequest
 
 

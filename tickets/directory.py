@@ -14,8 +14,8 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from core.phones import to_e164
 from tickets.models import ROLES, Contact, ContactPhone, Organization
-from tickets.phones import to_e164
 
 PIN_MIN_DIGITS = 6
 PIN_MAX_DIGITS = 8

@@ -16,8 +16,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from core.clock import utcnow
 from tickets import metrics, paging
-from tickets.db import utcnow
 from tickets.labels import status_label
 from tickets.models import (
     CATEGORIES,

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tickets.db import Base, utcnow
+from core.clock import utcnow
+from core.db import Base
 
 ROLES = ("user", "key_user", "super_user")
 ENTITLED_ROLES = ("key_user", "super_user")

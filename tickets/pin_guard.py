@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
+from core.db import insert_or_get
 from tickets.audit import note_change
-from tickets.db import insert_or_get, utcnow
 from tickets.models import PinGuard
 
 GUARD_ROW = 1

@@ -14,8 +14,8 @@ from sqlalchemy import and_, false, func, not_, or_, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.phones import to_e164
 from tickets.models import OPEN_STATUSES, STATUSES, Organization, Ticket
-from tickets.phones import to_e164
 
 MAX_PER_PAGE = 200
 FEED_LIMIT = 20

@@ -13,10 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from core.clock import utcnow
+from core.db import db
+from core.phones import to_e164
 from tickets.audit import note_change
-from tickets.db import db, utcnow
 from tickets.models import STAFF_ROLES, ApiToken, StaffUser
-from tickets.phones import to_e164
 
 MIN_PASSWORD_LENGTH = 10
 # The sign-in form takes no more, so a longer password could never be used.

@@ -9,8 +9,9 @@ from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
+from core.clock import utcnow
+from core.db import insert_or_get
 from tickets import metrics
-from tickets.db import insert_or_get, utcnow
 from tickets.models import (
     OPEN_STATUSES,
     Contact,

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.clock import utcnow
+from core.db import db
+from core.settings import Settings
 from ivr import params
 from ivr.emergency.state import find_call, restart
 from ivr.emergency.triage import (
@@ -24,9 +27,7 @@ from ivr.messaging.aftercall import after_call
 from ivr.metrics import counters
 from ivr.outage import without_database
 from ivr.prompts import Speaker
-from ivr.settings import Settings
 from tickets import paging, urgent
-from tickets.db import db, utcnow
 from tickets.models import Ticket, TicketCall
 from tickets.oncall import rota
 

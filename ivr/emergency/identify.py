@@ -8,6 +8,9 @@ from datetime import datetime
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.clock import utcnow
+from core.db import db
+from core.settings import Settings
 from ivr import calls, params
 from ivr.emergency import pins, unverified
 from ivr.emergency.intake import ask_triage
@@ -18,10 +21,8 @@ from ivr.hours import describe_hours
 from ivr.lines import EMERGENCY
 from ivr.outage import without_database
 from ivr.prompts import Speaker
-from ivr.settings import Settings
 from tickets import urgent
 from tickets.availability import active_announcement
-from tickets.db import db, utcnow
 from tickets.directory import find_contact_by_phone, find_contact_by_pin
 from tickets.models import Contact
 

@@ -11,15 +11,15 @@ from collections.abc import Mapping
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.clock import utcnow
+from core.settings import Settings
 from ivr import params
 from ivr.emergency.engineers import ring
 from ivr.emergency.state import find_call, restart, say_ticket
 from ivr.emergency.triage import triage_choice
 from ivr.flow import action_url, guarded, note
 from ivr.prompts import Speaker
-from ivr.settings import Settings
 from tickets import urgent
-from tickets.db import utcnow
 from tickets.models import TicketCall
 
 

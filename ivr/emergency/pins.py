@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
+from core.settings import EmergencyLine
 from ivr.emergency.triage import is_locked_out
 from ivr.models import PinFailure
-from ivr.settings import EmergencyLine
 from tickets import pin_guard
-from tickets.db import utcnow
 
 log = logging.getLogger(__name__)
 

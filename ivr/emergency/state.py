@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.db import db
 from ivr import params
 from ivr.emergency.triage import spoken_digits
 from ivr.flow import action_url
 from ivr.prompts import Speaker
 from tickets import urgent
-from tickets.db import db
 from tickets.models import TicketCall
 
 

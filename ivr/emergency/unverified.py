@@ -15,6 +15,8 @@ from collections.abc import Mapping
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.db import db
+from core.settings import Settings
 from ivr import params
 from ivr.emergency import pins
 from ivr.emergency.intake import ask_triage, put_through, take_triage
@@ -26,9 +28,7 @@ from ivr.hours import describe_hours
 from ivr.lines import EMERGENCY
 from ivr.outage import without_database
 from ivr.prompts import Speaker
-from ivr.settings import Settings
 from tickets import urgent
-from tickets.db import db
 
 log = logging.getLogger(__name__)
 

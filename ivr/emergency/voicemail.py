@@ -6,13 +6,13 @@ from collections.abc import Mapping
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.clock import utcnow
+from core.settings import Settings
 from ivr import params
 from ivr.emergency.state import find_call, say_ticket
 from ivr.flow import action_url, goodbye, guarded, note
 from ivr.prompts import Speaker
-from ivr.settings import Settings
 from tickets import urgent
-from tickets.db import utcnow
 
 
 def offer_voicemail(settings: Settings, speak: Speaker, response: VoiceResponse) -> VoiceResponse:

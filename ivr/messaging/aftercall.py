@@ -7,11 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
+from core.settings import Settings
 from ivr import calls
 from ivr.hours import next_opening
-from ivr.settings import Settings
 from tickets import paging
-from tickets.db import utcnow
 from tickets.models import TicketCall
 
 

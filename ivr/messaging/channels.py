@@ -18,8 +18,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from core.settings import Settings
 from ivr.messaging.texts import Text
-from ivr.settings import Settings
 
 TIMEOUT_SECONDS = 10
 

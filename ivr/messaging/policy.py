@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from ivr.settings import Settings
+from core.settings import Settings
 from tickets.paging import FallbackEngineer, PagingPolicy
 
 log = logging.getLogger(__name__)

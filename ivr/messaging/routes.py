@@ -8,12 +8,13 @@ from flask import Blueprint, Response, request
 from sqlalchemy import select
 from twilio.twiml.messaging_response import MessagingResponse
 
+from core.clock import utcnow
+from core.db import db
 from ivr import params
 from ivr.flow import current_settings
 from ivr.prompts import fill
 from ivr.signatures import twilio_only
 from tickets import lifecycle, paging
-from tickets.db import db, utcnow
 from tickets.models import OutboxMessage, StaffUser, Ticket
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,14 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from core.clock import utcnow
+from core.db import db
+from core.settings import Settings
 from ivr.messaging import channels
 from ivr.messaging.texts import render
 from ivr.metrics import counters
 from ivr.privacy.daily import enable_daily_purge, run_daily_jobs
-from ivr.settings import Settings
 from tickets import paging
-from tickets.db import db, utcnow
 from tickets.models import OutboxMessage
 
 log = logging.getLogger(__name__)

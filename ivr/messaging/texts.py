@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from core.settings import Settings
 from ivr.prompts import Speaker, fill
-from ivr.settings import Settings
 from tickets import paging
 from tickets.models import OutboxMessage, Ticket
 

@@ -6,9 +6,12 @@ import time
 
 from flask import request
 
-from ivr.admission import ARRIVED_AT
 from ivr.metrics.counters import observe_webhook
 from ivr.signatures import WEBHOOK_PREFIXES
+
+# The environ key of the moment a request had arrived whole (`time.perf_counter()`), before it
+# waited for a place in `ivr serve`'s admission: webhook latency is measured from there.
+ARRIVED_AT = "ivr.arrived_at"
 
 
 def start_clock() -> None:

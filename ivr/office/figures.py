@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.settings import OfficeLine
 from ivr.lines import OFFICE
 from ivr.models import CallLog
 from ivr.office import menu
-from ivr.settings import OfficeLine
 
 NO_CHOICE = "No choice"
 

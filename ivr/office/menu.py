@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from core.settings import Colleague, Department, OfficeLine, Schedule, Settings
 from ivr import params
-from ivr.settings import Colleague, Department, OfficeLine, Schedule, Settings
 
 RECEPTION = "reception"
 REPEAT_KEY = "*"

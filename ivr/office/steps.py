@@ -11,15 +11,15 @@ from collections.abc import Mapping
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.clock import utcnow
+from core.settings import Department, Settings
 from ivr import calls, params
 from ivr.flow import Hours, action_url, goodbye, guarded, hang_up, note
 from ivr.hours import describe_hours
 from ivr.lines import OFFICE
 from ivr.office import menu
 from ivr.prompts import Speaker
-from ivr.settings import Department, Settings
 from tickets.callbacks import record_callback_request
-from tickets.db import utcnow
 
 ENGLISH = "en"
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from core.db import db
+from core.settings import Settings
 from ivr.outage.detection import DatabaseHealth, guard_connections
 from ivr.outage.errors import register_error_handler
 from ivr.outage.journal import Journal
 from ivr.outage.routes import Outage, bp, skip_database_while_down
-from ivr.settings import Settings
-from tickets.db import db
 
 __all__ = ["bp", "init_app"]
 

@@ -9,9 +9,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
+from core.db import db, is_database_unreachable
 from ivr.outage.routes import is_voice_webhook, respond_without_database
 from ivr.prompts import twiml
-from tickets.db import db, is_database_unreachable
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tickets.db import utcnow
+from core.clock import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from core.db import is_database_unreachable, make_engine
+from core.settings import Settings
 from ivr.models import JournalReplay
 from ivr.outage.detection import guard_connections
 from ivr.outage.journal import Entry, Journal
 from ivr.outage.replayers import REPLAYERS, Deferred, Replayer
-from ivr.settings import Settings
-from tickets.db import is_database_unreachable, make_engine
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
+from core.settings import Settings
 from ivr import calls, params
 from ivr.flow import engineer_name
 from ivr.hours import is_open
@@ -17,11 +19,9 @@ from ivr.messaging.policy import paging_policy
 from ivr.models import CallLog
 from ivr.office.menu import RECEPTION
 from ivr.outage.journal import Entry
-from ivr.settings import Settings
 from tickets import urgent
 from tickets.availability import get_hours_override
 from tickets.callbacks import record_callback_request
-from tickets.db import utcnow
 from tickets.directory import find_contact_by_phone
 from tickets.models import REASONS, TicketCall
 

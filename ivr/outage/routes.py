@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, current_app, request
 
+from core.settings import Settings
 from ivr.outage.detection import DatabaseHealth
 from ivr.outage.journal import Journal
 from ivr.outage.webhook import Webhook
 from ivr.outage.without_database import answer_without_database
-from ivr.settings import Settings
 from ivr.signatures import request_is_from_twilio, twilio_only
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from core.settings import Settings
 from ivr import params
 from ivr.emergency.triage import reason_for_key
 from ivr.lines import EMERGENCY, OFFICE, line_for_number
-from ivr.settings import Settings
 from tickets.models import REASONS
 
 # The blueprint of the webhooks that never touch the database (fallback and outage TwiML).

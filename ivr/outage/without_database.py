@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Response, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.settings import Settings
 from ivr import params
 from ivr.calls import OUTAGE
 from ivr.flow import goodbye, hang_up
@@ -29,7 +30,6 @@ from ivr.outage.webhook import (
     outage_line,
 )
 from ivr.prompts import Speaker, twiml
-from ivr.settings import Settings
 
 
 def reception_response(settings: Settings, speak: Speaker) -> VoiceResponse:

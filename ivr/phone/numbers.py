@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-from ivr.settings import Settings
+from core.settings import Settings
 
 
 def called_number(settings: Settings, value: str) -> str:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from twilio.request_validator import RequestValidator
 
+from core.settings import Settings
 from ivr.phone.answers import INTERACTIVE_HINT, Answers, parse_script
 from ivr.phone.legs import (
     ACCOUNT_SID,
@@ -33,7 +34,6 @@ from ivr.phone.legs import (
 )
 from ivr.phone.transport import CallFailed, HttpTransport, Reply, Transport
 from ivr.phone.verbs import Verbs
-from ivr.settings import Settings
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 MAX_REQUESTS = 60

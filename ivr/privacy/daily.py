@@ -20,10 +20,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.clock import utcnow
+from core.db import db
+from core.settings import Settings
 from ivr.models import MaintenanceRun
 from ivr.privacy.retention import apply_retention
-from ivr.settings import Settings
-from tickets.db import db, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from core.settings import Settings
 from ivr.models import CallLog, PinFailure
 from ivr.outage.journal import Journal
 from ivr.privacy import journal_files
@@ -29,7 +30,6 @@ from ivr.privacy.recordings import (
 )
 from ivr.privacy.retention import RECORDING_EVENTS, UNSENT
 from ivr.privacy.scrub import scrub_identifiers
-from ivr.settings import Settings
 from tickets import urgent
 from tickets.audit import PRIVACY_ERASE, note_change
 from tickets.models import (

@@ -14,12 +14,12 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from core.settings import Settings
 from ivr.models import CallLog, PinFailure
 from ivr.outage.journal import Journal
 from ivr.privacy import journal_files
 from ivr.privacy.people import Person, from_numbers, linked
 from ivr.privacy.scrub import find_mentions, pattern
-from ivr.settings import Settings
 from tickets.audit import PRIVACY_EXPORT, note_change
 from tickets.models import (
     AuditEvent,

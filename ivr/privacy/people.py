@@ -17,6 +17,7 @@ import phonenumbers
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from core.phones import to_e164
 from ivr.models import CallLog, PinFailure
 from tickets.models import (
     CallbackRequest,
@@ -26,7 +27,6 @@ from tickets.models import (
     Ticket,
     TicketCall,
 )
-from tickets.phones import to_e164
 
 # Shorter names are not looked for in free text: too many words would match.
 SHORTEST_NAME = 4

@@ -20,10 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
+from core.clock import utcnow
+from core.settings import Settings
 from ivr.messaging.channels import twilio_client
 from ivr.models import RecordingDeletion
-from ivr.settings import Settings
-from tickets.db import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.settings import Settings
 from ivr.models import CallLog, PinFailure
 from ivr.outage.journal import Journal
 from ivr.privacy import journal_files
@@ -27,7 +28,6 @@ from ivr.privacy.recordings import (
     oblige_deletion,
     recording_sid,
 )
-from ivr.settings import Settings
 from tickets import paging, urgent
 from tickets.audit import RETENTION_PURGE, note_change
 from tickets.models import (

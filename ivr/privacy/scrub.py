@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from sqlalchemy import Column, String, Table, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from tickets.db import Base
+from core.db import Base
 
 REPLACEMENT = "[erased]"
 STAFF_TABLES = {"staff_users", "api_tokens"}

@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 from flask import g, jsonify, request
 
+from core.db import db
 from tickets import actions, lifecycle
 from tickets.actions import TicketAction
 from tickets.api import bp, json_error
-from tickets.db import db
 from tickets.serialize import ticket_loading_options, ticket_to_dict
 from tickets.staff import token_required
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request
 
+from core.clock import utcnow
+from core.db import db
 from tickets.api import bp, json_error
-from tickets.db import db, utcnow
 from tickets.oncall.rota import on_call_at, read_moment
 from tickets.staff import token_required
 

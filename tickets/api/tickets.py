@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
+from core.db import db
 from tickets import lifecycle
 from tickets.api import bp, json_error
-from tickets.db import db
 from tickets.models import MAX_ID, PRIORITIES, REASONS, SOURCES, STATUSES, Ticket
 from tickets.serialize import ticket_loading_options, ticket_to_dict
 from tickets.staff import token_required

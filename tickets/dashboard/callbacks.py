@@ -6,10 +6,10 @@ from flask import flash, redirect, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from core.db import db
 from tickets import lifecycle
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page
-from tickets.db import db
 from tickets.forms import CalledBackForm
 from tickets.models import CallbackRequest
 

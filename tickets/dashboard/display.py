@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from core.clock import utcnow
 from tickets import labels
 from tickets.dashboard import bp
-from tickets.db import utcnow
 
 for _label in (
     labels.status_label,

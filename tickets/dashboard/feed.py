@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import jsonify, render_template, request, url_for
 
+from core.db import db
 from tickets.dashboard import bp
 from tickets.dashboard.notices import pin_pause_notice
-from tickets.db import db
 from tickets.labels import REASON_LABELS
 from tickets.models import MAX_ID, Ticket
 from tickets.queue import latest_ticket_id, new_urgent_tickets

@@ -7,8 +7,9 @@ from datetime import timedelta
 from flask import render_template
 from sqlalchemy import func, select
 
+from core.clock import utcnow
+from core.db import db
 from tickets.dashboard import bp
-from tickets.db import db, utcnow
 from tickets.models import OutboxMessage
 
 SHOWN = 200

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import g
 
+from core.db import db
 from tickets import pin_guard
 from tickets.dashboard import bp
 from tickets.dashboard.display import format_local
-from tickets.db import db
 
 
 def pin_pause_notice() -> str | None:

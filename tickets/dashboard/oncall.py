@@ -7,10 +7,11 @@ from datetime import timedelta
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from core.clock import utcnow
+from core.db import db
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
-from tickets.db import db, utcnow
 from tickets.models import StaffUser
 from tickets.oncall import rota
 from tickets.oncall.feeds import issue_feed_token, revoke_feed_token

@@ -7,10 +7,10 @@ from datetime import timedelta
 from flask import current_app, render_template, request
 from sqlalchemy import select
 
+from core.db import db
 from tickets.dashboard import bp
 from tickets.dashboard.display import day_start
 from tickets.dashboard.messages import recent_failures
-from tickets.db import db
 from tickets.forms import FilterForm
 from tickets.models import Organization
 from tickets.queue import QueueFilter, latest_ticket_id, list_queue

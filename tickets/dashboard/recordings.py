@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flask import Response, current_app, request, stream_with_context
 
+from core.db import db
 from tickets.audit import note_recording_played
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page
-from tickets.db import db
 from tickets.models import CallbackRequest, TicketCall
 from tickets.recordings import RecordingUnavailable, open_recording
 

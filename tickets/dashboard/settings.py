@@ -6,12 +6,13 @@ from datetime import UTC
 
 from flask import abort, flash, redirect, render_template, url_for
 
+from core.clock import utcnow
+from core.db import db
 from tickets import availability
 from tickets.audit import personal_data_trail, recent_changes
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
-from tickets.db import db, utcnow
 from tickets.forms import AnnouncementForm, EndAnnouncementForm, HoursOverrideForm
 from tickets.labels import HOURS_MODES
 

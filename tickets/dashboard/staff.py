@@ -7,12 +7,13 @@ from datetime import datetime
 
 from flask import flash, render_template
 
+from core.clock import utcnow
+from core.db import db
 from tickets import staff as accounts
 from tickets.audit import recent_changes
 from tickets.auth import current_staff
 from tickets.dashboard import bp, first_error, require_admin
 from tickets.dashboard.staff_account import Secret, back_to, refusal, render_account
-from tickets.db import db, utcnow
 from tickets.forms import NewStaffForm
 from tickets.models import ApiToken
 

@@ -8,11 +8,12 @@ from flask import abort, flash, make_response, redirect, render_template, url_fo
 from flask_login import login_user
 from flask_wtf import FlaskForm
 
+from core.clock import utcnow
+from core.db import db
 from tickets import staff as accounts
 from tickets.audit import recent_changes
 from tickets.auth import StaffLogin, current_staff
 from tickets.dashboard import bp, error_page, first_error, require_admin
-from tickets.db import db, utcnow
 from tickets.forms import PasswordResetForm, StaffAccountForm, StaffActionForm, TokenForm
 from tickets.models import StaffUser
 

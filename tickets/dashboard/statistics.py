@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Response, current_app, render_template, request
 
+from core.db import db
 from tickets import labels
 from tickets.dashboard import bp, first_error
 from tickets.dashboard.display import local_today, local_zone
-from tickets.db import db
 from tickets.forms import StatisticsForm
 from tickets.statistics.export import NO_ORGANISATION, statistics_csv
 from tickets.statistics.figures import OUTCOME_GROUPS, WEEKDAYS, Statistics, gather_statistics

@@ -9,12 +9,12 @@ from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import joinedload, selectinload
 
+from core.db import db
 from tickets import actions, lifecycle, paging
 from tickets.actions import TicketAction
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error
 from tickets.dashboard.display import local_today
-from tickets.db import db
 from tickets.forms import (
     AcknowledgeForm,
     CategoryForm,

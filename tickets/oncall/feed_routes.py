@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, request
 
-from tickets.db import db, utcnow
+from core.clock import utcnow
+from core.db import db
 from tickets.oncall.calendar import feed_for
 from tickets.oncall.feeds import staff_for_feed_token
 from tickets.oncall.rota import segments_of

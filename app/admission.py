@@ -19,9 +19,7 @@ from gevent.lock import BoundedSemaphore
 from werkzeug.exceptions import HTTPException, RequestTimeout
 from werkzeug.wsgi import get_input_stream
 
-# The environ key of the moment a request had arrived whole (`time.perf_counter()`), before it
-# waited for a place: webhook latency is measured from there (`ivr.metrics.timing`).
-ARRIVED_AT = "ivr.arrived_at"
+from ivr.metrics.timing import ARRIVED_AT
 
 
 class WholeRequests:

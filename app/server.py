@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
-from ivr.settings import ConfigError, Settings
+from core.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,9 @@ class _Gunicorn(BaseApplication):
             self.cfg.set("control_socket_disable", True)
 
     def load(self):
-        from ivr import create_app
+        from app import create_app
+        from app.metrics.routes import DIRECTORY
         from ivr.messaging.sender import start_sender_thread
-        from ivr.metrics.routes import DIRECTORY
         from ivr.outage.replay import start_replay_thread
 
         app = create_app(self.settings)
@@ -62,7 +62,7 @@ class _Gunicorn(BaseApplication):
 
 def admit_whole_requests(app, settings: Settings):
     """Wrap a WSGI app as `ivr serve` serves it: whole requests only, a few at a time."""
-    from ivr.admission import WholeRequests
+    from app.admission import WholeRequests
 
     return WholeRequests(
         app,
@@ -189,7 +189,7 @@ def migrate_in_child(url: str) -> None:
 
 
 def _migrate(url: str) -> None:
-    from ivr.schema import upgrade_database
+    from app.schema import upgrade_database
 
     try:
         upgrade_database(url)

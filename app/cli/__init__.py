@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ivr.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
+from core.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ def settings_or_exit() -> Settings:
 
 def open_database(settings: Settings):
     """Bring the schema up to date and return a session on the configured database."""
-    from ivr.schema import upgrade_database
-    from tickets.db import db
+    from app.schema import upgrade_database
+    from core.db import db
 
     url = settings.resolved_database_url
     upgrade_database(url)
@@ -65,7 +65,7 @@ def main() -> None:
 @click.option("--workers", default=None, type=int, help="gunicorn worker processes.")
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the service with gunicorn."""
-    from ivr.server import run_server
+    from app.server import run_server
 
     settings = settings_or_exit()
     try:
@@ -380,8 +380,8 @@ def call(url: str, to: str, from_: str, keys: str) -> None:
 
 def _register_command_groups() -> None:
     """Attach the command groups that live beside their feature."""
-    from ivr.oncall_commands import oncall
-    from ivr.privacy_commands import privacy
+    from app.cli.oncall import oncall
+    from app.cli.privacy import privacy
 
     main.add_command(oncall)
     main.add_command(privacy)

@@ -8,7 +8,7 @@ Create Date: 2026-11-30 00:40:00
 import sqlalchemy as sa
 from alembic import op
 
-from tickets.db import UTCDateTime
+from core.db import UTCDateTime
 
 revision = "0009_audit_events"
 down_revision = "0008_session_epoch"

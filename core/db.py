@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from flask import current_app, g, has_app_context, has_request_context
+from flask import g, has_request_context
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -22,20 +22,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    """Return the current time as an aware UTC datetime: the one clock of the whole service.
-
-    Tests replace it by setting `app.config["CLOCK"]` to a callable; everything that asks for
-    the time (flows, call log, services, column defaults) asks here, so a test's clock holds
-    everywhere at once.
-    """
-    if has_app_context():
-        clock = current_app.config.get("CLOCK")
-        if clock is not None:
-            return clock()
-    return datetime.now(UTC)
 
 
 Row = TypeVar("Row")

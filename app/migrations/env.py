@@ -5,7 +5,7 @@ from sqlalchemy import text
 
 import ivr.models  # noqa: F401  (registers the telephone-side tables)
 import tickets.models  # noqa: F401  (registers the ticket-side tables)
-from tickets.db import Base, make_engine
+from core.db import Base, make_engine
 
 # Any fixed number; PostgreSQL serialises concurrent upgrades from several instances on it.
 MIGRATION_LOCK = 720_184_900

@@ -8,8 +8,9 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.clock import utcnow
+from core.db import db
 from ivr.messaging.sender import backlog
-from tickets.db import db, utcnow
 
 log = logging.getLogger(__name__)
 

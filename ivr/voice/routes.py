@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from core.db import db
 from ivr import calls, params
 from ivr.emergency import engineers, identify
 from ivr.flow import commit_now, current_settings, webhook
@@ -14,7 +15,6 @@ from ivr.lines import EMERGENCY, line_for_number
 from ivr.metrics import counters
 from ivr.office import steps as office
 from ivr.prompts import twiml
-from tickets.db import db
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 

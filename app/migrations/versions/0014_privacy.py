@@ -8,7 +8,7 @@ Create Date: 2026-12-08 02:00:00
 import sqlalchemy as sa
 from alembic import op
 
-from tickets.db import UTCDateTime
+from core.db import UTCDateTime
 
 revision = "0014_privacy"
 down_revision = "0013_paging"

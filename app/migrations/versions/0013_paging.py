@@ -8,7 +8,7 @@ Create Date: 2026-11-30 02:00:00
 import sqlalchemy as sa
 from alembic import op
 
-from tickets.db import UTCDateTime
+from core.db import UTCDateTime
 
 revision = "0013_paging"
 down_revision = "0012_pin_guard"

@@ -8,7 +8,7 @@ Create Date: 2026-11-27 04:12:13.122073
 import sqlalchemy as sa
 from alembic import op
 
-import tickets.db
+import core.db
 
 revision = "0001"
 down_revision = None
@@ -23,14 +23,14 @@ def upgrade() -> None:
         "hours_overrides",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("mode", sa.String(length=10), nullable=False),
-        sa.Column("set_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("set_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("set_by", sa.String(length=320), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_hours_overrides")),
     )
     op.create_table(
         "journal_replays",
         sa.Column("entry_id", sa.String(length=64), nullable=False),
-        sa.Column("replayed_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("replayed_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("summary", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("entry_id", name=op.f("pk_journal_replays")),
     )
@@ -38,7 +38,7 @@ def upgrade() -> None:
         "organizations",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("created_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organizations")),
         sa.UniqueConstraint("name", name=op.f("uq_organizations_name")),
     )
@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("caller_key", sa.String(length=64), nullable=False),
         sa.Column("call_sid", sa.String(length=64), nullable=False),
-        sa.Column("at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pin_failures")),
     )
     with op.batch_alter_table("pin_failures", schema=None) as batch_op:
@@ -62,8 +62,8 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=256), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
-        sa.Column("locked_until", tickets.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_users")),
         sa.UniqueConstraint("email", name=op.f("uq_staff_users_email")),
     )
@@ -72,9 +72,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("text_nl", sa.Text(), nullable=False),
         sa.Column("text_en", sa.Text(), nullable=True),
-        sa.Column("created_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("ended_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["created_by_id"],
@@ -88,9 +88,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("staff_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_used_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["staff_id"], ["staff_users.id"], name=op.f("fk_api_tokens_staff_id_staff_users")
         ),
@@ -106,12 +106,12 @@ def upgrade() -> None:
         sa.Column("call_sid", sa.String(length=64), nullable=False),
         sa.Column("caller", sa.String(length=64), nullable=True),
         sa.Column("department", sa.String(length=64), nullable=False),
-        sa.Column("created_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("recording_url", sa.String(length=500), nullable=True),
         sa.Column("recording_sid", sa.String(length=64), nullable=True),
         sa.Column("recording_duration", sa.Integer(), nullable=True),
         sa.Column("in_hours", sa.Boolean(), nullable=False),
-        sa.Column("called_back_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("called_back_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("called_back_by_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["called_back_by_id"],
@@ -129,8 +129,8 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("pin_hash", sa.String(length=128), nullable=True),
-        sa.Column("created_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -177,18 +177,18 @@ def upgrade() -> None:
         sa.Column("in_hours", sa.Boolean(), nullable=False),
         sa.Column("verified", sa.Boolean(), nullable=False),
         sa.Column("from_journal", sa.Boolean(), nullable=False),
-        sa.Column("created_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("acknowledged_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("acknowledged_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("acknowledged_by_id", sa.Integer(), nullable=True),
         sa.Column("assigned_to_id", sa.Integer(), nullable=True),
         sa.Column("waiting_question", sa.Text(), nullable=True),
         sa.Column("release_week", sa.String(length=10), nullable=True),
-        sa.Column("rate_approved_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("rate_approved_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("rate_approved_by_id", sa.Integer(), nullable=True),
         sa.Column("rating", sa.Integer(), nullable=True),
         sa.Column("rating_comment", sa.Text(), nullable=True),
-        sa.Column("closed_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["acknowledged_by_id"],
@@ -237,15 +237,15 @@ def upgrade() -> None:
         sa.Column("to_number", sa.String(length=64), nullable=True),
         sa.Column("language", sa.String(length=5), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("started_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("duration", sa.Integer(), nullable=True),
         sa.Column("last_sequence", sa.Integer(), nullable=True),
         sa.Column("choices", sa.Text(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=True),
         sa.Column("ticket_id", sa.Integer(), nullable=True),
         sa.Column("from_journal", sa.Boolean(), nullable=False),
-        sa.Column("updated_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_call_logs_contact_id_contacts")
         ),
@@ -266,12 +266,12 @@ def upgrade() -> None:
         sa.Column("line", sa.String(length=20), nullable=False),
         sa.Column("caller", sa.String(length=64), nullable=True),
         sa.Column("outcome", sa.String(length=30), nullable=False),
-        sa.Column("started_at", tickets.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("duration", sa.Integer(), nullable=True),
         sa.Column("ring_seconds", sa.Integer(), nullable=True),
         sa.Column("answered_by", sa.String(length=200), nullable=True),
-        sa.Column("answered_at", tickets.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answered_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("recording_url", sa.String(length=500), nullable=True),
         sa.Column("recording_sid", sa.String(length=64), nullable=True),
         sa.Column("recording_duration", sa.Integer(), nullable=True),
@@ -289,7 +289,7 @@ def upgrade() -> None:
         "ticket_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
-        sa.Column("at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column("call_sid", sa.String(length=64), nullable=True),
@@ -312,7 +312,7 @@ def upgrade() -> None:
         sa.Column("staff_id", sa.Integer(), nullable=False),
         sa.Column("minutes", sa.Integer(), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
-        sa.Column("at", tickets.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("billable", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["staff_id"], ["staff_users.id"], name=op.f("fk_time_entries_staff_id_staff_users")

@@ -11,8 +11,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ivr.metrics.state import ServiceState
-from ivr.settings import Settings
+from app.metrics.state import ServiceState
+from core.settings import Settings
 from tickets.auth import client_address, is_trusted_proxy
 
 log = logging.getLogger(__name__)

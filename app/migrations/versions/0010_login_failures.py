@@ -8,7 +8,7 @@ Create Date: 2026-11-30 00:50:00
 import sqlalchemy as sa
 from alembic import op
 
-from tickets.db import UTCDateTime
+from core.db import UTCDateTime
 
 revision = "0010_login_failures"
 down_revision = "0009_audit_events"

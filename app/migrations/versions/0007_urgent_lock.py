@@ -8,7 +8,7 @@ Create Date: 2026-11-29 23:40:00
 import sqlalchemy as sa
 from alembic import op
 
-from tickets.db import UTCDateTime
+from core.db import UTCDateTime
 
 revision = "0007_urgent_lock"
 down_revision = "0006_oncall"

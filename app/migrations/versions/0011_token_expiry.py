@@ -8,7 +8,7 @@ Create Date: 2026-11-30 01:00:00
 import sqlalchemy as sa
 from alembic import op
 
-from tickets.db import UTCDateTime
+from core.db import UTCDateTime
 
 revision = "0011_token_expiry"
 down_revision = "0010_login_failures"

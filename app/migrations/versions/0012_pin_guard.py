@@ -8,7 +8,7 @@ Create Date: 2026-12-01 00:10:00
 import sqlalchemy as sa
 from alembic import op
 
-from tickets.db import UTCDateTime
+from core.db import UTCDateTime
 
 revision = "0012_pin_guard"
 down_revision = "0011_token_expiry"

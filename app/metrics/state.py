@@ -13,10 +13,11 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.clock import utcnow
+from core.db import db
+from core.settings import Settings
 from ivr.messaging.sender import backlog
 from ivr.outage.replay import journal_of
-from ivr.settings import Settings
-from tickets.db import db, utcnow
 from tickets.models import OPEN_STATUSES, Page, Ticket
 
 log = logging.getLogger(__name__)

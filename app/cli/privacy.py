@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from tickets.db import utcnow
+from core.clock import utcnow
 
 
 def cli_actor() -> str:
@@ -46,7 +46,7 @@ def _person_or_exit(session, settings, who: str):
 @click.argument("who", metavar="EMAIL_OR_PHONE")
 def privacy_export(who: str) -> None:
     """Print everything held about a person as JSON."""
-    from ivr.cli import open_database, settings_or_exit
+    from app.cli import open_database, settings_or_exit
     from ivr.privacy.export import export_person
 
     settings = settings_or_exit()
@@ -60,7 +60,7 @@ def privacy_export(who: str) -> None:
 @click.argument("who", metavar="EMAIL_OR_PHONE")
 def privacy_erase(who: str) -> None:
     """Remove or anonymise everything held about a person; their tickets stay, without them."""
-    from ivr.cli import open_database, settings_or_exit
+    from app.cli import open_database, settings_or_exit
     from ivr.privacy.erase import erase_person
 
     settings = settings_or_exit()
@@ -75,7 +75,7 @@ def privacy_erase(who: str) -> None:
 @privacy.command("purge")
 def privacy_purge() -> None:
     """Apply the retention settings now (the service also does this once a day)."""
-    from ivr.cli import open_database, settings_or_exit
+    from app.cli import open_database, settings_or_exit
     from ivr.privacy.retention import apply_retention
 
     settings = settings_or_exit()

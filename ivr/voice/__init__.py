@@ -1,0 +1,1 @@
+"""The webhooks Twilio's console points at for every number: incoming calls and status changes."""
