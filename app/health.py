@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.clock import utcnow
 from core.db import db
+from core.settings import current_settings
 from ivr.messaging.sender import backlog
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def _sender_state() -> dict:
     except SQLAlchemyError:
         db.session.rollback()
         return {"sender": "unknown"}
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     behind = waiting > 0 and oldest > settings.paging.behind_seconds
     if behind:
         log.warning("health check: %s messages waiting, the oldest for %.0f s", waiting, oldest)

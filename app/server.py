@@ -43,14 +43,12 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         from app import create_app
+        from app.background import start_background
         from app.metrics.routes import DIRECTORY
-        from ivr.messaging.sender import start_sender_thread
-        from ivr.outage.replay import start_replay_thread
 
         app = create_app(self.settings)
         app.config[DIRECTORY] = str(self.metrics_directory)
-        start_replay_thread(app)
-        start_sender_thread(app)
+        start_background(app)
         served = admit_whole_requests(app, self.settings)
         # What start-up built (modules, the app, settings) lives as long as the worker. Out of
         # the collector's sight, a full collection scans only what requests left behind: about

@@ -536,3 +536,10 @@ def load_settings(
     except ValidationError as exc:
         problems = [_describe(error) for error in exc.errors()]
         raise ConfigError("configuration error: " + "; ".join(problems)) from None
+
+
+def current_settings() -> Settings:
+    """Return the settings of the service handling the current request or command."""
+    from flask import current_app
+
+    return current_app.config["SETTINGS"]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from flask import current_app, request, url_for
+from flask import request, url_for
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
@@ -26,11 +26,6 @@ from tickets.oncall import rota
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def current_settings() -> Settings:
-    """Return the running service's settings."""
-    return current_app.config["SETTINGS"]
 
 
 def action_url(endpoint: str, **state: object) -> str:

@@ -32,6 +32,15 @@ CALL_FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 WITHHELD = {"", "anonymous", "restricted", "unknown", "private", "unavailable", "+266696687"}
 
 
+# The emergency line's triage keys, a fixed point of its call flow: 1 major outage, 2 urgent bug.
+TRIAGE_KEYS = {"1": "outage", "2": "urgent_bug"}
+
+
+def triage_reason(value: str | None) -> str | None:
+    """Return the reason a triage key stands for; None for any other input."""
+    return TRIAGE_KEYS.get((value or "").strip())
+
+
 def text(value: str | None, limit: int) -> str:
     """Return `value` without control characters, whitespace collapsed, cut to `limit`."""
     if not value:

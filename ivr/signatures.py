@@ -7,9 +7,10 @@ import logging
 import re
 from urllib.parse import quote
 
-from flask import abort, current_app, request
+from flask import abort, request
 from twilio.request_validator import RequestValidator
 
+from core.settings import current_settings
 from tickets.auth import is_trusted_proxy
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def _forwarded_base() -> str | None:
 
 def public_request_url() -> str:
     """Rebuild the URL Twilio requested, from the configured public base or trusted proxy."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     target = _requested_target()
     if settings.public_url:
         return settings.public_url + target
@@ -74,7 +75,7 @@ def request_is_from_twilio() -> bool:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         return False
-    token = current_app.config["SETTINGS"].twilio_auth_token.get_secret_value()
+    token = current_settings().twilio_auth_token.get_secret_value()
     return RequestValidator(token).validate(public_request_url(), request.form, signature)
 
 

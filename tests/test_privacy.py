@@ -19,9 +19,9 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 from support_helpers import make_staff, sign_in
 
+from app.background import background_round
 from bench.standin import TwilioStandIn
 from core.settings import ConfigError
-from ivr.messaging.sender import tick
 from ivr.models import CallLog, MaintenanceRun, PinFailure, RecordingDeletion
 from ivr.outage.journal import Journal
 from ivr.privacy import daily
@@ -771,7 +771,7 @@ def test_the_service_purges_once_a_day_from_the_purge_hour_in_one_process(
     daily.enable_daily_purge(other)
 
     def round_of(process) -> threading.Thread | None:
-        tick(process)
+        background_round(process)
         thread = process.extensions["daily_purge"].thread
         if thread is not None:
             thread.join(30)

@@ -1,6 +1,6 @@
 from sqlalchemy import func, inspect, select
 
-import app.cli
+import app.cli.staff
 from core.db import db
 from tickets.audit import recent_changes
 from tickets.models import ApiToken, StaffUser
@@ -78,8 +78,8 @@ def test_staff_add_refuses_a_bad_email(cli, session):
 
 def test_staff_add_on_a_terminal_asks_twice(cli, session, monkeypatch):
     answers = iter([PASSWORD, PASSWORD])
-    monkeypatch.setattr(app.cli, "stdin_is_terminal", lambda: True)
-    monkeypatch.setattr(app.cli.getpass, "getpass", lambda prompt: next(answers))
+    monkeypatch.setattr(app.cli.staff, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(app.cli.staff.getpass, "getpass", lambda prompt: next(answers))
     result = cli("staff", "add", "eva@otys.example", "--name", "Eva")
     assert result.exit_code == 0, result.output
     assert check_password(find_staff(session, "eva@otys.example"), PASSWORD)
@@ -87,8 +87,8 @@ def test_staff_add_on_a_terminal_asks_twice(cli, session, monkeypatch):
 
 def test_staff_add_on_a_terminal_refuses_differing_passwords(cli, session, monkeypatch):
     answers = iter([PASSWORD, PASSWORD + "x"])
-    monkeypatch.setattr(app.cli, "stdin_is_terminal", lambda: True)
-    monkeypatch.setattr(app.cli.getpass, "getpass", lambda prompt: next(answers))
+    monkeypatch.setattr(app.cli.staff, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(app.cli.staff.getpass, "getpass", lambda prompt: next(answers))
     result = cli("staff", "add", "eva@otys.example", "--name", "Eva")
     assert result.exit_code == 1
     assert "differ" in result.stderr

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -28,14 +27,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.clock import utcnow
 from core.db import db
+from core.settings import current_settings
 from tickets.forms import LoginForm, LogoutForm
 from tickets.models import LoginFailure, StaffUser
 from tickets.staff import check_password, end_sessions, find_staff
 
 MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
-# Twilio webhooks (signed) and the bearer-token API carry no session cookie, so no CSRF token.
-MACHINE_PREFIXES = ("/voice/", "/sms/", "/api/")
 LOGIN_REFUSED = (
     "That did not work: the e-mail address or password is not right, or sign-in is "
     "locked for a while after too many attempts."
@@ -121,8 +119,7 @@ def _recent_failures(session: Session, email: str, source: str, now) -> int:
 def client_address() -> str:
     """Return the client's address: the direct peer, or what a trusted proxy says it saw."""
     peer = request.remote_addr or "unknown"
-    settings = current_app.config.get("SETTINGS")
-    proxies = getattr(settings, "trusted_proxies", [])
+    proxies = current_settings().trusted_proxies
     forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
     if forwarded[-1] and is_trusted_proxy(peer, proxies):
         return forwarded[-1][:64]
@@ -221,11 +218,12 @@ def _sign_in_first():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
-def _protect_forms() -> None:
-    """Check the CSRF token of every form post, except signed webhooks and the token API."""
-    rule = request.url_rule
-    if rule is None or rule.rule.startswith(MACHINE_PREFIXES):
-        return
+def protect_forms() -> None:
+    """Check the CSRF token of a form post: a request hook of the pages people sign in to.
+
+    Only the blueprints of those pages (sign-in and the dashboard) run it; everything else
+    (signed webhooks, the bearer-token API, calendar feeds) carries no session cookie.
+    """
     csrf.protect()
 
 
@@ -241,9 +239,12 @@ def _refuse_forged_form(error: CSRFError):
     )
 
 
-def _harden(response):
-    """Keep dashboard pages out of caches and frames; allow only our own scripts and media."""
-    if request.path.startswith("/support") and not request.path.startswith("/support/static"):
+def harden(response):
+    """Keep pages out of caches and frames; allow only our own scripts and media.
+
+    A response hook of the sign-in and dashboard blueprints; their static files are left alone.
+    """
+    if not (request.endpoint or "").endswith(".static"):
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -256,10 +257,12 @@ def init_app(app: Flask) -> None:
     """Set up sign-in and CSRF protection on the app."""
     login_manager.init_app(app)
     login_manager.session_protection = "strong"
-    # Our own before_request decides which routes need a token, so new webhook or API
-    # blueprints are exempt by their path without anyone having to remember it.
+    # The blueprints of the pages people sign in to check tokens themselves (`protect_forms`),
+    # so other blueprints (webhooks, the token API) never need an exemption.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
-    app.before_request(_protect_forms)
     app.register_error_handler(CSRFError, _refuse_forged_form)
-    app.after_request(_harden)
+
+
+bp.before_request(protect_forms)
+bp.after_request(harden)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from app.cli.common import active_staff_or_exit, open_database, settings_or_exit
 from core.clock import utcnow
 
 
@@ -33,7 +34,6 @@ def parse_moment(text: str | None, zone) -> datetime:
 @click.option("--level", type=click.IntRange(1, 3), required=True, help="1 rings first.")
 def oncall_import(file: Path, level: int) -> None:
     """Replace a level's imported shifts with the events of an iCalendar file."""
-    from app.cli import open_database, settings_or_exit
     from tickets.oncall.calendar import CalendarRejected
     from tickets.oncall.rota import import_level
 
@@ -60,7 +60,6 @@ def oncall_import(file: Path, level: int) -> None:
 @click.option("--at", "at", default=None, help="ISO 8601 time (default now; local without offset).")
 def oncall_show(at: str | None) -> None:
     """Say who is on call at a moment: a line per level."""
-    from app.cli import open_database, settings_or_exit
     from tickets.oncall.rota import on_call_at
 
     settings = settings_or_exit()
@@ -82,7 +81,6 @@ def oncall_show(at: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="End the engineer's feed URL.")
 def oncall_feed(email: str, revoke: bool) -> None:
     """Print an engineer's secret calendar-feed URL (a new one ends the old), or revoke it."""
-    from app.cli import active_staff_or_exit, open_database, settings_or_exit
     from tickets.oncall.feeds import issue_feed_token, revoke_feed_token
 
     settings = settings_or_exit()

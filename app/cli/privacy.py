@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 
 import click
 
+from app.cli.common import cli_actor, open_database, settings_or_exit
 from core.clock import utcnow
-
-
-def cli_actor() -> str:
-    """Return who the audit trail names for a command: cli:<user>."""
-    return f"cli:{getpass.getuser()}"
 
 
 @click.group()
@@ -46,7 +41,6 @@ def _person_or_exit(session, settings, who: str):
 @click.argument("who", metavar="EMAIL_OR_PHONE")
 def privacy_export(who: str) -> None:
     """Print everything held about a person as JSON."""
-    from app.cli import open_database, settings_or_exit
     from ivr.privacy.export import export_person
 
     settings = settings_or_exit()
@@ -60,7 +54,6 @@ def privacy_export(who: str) -> None:
 @click.argument("who", metavar="EMAIL_OR_PHONE")
 def privacy_erase(who: str) -> None:
     """Remove or anonymise everything held about a person; their tickets stay, without them."""
-    from app.cli import open_database, settings_or_exit
     from ivr.privacy.erase import erase_person
 
     settings = settings_or_exit()
@@ -75,7 +68,6 @@ def privacy_erase(who: str) -> None:
 @privacy.command("purge")
 def privacy_purge() -> None:
     """Apply the retention settings now (the service also does this once a day)."""
-    from app.cli import open_database, settings_or_exit
     from ivr.privacy.retention import apply_retention
 
     settings = settings_or_exit()

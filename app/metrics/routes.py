@@ -12,7 +12,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.metrics.state import ServiceState
-from core.settings import Settings
+from core.settings import Settings, current_settings
 from tickets.auth import client_address, is_trusted_proxy
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def scrape_registry(settings: Settings, directory: str | None) -> CollectorRegis
 @bp.get("/metrics")
 def metrics():
     """Answer Prometheus' scrape, to allowed networks or with the bearer token."""
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: Settings = current_settings()
     if not (is_from_allowed_network(settings) or has_valid_token(settings)):
         log.warning("metrics refused to %s", client_address())
         if settings.metrics.token.get_secret_value():

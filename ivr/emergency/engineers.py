@@ -9,7 +9,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from core.clock import utcnow
 from core.db import db
-from core.settings import Settings
+from core.settings import Settings, current_settings
 from ivr import params
 from ivr.emergency.state import find_call, restart
 from ivr.emergency.triage import (
@@ -22,7 +22,7 @@ from ivr.emergency.triage import (
     spoken_digits,
 )
 from ivr.emergency.voicemail import offer_voicemail
-from ivr.flow import action_url, current_settings, engineer_name, guarded, hang_up, note
+from ivr.flow import action_url, engineer_name, guarded, hang_up, note
 from ivr.messaging.aftercall import after_call
 from ivr.metrics import counters
 from ivr.outage import without_database

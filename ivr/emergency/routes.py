@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, request
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.settings import current_settings
 from ivr import params
 from ivr.emergency import engineers, identify, intake, unverified
 from ivr.emergency import voicemail as voicemails
-from ivr.flow import current_settings, webhook
+from ivr.flow import webhook
 from ivr.prompts import twiml
 from tickets.models import ONCALL_LEVELS
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ivr import params
 
-REASON_KEYS = {"1": "outage", "2": "urgent_bug"}
 SEQUENTIAL = "sequential"
 ANONYMOUS = "anonymous"
 
@@ -25,14 +24,9 @@ def caller_key(caller: str | None) -> str:
     return caller or ANONYMOUS
 
 
-def reason_for_key(digits: str | None) -> str | None:
-    """Return the reason of a triage key: 1 major outage, 2 urgent bug."""
-    return REASON_KEYS.get((digits or "").strip())
-
-
 def triage_choice(digits: str | None, misses: int, max_misses: int) -> TriageStep:
     """Decide a triage answer: a valid key goes on; too many misses go on without a reason."""
-    reason = reason_for_key(digits)
+    reason = params.triage_reason(digits)
     if reason is not None:
         return TriageStep(reason=reason, done=True, misses=misses)
     misses += 1

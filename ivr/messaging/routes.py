@@ -10,8 +10,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from core.clock import utcnow
 from core.db import db
+from core.settings import current_settings
 from ivr import params
-from ivr.flow import current_settings
 from ivr.prompts import fill
 from ivr.signatures import twilio_only
 from tickets import lifecycle, paging

@@ -10,7 +10,6 @@ and the retry goes out under the same idempotency key.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ from core.settings import Settings
 from ivr.messaging import channels
 from ivr.messaging.texts import render
 from ivr.metrics import counters
-from ivr.privacy.daily import enable_daily_purge, run_daily_jobs
 from tickets import paging
 from tickets.models import OutboxMessage
 
@@ -212,9 +210,6 @@ def tick(app: Flask) -> TickReport:
 
     A round goes on while its batches come back full (up to `MAX_BATCHES` and `ROUND_SECONDS`),
     so a backlog is sent as fast as the providers take it.
-
-    Last, the daily upkeep (the privacy purge) is started when due; it runs in a thread of
-    its own, and only in a serving process that enabled it.
     """
     report = TickReport()
     with app.app_context():
@@ -236,7 +231,6 @@ def tick(app: Flask) -> TickReport:
                 if len(claimed) < BATCH or time.monotonic() > ends:
                     break
                 now = utcnow()
-            run_daily_jobs(app)
         finally:
             session.rollback()
             db.session.remove()
@@ -254,36 +248,3 @@ def backlog(session: Session, now: datetime) -> tuple[int, float]:
     if not count or oldest is None:
         return 0, 0.0
     return count, max(0.0, (now - oldest).total_seconds())
-
-
-class SenderThread(threading.Thread):
-    """Background thread of one server process: run `tick` every `send_interval_seconds`."""
-
-    def __init__(self, app: Flask) -> None:
-        super().__init__(name="message-sender", daemon=True)
-        self.app = app
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        """Tick until stopped; a failed round is logged and the next one tries again."""
-        interval = self.app.config["SETTINGS"].paging.send_interval_seconds
-        while not self.stopped.wait(interval):
-            try:
-                tick(self.app)
-            except Exception:  # noqa: BLE001 - the database may be down; try again next round
-                log.exception("message sender round failed")
-
-    def stop(self) -> None:
-        """Ask the thread to finish after its current round."""
-        self.stopped.set()
-
-
-def start_sender_thread(app: Flask) -> SenderThread | None:
-    """Start the sender of a serving process when it could send something or purge daily."""
-    rules = app.config["PAGING"]
-    purges = enable_daily_purge(app)
-    if not (rules.enabled or rules.caller_sms or purges):
-        return None
-    thread = SenderThread(app)
-    thread.start()
-    return thread

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from core.settings import current_settings
 from ivr import params
-from ivr.flow import current_settings, webhook
+from ivr.flow import webhook
 from ivr.office import steps
 from ivr.prompts import twiml
 

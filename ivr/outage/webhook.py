@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from core.settings import Settings
 from ivr import params
-from ivr.emergency.triage import reason_for_key
 from ivr.lines import EMERGENCY, OFFICE, line_for_number
 from tickets.models import REASONS
 
@@ -163,7 +162,7 @@ def _triage_events(hook: Webhook, sid: str) -> list[Event]:
     events: list[Event] = []
     reason = hook.args.get("reason") if hook.args.get("reason") in REASONS else None
     if hook.endpoint in TRIAGE_ENDPOINTS:
-        reason = reason_for_key(hook.form.get("Digits")) or reason
+        reason = params.triage_reason(hook.form.get("Digits")) or reason
     if reason is not None:
         events.append(("reason", sid, "reason", {"reason": reason}))
     if hook.endpoint == DESCRIPTION_ENDPOINT:

@@ -8,9 +8,10 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from core.db import db
+from core.settings import current_settings
 from ivr import calls, params
 from ivr.emergency import engineers, identify
-from ivr.flow import commit_now, current_settings, webhook
+from ivr.flow import commit_now, webhook
 from ivr.lines import EMERGENCY, line_for_number
 from ivr.metrics import counters
 from ivr.office import steps as office

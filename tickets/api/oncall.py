@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 
 from core.clock import utcnow
 from core.db import db
+from core.settings import current_settings
 from tickets.api import bp, json_error
 from tickets.oncall.rota import on_call_at, read_moment
 from tickets.staff import token_required
@@ -19,7 +20,7 @@ def who_is_on_call():
     if unknown:
         return json_error(f"unknown parameter {unknown[0][:40]!r}; use at", 400)
     at = request.args.get("at")
-    zone = current_app.config["SETTINGS"].zone
+    zone = current_settings().zone
     moment = utcnow() if at is None else read_moment(at, zone)
     if moment is None:
         return json_error("at must be an ISO 8601 time, e.g. 2026-12-01T10:00:00+01:00", 400)

@@ -14,7 +14,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from tickets.auth import login_manager
+from tickets.auth import harden, login_manager, protect_forms
 
 # Templates and static files stay in tickets/, shared with the sign-in page.
 bp = Blueprint(
@@ -25,6 +25,11 @@ bp = Blueprint(
     static_folder="../static",
     static_url_path="/static",
 )
+
+
+# A form's token is checked first, then who sent it; every page keeps out of caches and frames.
+bp.before_request(protect_forms)
+bp.after_request(harden)
 
 
 @bp.before_request

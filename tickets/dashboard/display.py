@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import current_app
-
 from core.clock import utcnow
+from core.settings import current_settings
 from tickets import labels
 from tickets.dashboard import bp
 
@@ -26,8 +25,7 @@ for _label in (
 
 def local_zone() -> ZoneInfo:
     """Return the time zone staff read times in."""
-    settings = current_app.config.get("SETTINGS")
-    return ZoneInfo(settings.timezone) if settings is not None else ZoneInfo("UTC")
+    return current_settings().zone
 
 
 def local_today() -> date:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from core.clock import utcnow
 from core.db import db
+from core.settings import current_settings
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
@@ -42,8 +43,7 @@ def render_oncall(
     shifts = rota.shifts_between(db.session, now, now + AHEAD)
     override_form = override_form or OverrideForm(formdata=None)
     override_form.engineer.choices = engineer_choices()
-    settings = current_app.config.get("SETTINGS")
-    fallback = [engineer.name for engineer in settings.emergency.engineers] if settings else []
+    fallback = [engineer.name for engineer in current_settings().emergency.engineers]
     staff = current_staff()
     return (
         render_template(
@@ -119,8 +119,7 @@ def new_feed():
     if not FeedForm().validate():
         abort(400)
     token = issue_feed_token(db.session, staff=current_staff())
-    settings = current_app.config.get("SETTINGS")
-    base = (settings.public_url if settings else "") or request.host_url.rstrip("/")
+    base = current_settings().public_url or request.host_url.rstrip("/")
     url = base + url_for("oncall_feed.engineer_feed", token=token)
     return render_oncall(feed_url=url)
 

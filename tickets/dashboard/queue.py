@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app, render_template, request
+from flask import render_template, request
 from sqlalchemy import select
 
 from core.db import db
+from core.settings import current_settings
 from tickets.dashboard import bp
 from tickets.dashboard.display import day_start
 from tickets.dashboard.messages import recent_failures
@@ -31,7 +32,6 @@ def queue_filter(form: FilterForm) -> QueueFilter:
     organization = value("organization")
     created_from = value("created_from")
     created_to = value("created_to")
-    settings = current_app.config.get("SETTINGS")
     return QueueFilter(
         status=value("status"),
         priority=value("priority"),
@@ -40,7 +40,7 @@ def queue_filter(form: FilterForm) -> QueueFilter:
         created_from=day_start(created_from) if created_from else None,
         created_before=day_start(created_to + timedelta(days=1)) if created_to else None,
         search=(value("q") or "").strip() or None,
-        region=getattr(settings, "holiday_country", "NL"),
+        region=current_settings().holiday_country,
     )
 
 

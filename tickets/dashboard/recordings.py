@@ -6,9 +6,10 @@ Each playing is on the audit trail (who, which recording), once per listen: see
 
 from __future__ import annotations
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, request, stream_with_context
 
 from core.db import db
+from core.settings import current_settings
 from tickets.audit import note_recording_played
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page
@@ -23,7 +24,7 @@ def stream_recording(recording_url: str | None, *, played: str):
 
     `played` names the recording on the audit trail, written once Twilio delivers it.
     """
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     try:
         upstream = open_recording(
             recording_url,

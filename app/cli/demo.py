@@ -1,0 +1,66 @@
+"""`ivr demo`: the demo directory and staff account that `make run` loads."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from app.cli.common import cli_actor, echo_import, open_database, settings_or_exit
+from core.settings import PROJECT_ROOT
+
+DEMO_DIRECTORY = PROJECT_ROOT / "config" / "demo-directory.csv"
+DEMO_STAFF_EMAIL = "demo@otys.example"
+
+
+@click.command()
+@click.option("--password", "password", envvar="IVR_DEMO_PASSWORD", default=None, hidden=True)
+def demo(password: str | None) -> None:
+    """Load the demo directory and staff account (IVR_DEMO_PASSWORD), and say how to try it."""
+    from tickets.directory import decode_directory_file, import_directory
+    from tickets.staff import StaffError, check_password, create_staff, find_staff
+
+    settings = settings_or_exit()
+    session = open_database(settings)
+    text = decode_directory_file(DEMO_DIRECTORY.read_bytes())
+    result = import_directory(session, text, secret=settings.secret_key.get_secret_value())
+    echo_import("demo directory", result)
+    if password:
+        account = find_staff(session, DEMO_STAFF_EMAIL)
+        if account is None:
+            try:
+                create_staff(
+                    session,
+                    email=DEMO_STAFF_EMAIL,
+                    name="Demo Support",
+                    password=password,
+                    role="admin",
+                    actor=cli_actor(),
+                )
+            except StaffError as exc:
+                click.echo(f"error: demo staff account: {exc}", err=True)
+                sys.exit(1)
+            click.echo(f"demo staff account {DEMO_STAFF_EMAIL} created")
+        elif not check_password(account, password):
+            click.echo(
+                f"note: {DEMO_STAFF_EMAIL} exists with another password than IVR_DEMO_PASSWORD",
+                err=True,
+            )
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    click.echo(
+        f"""
+OTYS support lines demo
+  Service:    {url}
+  Dashboard:  {url}/support
+              log in as {DEMO_STAFF_EMAIL}; the password is IVR_DEMO_PASSWORD in var/dev.env
+  Simulated calls, from another terminal in this directory:
+              set -a; . ./var/dev.env; set +a     (the same secrets as the server)
+              .venv/bin/ivr call --to office
+              .venv/bin/ivr call --to emergency
+                (calls from +31612345678, a super user of Demo Uitzendbureau)
+              .venv/bin/ivr call --to emergency --from +31687654321
+                (a normal user: turned away politely)
+              .venv/bin/ivr call --to emergency --from anonymous
+                (then key in PIN 246810# of a key user without a phone number)
+"""
+    )
