@@ -20,8 +20,8 @@ from ivr import calls, params
 from ivr.hours import describe_moment, is_open, next_opening
 from ivr.prompts import Speaker
 from ivr.signatures import twilio_only
+from tickets import rota
 from tickets.availability import OVERRIDE_MODES, get_hours_override
-from tickets.oncall import rota
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 from core.clock import utcnow
 from tickets import pin_guard
 from tickets.models import Contact, ContactPhone, Organization, TicketCall
-from tickets.oncall.rota import import_level
+from tickets.oncall.imports import import_level
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

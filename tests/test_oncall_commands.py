@@ -5,7 +5,7 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 
 from tickets.models import OnCallShift
-from tickets.oncall.rota import add_override
+from tickets.rota import add_override
 from tickets.staff import find_staff, issue_token
 
 PASSWORD = "lange-wachtzin-42"

@@ -8,7 +8,8 @@ from resilience_helpers import DatabaseOutage
 from sqlalchemy import select
 
 from tickets.models import Contact, ContactPhone, Organization, StaffUser, TicketCall, TicketEvent
-from tickets.oncall.rota import add_override, import_level
+from tickets.oncall.imports import import_level
+from tickets.rota import add_override
 
 CALLER = "+31611110000"
 ANNA, BAS, CARLA, DIRK = "+31620000001", "+31620000002", "+31620000003", "+31620000004"

@@ -7,7 +7,7 @@ from support_helpers import make_staff, page_token, sign_in
 
 from tickets.audit import recent_changes
 from tickets.models import OnCallShift
-from tickets.oncall.rota import add_override, on_call_at
+from tickets.rota import add_override, on_call_at
 
 AMS = ZoneInfo("Europe/Amsterdam")
 

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 
 from tickets.models import OnCallShift, StaffUser
 from tickets.oncall.calendar import CalendarRejected
-from tickets.oncall.rota import RotaError, add_override, import_level, on_call_at, remove_override
+from tickets.oncall.imports import import_level
+from tickets.rota import RotaError, add_override, on_call_at, remove_override
 
 AMS = ZoneInfo("Europe/Amsterdam")
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -246,7 +247,7 @@ def test_a_deactivated_engineer_is_not_on_call(session, engineers):
 
 
 def test_the_effective_rota_shows_overrides_in_place_of_the_calendar(session, engineers):
-    from tickets.oncall.rota import effective_rota, shifts_between
+    from tickets.rota import effective_rota, shifts_between
 
     imported(session, WEEKLY_ROTA)
     add_override(

@@ -29,8 +29,8 @@ from tickets.models import (
     Ticket,
     TicketEvent,
 )
-from tickets.oncall.rota import add_override
 from tickets.paging import new_key
+from tickets.rota import add_override
 
 ACCOUNT_SID = "AC" + "5" * 32
 SMS_FROM = "+31612340000"

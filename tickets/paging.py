@@ -19,6 +19,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tickets import rota
 from tickets.models import (
     ERASED,
     TICKET_NUMBER_BASE,
@@ -29,7 +30,6 @@ from tickets.models import (
     TicketCall,
     TicketEvent,
 )
-from tickets.oncall import rota
 
 log = logging.getLogger(__name__)
 

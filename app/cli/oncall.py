@@ -19,7 +19,7 @@ def oncall() -> None:
 
 def parse_moment(text: str | None, zone) -> datetime:
     """Return an ISO 8601 moment (local time when it has no offset), or now."""
-    from tickets.oncall.rota import read_moment
+    from tickets.rota import read_moment
 
     if not text:
         return utcnow()
@@ -35,7 +35,7 @@ def parse_moment(text: str | None, zone) -> datetime:
 def oncall_import(file: Path, level: int) -> None:
     """Replace a level's imported shifts with the events of an iCalendar file."""
     from tickets.oncall.calendar import CalendarRejected
-    from tickets.oncall.rota import import_level
+    from tickets.oncall.imports import import_level
 
     settings = settings_or_exit()
     session = open_database(settings)
@@ -60,7 +60,7 @@ def oncall_import(file: Path, level: int) -> None:
 @click.option("--at", "at", default=None, help="ISO 8601 time (default now; local without offset).")
 def oncall_show(at: str | None) -> None:
     """Say who is on call at a moment: a line per level."""
-    from tickets.oncall.rota import on_call_at
+    from tickets.rota import on_call_at
 
     settings = settings_or_exit()
     moment = parse_moment(at, settings.zone)

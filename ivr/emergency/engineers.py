@@ -27,9 +27,8 @@ from ivr.messaging.aftercall import after_call
 from ivr.metrics import counters
 from ivr.outage import without_database
 from ivr.prompts import Speaker
-from tickets import paging, urgent
+from tickets import paging, rota, urgent
 from tickets.models import Ticket, TicketCall
-from tickets.oncall import rota
 
 
 def _recording(settings: Settings, call: TicketCall) -> dict:

@@ -8,7 +8,7 @@ from core.clock import utcnow
 from core.db import db
 from core.settings import current_settings
 from tickets.api import bp, json_error
-from tickets.oncall.rota import on_call_at, read_moment
+from tickets.rota import on_call_at, read_moment
 from tickets.staff import token_required
 
 

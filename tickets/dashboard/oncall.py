@@ -10,11 +10,11 @@ from sqlalchemy import select
 from core.clock import utcnow
 from core.db import db
 from core.settings import current_settings
+from tickets import rota
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
 from tickets.models import StaffUser
-from tickets.oncall import rota
 from tickets.oncall.feeds import issue_feed_token, revoke_feed_token
 from tickets.oncall.forms import FeedForm, OverrideForm, RemoveOverrideForm
 

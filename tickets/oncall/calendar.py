@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     import icalendar
 
-    from tickets.oncall.rota import RotaSegment
+    from tickets.rota import RotaSegment
 
 from tickets.models import StaffUser
 

@@ -10,7 +10,7 @@ from core.clock import utcnow
 from core.db import db
 from tickets.oncall.calendar import feed_for
 from tickets.oncall.feeds import staff_for_feed_token
-from tickets.oncall.rota import segments_of
+from tickets.rota import segments_of
 
 bp = Blueprint("oncall_feed", __name__)
 

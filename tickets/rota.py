@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, contains_eager
 
 from tickets.audit import note_change
 from tickets.models import ONCALL_LEVELS, OnCallShift, StaffUser
-from tickets.oncall.calendar import StaffIndex, shifts_in_calendar
-
-# An import keeps a month of history for the timeline and looks this far ahead.
-IMPORT_HISTORY = timedelta(days=31)
 
 
 class RotaError(ValueError):
@@ -155,47 +151,6 @@ def check_level(level: int) -> None:
     """Raise RotaError unless `level` is an escalation level."""
     if level not in ONCALL_LEVELS:
         raise RotaError(f"the level must be one of {', '.join(map(str, ONCALL_LEVELS))}")
-
-
-def import_level(
-    session: Session,
-    data: bytes,
-    *,
-    level: int,
-    zone: ZoneInfo,
-    now: datetime,
-    horizon_days: int,
-) -> int:
-    """Replace a level's imported shifts with those of an iCalendar file; return how many.
-
-    The file is read whole before anything changes: a file naming somebody unknown raises
-    `CalendarRejected` and leaves the rota as it was.
-    """
-    check_level(level)
-    staff = StaffIndex(session.scalars(select(StaffUser)))
-    shifts = shifts_in_calendar(
-        data,
-        staff=staff,
-        zone=zone,
-        start=now - IMPORT_HISTORY,
-        end=now + timedelta(days=horizon_days),
-    )
-    session.execute(
-        delete(OnCallShift).where(OnCallShift.level == level, OnCallShift.source == "import")
-    )
-    session.add_all(
-        OnCallShift(
-            level=level,
-            staff_id=shift.staff_id,
-            starts_at=shift.starts_at,
-            ends_at=shift.ends_at,
-            source="import",
-            note=shift.note,
-        )
-        for shift in shifts
-    )
-    session.commit()
-    return len(shifts)
 
 
 def add_override(
