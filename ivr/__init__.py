@@ -41,6 +41,9 @@ def configure(app: Flask, settings: Settings) -> None:
     from ivr.messaging.policy import paging_policy
 
     app.config["PAGING"] = paging_policy(settings)
+    from ivr.messaging.helpdesk import helpdesk_policy
+
+    app.config["HELPDESK"] = helpdesk_policy(settings)
     # The dashboard's statistics count the office menu's choices with the menu's own rule.
     from ivr.office.figures import count_menu_choices
 

@@ -43,6 +43,7 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         from ivr import create_app
+        from ivr.messaging.helpdesk import start_helpdesk_thread
         from ivr.messaging.sender import start_sender_thread
         from ivr.metrics.routes import DIRECTORY
         from ivr.outage.replay import start_replay_thread
@@ -51,6 +52,7 @@ class _Gunicorn(BaseApplication):
         app.config[DIRECTORY] = str(self.metrics_directory)
         start_replay_thread(app)
         start_sender_thread(app)
+        start_helpdesk_thread(app)
         served = admit_whole_requests(app, self.settings)
         # What start-up built (modules, the app, settings) lives as long as the worker. Out of
         # the collector's sight, a full collection scans only what requests left behind: about

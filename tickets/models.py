@@ -572,3 +572,8 @@ class PinGuard(Base):
 
     def __repr__(self) -> str:
         return f"<PinGuard paused {self.paused_at} until {self.paused_until}>"
+
+
+# The helpdesk events' tables live beside their feature; importing them here registers them
+# wherever the ticket side's models are loaded (migrations, the privacy scrub, tests).
+from tickets.helpdesk import models as _helpdesk_models  # noqa: E402, F401
