@@ -124,9 +124,7 @@ def session_for(receiver: Webhook) -> requests.Session:
 
 def sign(receiver: Webhook, *, msg_id: str, body: str, at: datetime) -> dict[str, str]:
     """Return the Standard Webhooks headers: one `v1,` signature per secret (two while rotating)."""
-    signatures = " ".join(
-        Signer(secret).sign(msg_id, at, body.encode("utf-8")) for secret in receiver.secrets
-    )
+    signatures = " ".join(Signer(secret).sign(msg_id, at, body) for secret in receiver.secrets)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(at.timestamp())),

@@ -18,7 +18,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import Column, inspect
 from sqlalchemy.orm import Session
 
-from tickets.db import Base, utcnow
+from tickets.db import Base, UTCDateTime, utcnow
 from tickets.helpdesk.models import HelpdeskDelivery
 from tickets.models import StaffUser, Ticket, TicketCall
 
@@ -150,7 +150,7 @@ def restore(model: type[Base], state: dict) -> Base:
     values = {}
     for column in model.__table__.columns:
         value = state.get(column.key)
-        if isinstance(value, str) and column.type.python_type is datetime:
+        if isinstance(value, str) and isinstance(column.type, UTCDateTime):
             value = datetime.fromisoformat(value)
         values[column.key] = value
     return model(**values)
