@@ -380,9 +380,11 @@ def call(url: str, to: str, from_: str, keys: str) -> None:
 
 def _register_command_groups() -> None:
     """Attach the command groups that live beside their feature."""
+    from ivr.helpdesk_commands import helpdesk
     from ivr.oncall_commands import oncall
     from ivr.privacy_commands import privacy
 
+    main.add_command(helpdesk)
     main.add_command(oncall)
     main.add_command(privacy)
 

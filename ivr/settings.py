@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from ivr.helpdesk_settings import Helpdesk
+from ivr.helpdesk_settings import Helpdesk, secrets_from_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -536,6 +536,7 @@ def load_settings(
             _set_dotted(data, dotted, environ[variable])
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
+    secrets_from_environment(data, environ)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

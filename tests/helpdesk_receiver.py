@@ -40,6 +40,8 @@ class HelpdeskReceiver:
         self.verifiers = [Webhook(secret) for secret in secrets]
         self.path = path
         self.answers: list[int] = []
+        # Where a 3xx answer points (a sender must not follow it).
+        self.location = ""
         self.delays: list[float] = []
         self.attempts: list[Attempt] = []
         self.accepted: list[dict] = []
@@ -108,6 +110,8 @@ class HelpdeskReceiver:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
+                    if 300 <= status < 400 and receiver.location:
+                        self.send_header("Location", receiver.location)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
