@@ -215,3 +215,40 @@ class TestRedirects:
         assert receiver.duplicates == 1  # the same webhook-id, so the receiver knows it
         trail = session.scalars(select(AuditEvent).where(AuditEvent.action == "helpdesk_redeliver"))
         assert [audit.actor for audit in trail] == ["admin@otys.test"]
+
+
+@pytest.mark.wall_clock
+def test_ivr_helpdesk_test_sends_a_signed_test_event_and_says_how_it_went(
+    cli, receiver, tmp_path, monkeypatch
+):
+    from real_servers import write_config
+
+    config = write_config(tmp_path)
+    text = config.read_text().replace(
+        "allow_private_network = false", "allow_private_network = true", 1
+    )
+    config.write_text(text)
+    environ = {
+        "IVR_CONFIG": str(config),
+        "IVR_HELPDESK_WEBHOOK_URL": receiver.url,
+        "IVR_HELPDESK_WEBHOOK_SECRET": SECRET,
+    }
+    result = cli("helpdesk", "test", env=environ)
+    assert result.exit_code == 0, result.output
+    assert "helpdesk (http://127.0.0.1:" in result.output and "delivered, HTTP 200" in result.output
+    assert receiver.types() == ["helpdesk.test"]
+
+    receiver.answers = [500]
+    failed = cli("helpdesk", "test", env=environ)
+    assert failed.exit_code == 1 and "not delivered: HTTP 500" in failed.output
+
+
+def test_ivr_helpdesk_secret_prints_a_secret_the_settings_take(cli, tmp_path):
+    result = cli("helpdesk", "secret")
+    secret = result.output.strip()
+    settings = build_settings(
+        "sqlite://",
+        tmp_path,
+        **{"helpdesk.url": "https://desk.example/hook", "helpdesk.secret": secret},
+    )
+    assert settings.helpdesk.receivers[0].secrets == [secret]
