@@ -213,4 +213,3 @@ def secrets_from_environment(data: dict, environ) -> None:
         variable = f"IVR_HELPDESK_WEBHOOK_SECRET_{name.upper().replace('-', '_')}"
         if name and environ.get(variable):
             hook["secret"] = environ[variable]
-

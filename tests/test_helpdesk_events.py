@@ -373,3 +373,23 @@ def test_a_receiver_that_checks_the_wrong_secret_refuses_and_the_event_waits(
         stranger.stop()
     assert stranger.unverified == 1 and stranger.accepted == []
     assert rows(session)[0].status == "pending" and rows(session)[0].last_status == 401
+
+
+def test_the_daily_purge_removes_finished_deliveries_after_the_shortest_retention(
+    app, session, settings, clock, phone, people, receiver
+):
+    from ivr.privacy.retention import purge_database
+
+    receiver.answers = [500]
+    emergency_call(phone)
+    tick(app)  # created waits for a retry, call.ended behind it
+    later(clock, minutes=5)
+    tick(app)
+    super_user(session, "+31611110008")
+    emergency_call(phone, caller="+31611110008")  # new: not delivered yet
+    later(clock, days=settings.privacy.shortest_days, minutes=1)
+    with app.app_context():
+        removed = purge_database(session, settings, now=clock.now)
+
+    assert removed["helpdesk events"] == 2
+    assert [row.status for row in rows(session)] == ["pending", "pending"]
