@@ -47,6 +47,9 @@ def configure(app: Flask, settings: Settings) -> None:
     from ivr.messaging.policy import paging_policy
 
     app.config["PAGING"] = paging_policy(settings)
+    from ivr.messaging.helpdesk import helpdesk_policy
+
+    app.config["HELPDESK"] = helpdesk_policy(settings)
     # The dashboard's statistics count the office menu's choices with the menu's own rule.
     from ivr.office.figures import count_menu_choices
 
@@ -62,6 +65,9 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Bind the database and the web extensions to the app."""
+    from app.schema import register_models
+
+    register_models()
     db.init_app(
         app, settings.resolved_database_url, timeout_seconds=settings.database_timeout_seconds
     )

@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from core.helpdesk_settings import Helpdesk, secrets_from_environment
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
 
@@ -41,6 +43,8 @@ ENV_OVERRIDES = {
     "IVR_SMS_FROM": "paging.sms_from",
     "IVR_SMTP_URL": "paging.smtp_url",
     "IVR_METRICS_TOKEN": "metrics.token",
+    "IVR_HELPDESK_WEBHOOK_URL": "helpdesk.url",
+    "IVR_HELPDESK_WEBHOOK_SECRET": "helpdesk.secret",
 }
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -375,6 +379,7 @@ class Settings(Strict):
     paging: Paging = Field(default_factory=Paging)
     privacy: Privacy = Field(default_factory=Privacy)
     metrics: Metrics = Field(default_factory=Metrics)
+    helpdesk: Helpdesk = Field(default_factory=Helpdesk)
     # Texts of SMS and e-mail messages, per language, like the prompts.
     messages: dict[str, dict[str, str]]
 
@@ -531,6 +536,7 @@ def load_settings(
             _set_dotted(data, dotted, environ[variable])
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
+    secrets_from_environment(data, environ)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

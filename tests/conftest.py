@@ -21,6 +21,7 @@ from helpers import (
 from sqlalchemy import delete
 
 import ivr.models  # noqa: F401
+import tickets.helpdesk.models  # noqa: F401
 import tickets.models  # noqa: F401
 from app import create_app
 from app.schema import upgrade_database

@@ -12,6 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from core.clock import utcnow
 from core.db import insert_or_get
 from tickets import metrics
+from tickets.helpdesk import events as helpdesk
 from tickets.models import (
     OPEN_STATUSES,
     Contact,
@@ -302,6 +303,8 @@ def _open_or_join(
         started_at=at,
     )
     session.add(call)
+    if not joined:
+        helpdesk.ticket_created(session, ticket=ticket, call=call)
     return call, joined
 
 
@@ -758,6 +761,7 @@ def settle_ticket_call(
     call.duration = duration
     detail = f"{call.outcome}, {duration if duration is not None else '?'} s"
     _add_call_event(session, call, CALL_ENDED, detail, now)
+    helpdesk.call_ended(session, call=call, at=now)
     if then is not None:
         then(session, call)
     session.commit()

@@ -1,6 +1,7 @@
 """The `ivr` command: a module per command group, shared helpers in `common`.
 
-`serve`, `directory`, `staff`, `oncall`, `hours`, `journal`, `privacy`, `call` and `demo`; each
+`serve`, `directory`, `staff`, `oncall`, `hours`, `journal`, `privacy`, `helpdesk`, `call`
+and `demo`; each
 module imports what its commands need when they run, so `ivr --help` stays quick.
 """
 
@@ -8,7 +9,18 @@ from __future__ import annotations
 
 import click
 
-from app.cli import call, demo, directory, hours, journal, oncall, privacy, serve, staff
+from app.cli import (
+    call,
+    demo,
+    directory,
+    helpdesk,
+    hours,
+    journal,
+    oncall,
+    privacy,
+    serve,
+    staff,
+)
 
 
 @click.group()
@@ -24,6 +36,7 @@ for command in (
     hours.hours,
     journal.journal,
     privacy.privacy,
+    helpdesk.helpdesk,
     call.call,
     demo.demo,
 ):

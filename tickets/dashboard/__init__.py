@@ -2,10 +2,11 @@
 
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
-back, `settings` the hours override and announcements, `oncall` the rota, `staff` and
-`staff_account` the staff accounts and their tokens (admins), `messages` pages that failed or
-wait, `statistics` the figures of a period (and their CSV), `notices` the line-wide notice on
-every page (PIN checks paused), `display` how times and names are shown.
+back, `settings` the hours override and announcements, `helpdesk` the helpdesk events there,
+`oncall` the rota, `staff` and `staff_account` the staff accounts and their tokens (admins),
+`messages` pages that failed or wait, `statistics` the figures of a period (and their CSV),
+`notices` the notices on every page (PIN checks paused, a helpdesk receiver switched off),
+`display` how times and names are shown.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ from tickets.dashboard import (  # noqa: E402
     callbacks,
     display,
     feed,
+    helpdesk,
     messages,
     notices,
     oncall,
@@ -87,6 +89,7 @@ __all__ = [
     "error_page",
     "feed",
     "first_error",
+    "helpdesk",
     "messages",
     "notices",
     "require_admin",

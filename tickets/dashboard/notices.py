@@ -1,4 +1,5 @@
-"""The line-wide notice every dashboard page shows while it holds: PIN checks paused."""
+"""The notices every dashboard page shows while they hold: PIN checks paused, a helpdesk
+receiver switched off."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from core.db import db
 from tickets import pin_guard
 from tickets.dashboard import bp
 from tickets.dashboard.display import format_local
+from tickets.helpdesk import deliveries
+from tickets.helpdesk.events import policy as helpdesk_policy
 
 
 def pin_pause_notice() -> str | None:
@@ -25,7 +28,25 @@ def pin_pause_notice() -> str | None:
     return g.pin_pause_notice
 
 
+def helpdesk_notice() -> str | None:
+    """Return the notice of configured helpdesk receivers switched off after a 410, or None."""
+    if not helpdesk_policy().receivers:
+        return None
+    held = deliveries.disabled_receivers(db.session)
+    names = [name for name in helpdesk_policy().names if name in held]
+    if not names:
+        return None
+    said = "; ".join(
+        f"{name} on {format_local(held[name].disabled_at)}: {held[name].disabled_reason}"
+        for name in names
+    )
+    return (
+        f"Helpdesk events are not sent to {', '.join(names)}: switched off ({said}). "
+        "Their events wait; an admin enables the receiver again under Settings."
+    )
+
+
 @bp.context_processor
 def _notices() -> dict:
-    # A callable: only pages that show the notice (those built on base.html) ask the database.
-    return {"pin_pause_notice": pin_pause_notice}
+    # Callables: only pages that show the notices (those built on base.html) ask the database.
+    return {"pin_pause_notice": pin_pause_notice, "helpdesk_notice": helpdesk_notice}
