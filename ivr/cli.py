@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import importlib.metadata
 import logging
 import sys
 from pathlib import Path
@@ -12,6 +13,14 @@ import click
 from ivr.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+# The installed distribution: its metadata is the one source of the version.
+DISTRIBUTION = "otys-ivr"
+
+
+def installed_version() -> str:
+    """Return the version of the installed package (pyproject.toml's, as pip installed it)."""
+    return importlib.metadata.version(DISTRIBUTION)
 
 
 def settings_or_exit() -> Settings:
@@ -55,6 +64,7 @@ def active_staff_or_exit(session, email: str):
 
 
 @click.group()
+@click.version_option(package_name=DISTRIBUTION, prog_name="ivr")
 def main() -> None:
     """OTYS support phone lines."""
 
@@ -380,11 +390,15 @@ def call(url: str, to: str, from_: str, keys: str) -> None:
 
 def _register_command_groups() -> None:
     """Attach the command groups that live beside their feature."""
+    from ivr.doctor import doctor
     from ivr.oncall_commands import oncall
     from ivr.privacy_commands import privacy
+    from ivr.twilio_commands import twilio
 
     main.add_command(oncall)
     main.add_command(privacy)
+    main.add_command(twilio)
+    main.add_command(doctor)
 
 
 _register_command_groups()
