@@ -240,6 +240,7 @@ def doctor() -> None:
     for result in results:
         click.echo(result.line())
     counts = {status: sum(r.status == status for r in results) for status in (FAIL, WARN, OK)}
-    click.echo(f"{counts[FAIL]} failed, {counts[WARN]} warnings, {counts[OK]} OK")
+    warnings = "warning" if counts[WARN] == 1 else "warnings"
+    click.echo(f"{counts[FAIL]} failed, {counts[WARN]} {warnings}, {counts[OK]} OK")
     if counts[FAIL]:
         sys.exit(1)

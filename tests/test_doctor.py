@@ -20,7 +20,6 @@ from message_servers import MailServer
 from sqlalchemy import create_engine
 from support_helpers import make_staff
 from twilio_helpers import (
-    ACCOUNT_SID,
     SMS_FROM,
     closed_port_url,
     fresh_account,
@@ -28,7 +27,6 @@ from twilio_helpers import (
     twilio_env,
 )
 
-from bench.standin import TwilioStandIn
 from ivr.doctor_checks import smallest_period
 from ivr.schema import alembic_config
 from tickets.models import OutboxMessage
@@ -38,17 +36,10 @@ from tickets.staff import set_phone
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def standin():
-    server = TwilioStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def doctor(cli, app, clock, standin):
+def doctor(cli, app, clock, twilio_account):
     """Run `ivr doctor` (with extra environment) on a wired account; return its lines too."""
-    fresh_account(standin)
+    standin = fresh_account(twilio_account)
     with app.app_context():
         assert cli("twilio", "wire", env=twilio_env(standin)).exit_code == 0
 
@@ -254,10 +245,10 @@ def test_an_engineer_on_the_rota_without_a_phone_is_a_warning(doctor, session):
     )
 
 
-def test_doctor_leaves_the_sms_number_unused(doctor, standin):
+def test_doctor_leaves_the_sms_number_unused(doctor, twilio_account):
     doctor()
-    assert standin.sent == []
-    assert standin.number(SMS_FROM)["sms_url"].endswith("/sms/incoming")
+    assert twilio_account.sent == []
+    assert twilio_account.number(SMS_FROM)["sms_url"].endswith("/sms/incoming")
 
 
 # ------------------------------------------------------------------------------ version

@@ -7,7 +7,7 @@ own REST client (TWILIO_API_URL), so the requests, the basic auth and the JSON a
 from __future__ import annotations
 
 import pytest
-from helpers import AUTH_TOKEN, EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, PUBLIC_URL
+from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER, PUBLIC_URL
 from twilio_helpers import (
     ACCOUNT_SID,
     LINE_NUMBERS,
@@ -20,19 +20,10 @@ from twilio_helpers import (
     twilio_env,
 )
 
-from bench.standin import TwilioStandIn
-
-
-@pytest.fixture(scope="module")
-def standin():
-    server = TwilioStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture
-def twilio(standin):
-    return fresh_account(standin)
+def twilio(twilio_account):
+    return fresh_account(twilio_account)
 
 
 @pytest.fixture
@@ -105,24 +96,24 @@ def test_wire_refuses_without_an_https_public_url_and_changes_nothing(ivr, twili
     assert twilio.number_updates == []
 
 
-def test_a_number_not_on_the_account_is_named_and_the_others_are_wired(ivr, standin):
-    fresh_account(standin, OFFICE_NUMBER, EMERGENCY_NUMBER, SMS_FROM)
+def test_a_number_not_on_the_account_is_named_and_the_others_are_wired(ivr, twilio):
+    fresh_account(twilio, OFFICE_NUMBER, EMERGENCY_NUMBER, SMS_FROM)
     result = ivr("twilio", "wire")
     assert result.exit_code == 1
     (error,) = result.stderr.strip().splitlines()
     assert error.startswith(f"error: {EMERGENCY_0900} (emergency line): not found on Twilio")
-    assert settings_of(standin, OFFICE_NUMBER, WIRED_VOICE) == WIRED_VOICE
-    assert settings_of(standin, EMERGENCY_NUMBER, WIRED_VOICE) == WIRED_VOICE
+    assert settings_of(twilio, OFFICE_NUMBER, WIRED_VOICE) == WIRED_VOICE
+    assert settings_of(twilio, EMERGENCY_NUMBER, WIRED_VOICE) == WIRED_VOICE
     assert "1 number(s) not wired (3 changed, 0 already right)" in result.stdout
 
 
-def test_a_number_only_partly_matching_is_not_taken_for_ours(ivr, standin):
+def test_a_number_only_partly_matching_is_not_taken_for_ours(ivr, twilio):
     # Twilio's PhoneNumber filter matches partial numbers: +313185849001 contains the office's.
-    fresh_account(standin, OFFICE_NUMBER + "1", EMERGENCY_NUMBER, EMERGENCY_0900, SMS_FROM)
+    fresh_account(twilio, OFFICE_NUMBER + "1", EMERGENCY_NUMBER, EMERGENCY_0900, SMS_FROM)
     result = ivr("twilio", "wire")
     assert result.exit_code == 1
     assert f"error: {OFFICE_NUMBER} (office line): not found" in result.stderr
-    assert standin.number(OFFICE_NUMBER + "1")["voice_url"].startswith("https://demo.twilio")
+    assert twilio.number(OFFICE_NUMBER + "1")["voice_url"].startswith("https://demo.twilio")
 
 
 def test_wire_takes_an_application_off_a_number_so_our_urls_answer(ivr, twilio):
@@ -203,8 +194,8 @@ def test_doctor_only_looks_at_twilio(ivr, twilio):
     assert "VoiceFallbackUrl is (none)" in line and "StatusCallback is (none)" in line
 
 
-def test_doctor_names_a_number_missing_from_the_account(ivr, standin):
-    fresh_account(standin, OFFICE_NUMBER, EMERGENCY_NUMBER, SMS_FROM)
+def test_doctor_names_a_number_missing_from_the_account(ivr, twilio):
+    fresh_account(twilio, OFFICE_NUMBER, EMERGENCY_NUMBER, SMS_FROM)
     ivr("twilio", "wire")
     result = ivr("doctor")
     assert result.exit_code == 1
@@ -212,9 +203,9 @@ def test_doctor_names_a_number_missing_from_the_account(ivr, standin):
     assert line.startswith("FAIL") and f"not found on Twilio account {ACCOUNT_SID}" in line
 
 
-def test_doctor_fails_an_sms_number_that_cannot_send_sms(ivr, standin):
-    fresh_account(standin, *LINE_NUMBERS)
-    standin.add_number(SMS_FROM, sms=False)
+def test_doctor_fails_an_sms_number_that_cannot_send_sms(ivr, twilio):
+    fresh_account(twilio, *LINE_NUMBERS)
+    twilio.add_number(SMS_FROM, sms=False)
     ivr("twilio", "wire")
     result = ivr("doctor")
     line = report_lines(result.stdout)[f"number {SMS_FROM} (SMS sender)"]
