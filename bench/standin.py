@@ -49,6 +49,7 @@ NUMBER_FIELDS = {
 }
 NOT_FOUND = {"code": 20404, "message": "The requested resource was not found", "status": 404}
 UNAUTHORISED = {"code": 20003, "message": "Authenticate", "status": 401}
+INVALID_URL = {"code": 21402, "message": "Url is not a valid URL", "status": 400}
 SERVER_ERROR = {"code": 20500, "message": "Internal Server Error", "status": 500}
 
 
@@ -75,7 +76,8 @@ class TwilioStandIn:
 
     The account's phone numbers are `numbers` (sid -> the resource as Twilio's JSON shows it;
     `add_number` buys one). Listing them filters on `PhoneNumber` like Twilio (a partial number,
-    `*` for any digit); each update posted is kept in `number_updates` as (number, form).
+    `*` for any digit); each update posted is kept in `number_updates` as (number, form), and
+    an update of a number in `refuse_updates` answers 400, as Twilio refuses a setting.
     """
 
     account_sid: str
@@ -90,6 +92,7 @@ class TwilioStandIn:
     delete_requests: int = 0
     numbers: dict[str, dict] = field(default_factory=dict)
     number_updates: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    refuse_updates: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
     connections: set = field(default_factory=set)  # open client connections, closed by stop()
@@ -263,6 +266,8 @@ class TwilioStandIn:
             resource = self.numbers.get(match.group(2))
             if resource is None:
                 return 404, NOT_FOUND
+            if resource["phone_number"] in self.refuse_updates:
+                return 400, INVALID_URL
             for name, value in form.items():
                 if name in NUMBER_FIELDS:
                     resource[NUMBER_FIELDS[name]] = value

@@ -189,6 +189,9 @@ def database_checks(settings: Settings, engine: Engine | None, now: datetime):
             failures = recent_paging_failures(session, now)
             results = [check_rota(settings, session, now)]
             results += check_engineers(session, now, settings.zone)
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+            return {}, [CheckResult(FAIL, "database", f"reading the rota failed: {reason}")]
         finally:
             session.rollback()
     return failures, results

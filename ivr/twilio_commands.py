@@ -37,7 +37,7 @@ class WireReport:
 
 def wire_number(settings, plan, resource, report: WireReport, *, dry_run: bool) -> None:
     """Bring one number's settings at Twilio to the plan, and say what changed."""
-    from ivr.wiring import apply_differences, differences, trunk_in_the_way
+    from ivr.wiring import ChangeRefused, apply_differences, differences, trunk_in_the_way
 
     if resource is None:
         report.failed.append(plan.number)
@@ -58,7 +58,12 @@ def wire_number(settings, plan, resource, report: WireReport, *, dry_run: bool) 
         click.echo(f"{plan.label}: already wired, unchanged")
         return
     if not dry_run:
-        apply_differences(settings, resource.sid, found)
+        try:
+            apply_differences(settings, resource.sid, found)
+        except ChangeRefused as exc:
+            report.failed.append(plan.number)
+            click.echo(f"error: {plan.label}: not changed: {exc}", err=True)
+            return
     report.changed.append(plan.number)
     prefix = "would set " if dry_run else ""
     click.echo(f"{plan.label}: {prefix}" + "; ".join(d.change() for d in found))

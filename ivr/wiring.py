@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import requests
-from twilio.base.exceptions import TwilioException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from ivr.messaging.channels import twilio_client
 from ivr.settings import Settings
@@ -74,6 +74,10 @@ class Difference:
 
 class TwilioUnavailable(Exception):
     """Twilio could not be asked (unreachable, refused our credentials); one line for people."""
+
+
+class ChangeRefused(Exception):
+    """Twilio refused the change of one number (say, a URL it does not take); one line."""
 
 
 def voice_settings(public_url: str) -> tuple[tuple[Field, str], ...]:
@@ -157,6 +161,8 @@ def describe_twilio_error(exc: Exception, settings: Settings) -> str:
         status = getattr(exc.args[1], "status_code", None)  # a list page that failed
     if status == 401:
         return "Twilio refused TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (HTTP 401)"
+    if isinstance(exc, TwilioRestException):
+        return f"Twilio answered HTTP {status} {exc.code or ''}: {exc.msg}"[:300]
     if status is not None:
         return f"Twilio answered HTTP {status}"
     return f"Twilio not reachable at {settings.twilio_api_url} ({type(exc).__name__})"
@@ -180,5 +186,10 @@ def apply_differences(settings: Settings, sid: str, found: list[Difference]) -> 
     changes = {difference.field.attribute: difference.wanted for difference in found}
     try:
         twilio_client(settings).incoming_phone_numbers(sid).update(**changes)
+    except TwilioRestException as exc:
+        problem = describe_twilio_error(exc, settings)
+        if 400 <= exc.status < 500 and exc.status not in (401, 429):
+            raise ChangeRefused(problem) from exc
+        raise TwilioUnavailable(problem) from exc
     except (TwilioException, requests.RequestException) as exc:
         raise TwilioUnavailable(describe_twilio_error(exc, settings)) from exc

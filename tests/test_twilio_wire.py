@@ -133,6 +133,18 @@ def test_a_number_on_a_sip_trunk_is_left_alone_and_named(ivr, twilio):
     assert settings_of(twilio, EMERGENCY_NUMBER, WIRED_VOICE) == WIRED_VOICE
 
 
+def test_a_change_twilio_refuses_is_named_and_the_others_are_made(ivr, twilio):
+    twilio.refuse_updates.add(EMERGENCY_NUMBER)
+    result = ivr("twilio", "wire")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: {EMERGENCY_NUMBER} (emergency line): not changed: "
+        "Twilio answered HTTP 400 21402: Unable to update record: Url is not a valid URL"
+    )
+    assert twilio.number(EMERGENCY_NUMBER)["voice_url"].startswith("https://demo.twilio")
+    assert settings_of(twilio, EMERGENCY_0900, WIRED_VOICE) == WIRED_VOICE
+
+
 def test_wrong_credentials_change_nothing_and_say_so_in_one_line(ivr, twilio):
     result = ivr("twilio", "wire", TWILIO_AUTH_TOKEN="not-the-token-of-this-account")
     assert result.exit_code == 1

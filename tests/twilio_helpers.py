@@ -29,6 +29,7 @@ def fresh_account(standin: TwilioStandIn, *numbers: str) -> TwilioStandIn:
     with standin.lock:
         standin.numbers.clear()
         standin.number_updates.clear()
+        standin.refuse_updates.clear()
         standin.sent.clear()
     for number in numbers or (*LINE_NUMBERS, SMS_FROM):
         standin.add_number(number)
