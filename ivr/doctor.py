@@ -236,7 +236,8 @@ def doctor() -> None:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        refused = CheckResult(FAIL, "configuration", str(exc), "`ivr serve` refuses it too")
+        fix = "correct it: `ivr serve` refuses to start with it too"
+        refused = CheckResult(FAIL, "configuration", str(exc), fix)
         click.echo(refused.line())
         sys.exit(1)
     results = run_checks(settings, utcnow())
