@@ -418,9 +418,33 @@ def test_loopback_may_read_it_and_others_may_not(client, clock):
     assert client.get("/metrics", environ_base=OUTSIDE, headers=headers).status_code == 403
 
 
-def test_a_request_forwarded_by_an_unlisted_proxy_on_loopback_is_refused(client, clock):
-    forwarded = {"X-Forwarded-For": "127.0.0.1"}
-    assert client.get("/metrics", headers=forwarded).status_code == 403
+FORWARDING_HEADERS = ["X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Client-IP", "True-Client-IP"]
+
+
+@pytest.mark.parametrize("header", FORWARDING_HEADERS)
+def test_a_request_forwarded_by_an_unlisted_proxy_on_loopback_is_refused(client, clock, header):
+    said = "for=127.0.0.1" if header == "Forwarded" else "127.0.0.1"
+    assert client.get("/metrics", headers={header: said}).status_code == 403
+
+
+class TestTrustedProxyOnLoopback:
+    @pytest.fixture
+    def settings_overrides(self):
+        return {"trusted_proxies": ["127.0.0.1"]}
+
+    @pytest.mark.parametrize("header", FORWARDING_HEADERS[1:])
+    def test_an_outside_client_it_names_in_another_header_is_refused(self, client, clock, header):
+        said = "for=203.0.113.9" if header == "Forwarded" else "203.0.113.9"
+        assert client.get("/metrics", headers={header: said}).status_code == 403
+
+    def test_its_x_forwarded_for_names_the_client(self, client, clock):
+        def get(forwarded_for):
+            return client.get("/metrics", headers={"X-Forwarded-For": forwarded_for})
+
+        assert get("203.0.113.9").status_code == 403
+        assert get("127.0.0.1").status_code == 200
+        assert get("127.0.0.1, 203.0.113.9").status_code == 403  # the last hop is believed
+        assert get("203.0.113.9, ").status_code == 403  # an empty last hop names nobody
 
 
 class TestConfiguredAccess:
