@@ -61,6 +61,10 @@ def configure(app: Flask, settings: Settings) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # werkzeug's development server (`flask run`) logs every request's path and query.
+    from core.log_redaction import redact_logger
+
+    redact_logger(logging.getLogger("werkzeug"))
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:

@@ -28,7 +28,10 @@ from pydantic import (
 from core.helpdesk_settings import Helpdesk, secrets_from_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+# config/default.toml and config/demo-directory.csv, as package data: in a checkout these are
+# links to config/, and an installed package (a plain `pip install`) holds copies.
+DEFAULTS = Path(__file__).resolve().parent / "defaults"
+DEFAULT_CONFIG = DEFAULTS / "default.toml"
 
 # Environment variable -> dotted settings key it overrides.
 ENV_OVERRIDES = {
