@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bench.standin import TwilioStandIn
 from ivr.messaging.sender import tick
 from tickets.models import OutboxMessage, Page, StaffUser, Ticket, TicketCall
-from tickets.oncall.rota import add_override
+from tickets.rota import add_override
 
 ACCOUNT_SID = "AC" + "8" * 32
 SMS_FROM = "+31612340000"
