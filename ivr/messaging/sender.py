@@ -24,7 +24,7 @@ from core.db import db
 from core.settings import Settings
 from ivr.messaging import channels
 from ivr.messaging.outbox import backoff as outbox_backoff
-from ivr.messaging.outbox import commit_or_skip
+from ivr.messaging.outbox import LOST_RACE, commit_or_skip
 from ivr.messaging.outbox import record as outbox_record
 from ivr.messaging.texts import render
 from ivr.metrics import counters
@@ -81,12 +81,21 @@ def send_due_summaries(session: Session, now: datetime, rules: paging.PagingPoli
 
 
 def send_due_digest(session: Session, now: datetime, rules: paging.PagingPolicy) -> int:
-    """Send the digest of unverified tickets when one is due; return how many it lists."""
-    pages = paging.due_digest(session, now, rules)
+    """Send the digest of unverified tickets when one is due; return how many it lists.
+
+    Its pages are locked waiting (see `paging.due_digest`): a wait cut short by the database's
+    statement timeout is a lost race too, and the next round tries again.
+    """
+    try:
+        pages = paging.due_digest(session, now, rules)
+        if pages:
+            paging.digest(session, pages=pages, now=now, rules=rules)
+    except LOST_RACE:
+        session.rollback()
+        return 0
     if not pages:
         session.rollback()
         return 0
-    paging.digest(session, pages=pages, now=now, rules=rules)
     return len(pages) if commit_or_skip(session) else 0
 
 
