@@ -23,8 +23,8 @@ from core.clock import utcnow
 from core.db import db
 from core.settings import Settings
 from ivr.messaging import channels
-from ivr.messaging.outbox import backoff as outbox_backoff
 from ivr.messaging.outbox import LOST_RACE, commit_or_skip
+from ivr.messaging.outbox import backoff as outbox_backoff
 from ivr.messaging.outbox import record as outbox_record
 from ivr.messaging.texts import render
 from ivr.metrics import counters
