@@ -76,7 +76,12 @@ def staff(session, clock):
     week = (clock.now - timedelta(days=1), clock.now + timedelta(days=6))
     for level, who in ((1, "anna"), (2, "bas"), (2, "carla")):
         add_override(
-            session, level=level, staff=people[who], starts_at=week[0], ends_at=week[1], added_by=""
+            session,
+            level=level,
+            staff=people[who],
+            starts_at=week[0],
+            ends_at=week[1],
+            added_by="test",
         )
     return people
 
