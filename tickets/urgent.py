@@ -274,7 +274,6 @@ def _open_or_join(
     verified: bool,
     from_journal: bool,
     at: datetime,
-    recognised_by: str | None = None,
     existing: Ticket | None = None,
 ) -> tuple[TicketCall, bool]:
     """Add the call to `existing`, its organisation's open urgent ticket, or a new one; say which.
@@ -292,11 +291,8 @@ def _open_or_join(
             .values(last_emergency_call_at=at)
         )
     if ticket is None and may_join and repeat_window_minutes > 0:
-        ticket = _open_ticket_to_join(
-            session,
-            organization_id=contact.organization_id,
-            since=at - timedelta(minutes=repeat_window_minutes),
-        )
+        since = at - timedelta(minutes=repeat_window_minutes)
+        ticket = _open_ticket_to_join(session, organization_id=contact.organization_id, since=since)
     joined = ticket is not None
     if ticket is None:
         ticket = _new_ticket(
@@ -317,7 +313,6 @@ def _open_or_join(
         caller=caller,
         contact_id=contact.id if contact is not None else None,
         contact=contact,
-        recognised_by=recognised_by,
         started_at=at,
     )
     session.add(call)
@@ -401,8 +396,8 @@ def open_urgent_ticket(
             verified=True,
             from_journal=False,
             at=now or utcnow(),
-            recognised_by=recognised_by,
         )
+        call.recognised_by = recognised_by
         if joined:
             detail = f"{contact.name} called again; the call was added to this open ticket"
             _note(session, call, CALL_JOINED, detail)
