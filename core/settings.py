@@ -81,6 +81,17 @@ def _international_number(value: str) -> str:
 PhoneNumber = Annotated[str, AfterValidator(_international_number)]
 
 
+def _country(value: str) -> str:
+    """Accept a country phonenumbers knows by its ISO 3166 code (NL, BE); never "001"."""
+    code = value.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not a country code (two letters, as NL or BE)")
+    return code
+
+
+Country = Annotated[str, AfterValidator(_country)]
+
+
 class Strict(BaseModel):
     """Base for settings sections: unknown keys are errors, not silently ignored."""
 
@@ -204,6 +215,9 @@ class EmergencyLine(Strict):
     repeat_window_minutes: int = Field(default=30, ge=0, le=1440)
     voicemail_max_seconds: int = Field(default=180, ge=10, le=600)
     record_calls: bool = True
+    # A caller who goes on without a confirmed PIN: "ring" puts them through to the engineers
+    # (who hear that the caller is not verified), "voicemail" takes a voicemail instead.
+    unverified: Literal["ring", "voicemail"] = "ring"
     schedule: Schedule | None = None
 
     @model_validator(mode="after")
@@ -264,8 +278,15 @@ class Paging(Strict):
     # An incoming-webhook URL of a Teams or Slack channel; empty: no chat message.
     chat_webhook_url: Annotated[str, Field(pattern=r"^(https?://\S+)?$")] = ""
     chat_format: Literal["slack", "teams"] = "slack"
-    # Text a caller on a mobile number their ticket number, and when it is acknowledged/resolved.
+    # Text a caller their ticket number, and when it is acknowledged/resolved: only a caller
+    # recognised on the call (caller ID or PIN), on a mobile of one of these countries, within
+    # the caps per number (a day) and line-wide (an hour).
     caller_sms: bool = True
+    caller_sms_countries: list[Country] = Field(default_factory=lambda: ["NL", "BE"], min_length=1)
+    caller_sms_per_number_per_day: int = Field(default=10, ge=1, le=100)
+    caller_sms_per_hour: int = Field(default=300, ge=1, le=100_000)
+    # Unverified tickets are paged together: at most one digest in this many minutes.
+    unverified_digest_minutes: int = Field(default=15, ge=1, le=1440)
     # How often each server process looks for due pages and messages (seconds).
     send_interval_seconds: float = Field(default=2.0, ge=0.2, le=60)
     # A message is given up after this many failed attempts (backoff doubles, at most 10 min).

@@ -38,12 +38,14 @@ EVENT_LABELS = {
     "release_week": "Release week changed",
     "paged": "Engineers paged",
     "paging_exhausted": "Paging gave up: nobody acknowledged",
-    "paging_waiting": "Paging waits for opening time",
+    "paging_waiting": "Paging waits (opening time, or the digest of unverified calls)",
+    "caller_not_texted": "Caller not texted",
 }
 MESSAGE_LABELS = {
     "page": "Page",
     "ack_notice": "Acknowledged notice",
     "summary": "Opening summary",
+    "digest": "Digest of unverified calls",
     "caller_ticket": "Ticket number to the caller",
     "caller_ack": "Acknowledgement to the caller",
     "caller_resolved": "Resolution to the caller",

@@ -23,8 +23,8 @@ from core.clock import utcnow
 from core.db import db
 from core.settings import Settings
 from ivr.messaging import channels
+from ivr.messaging.outbox import LOST_RACE, commit_or_skip
 from ivr.messaging.outbox import backoff as outbox_backoff
-from ivr.messaging.outbox import commit_or_skip
 from ivr.messaging.outbox import record as outbox_record
 from ivr.messaging.texts import render
 from ivr.metrics import counters
@@ -52,6 +52,7 @@ class TickReport:
 
     steps: int = 0
     summaries: int = 0
+    digested: int = 0
     sent: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
@@ -76,6 +77,25 @@ def send_due_summaries(session: Session, now: datetime, rules: paging.PagingPoli
         session.rollback()
         return 0
     paging.summarise(session, pages=pages, now=now, rules=rules)
+    return len(pages) if commit_or_skip(session) else 0
+
+
+def send_due_digest(session: Session, now: datetime, rules: paging.PagingPolicy) -> int:
+    """Send the digest of unverified tickets when one is due; return how many it lists.
+
+    Its pages are locked waiting (see `paging.due_digest`): a wait cut short by the database's
+    statement timeout is a lost race too, and the next round tries again.
+    """
+    try:
+        pages = paging.due_digest(session, now, rules)
+        if pages:
+            paging.digest(session, pages=pages, now=now, rules=rules)
+    except LOST_RACE:
+        session.rollback()
+        return 0
+    if not pages:
+        session.rollback()
+        return 0
     return len(pages) if commit_or_skip(session) else 0
 
 
@@ -191,7 +211,7 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
 
 
 def tick(app: Flask) -> TickReport:
-    """One round: take due paging steps and summaries, then send what is due, batch after batch.
+    """One round: take due paging steps, summaries and digests, then send what is due.
 
     A round goes on while its batches come back full (up to `MAX_BATCHES` and `ROUND_SECONDS`),
     so a backlog is sent as fast as the providers take it.
@@ -205,6 +225,7 @@ def tick(app: Flask) -> TickReport:
             now = utcnow()
             report.steps = take_due_steps(session, now, rules)
             report.summaries = send_due_summaries(session, now, rules)
+            report.digested = send_due_digest(session, now, rules)
             ends = time.monotonic() + ROUND_SECONDS
             for _ in range(MAX_BATCHES):
                 claimed = claim(session, now)

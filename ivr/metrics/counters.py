@@ -15,7 +15,15 @@ from ivr.calls import EMERGENCY_WITHOUT_TICKET, FAILED, OFFICE_OUTCOMES, OUTAGE
 from ivr.lines import EMERGENCY, OFFICE
 from tickets.metrics import OTHER, bounded
 from tickets.models import MESSAGE_CHANNELS
-from tickets.paging import ACK_NOTICE, CALLER_ACK, CALLER_RESOLVED, CALLER_TICKET, PAGE, SUMMARY
+from tickets.paging import (
+    ACK_NOTICE,
+    CALLER_ACK,
+    CALLER_RESOLVED,
+    CALLER_TICKET,
+    DIGEST,
+    PAGE,
+    SUMMARY,
+)
 from tickets.urgent import OUTCOME_RANK
 
 LINES = (OFFICE, EMERGENCY)
@@ -26,7 +34,7 @@ CALL_OUTCOMES = (
     OUTAGE,
     FAILED,
 )
-MESSAGE_KINDS = (PAGE, ACK_NOTICE, SUMMARY, CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED)
+MESSAGE_KINDS = (PAGE, ACK_NOTICE, SUMMARY, DIGEST, CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED)
 # Rota levels get their own label value up to here; the configured engineers are "configured".
 HIGHEST_LEVEL = 10
 CONFIGURED = "configured"
