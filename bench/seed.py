@@ -100,6 +100,7 @@ def seed_bench(
     set_hours_override(session, mode="open", set_by="bench")
     staff = create_staff(session, email=STAFF_EMAIL, name="Bench", password=password)
     token = issue_token(session, staff=staff)
+    session.commit()  # the seeding is this unit of work: the services only write
     return BenchData(numbers, burst, STAFF_EMAIL, password, token)
 
 

@@ -215,6 +215,7 @@ def _seed_super_user(application, secret: str) -> None:
     rows += "Shape Uitzendbureau,Sanne de Vries,sanne@shape.example,super_user,+31612345678,\n"
     with application.app_context():
         import_directory(db.session, rows, secret=secret)
+        db.session.commit()
 
 
 def summarise_trace(visited: list[str]) -> dict[str, int]:

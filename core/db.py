@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,26 +38,43 @@ def insert_or_get(
     add: Callable[[], Row],
     look_first: bool = True,
 ) -> Row:
-    """Return the row `find` finds, else add one with `add` and commit it; once per unique key.
+    """Return the row `find` finds, else add one with `add`; once per unique key.
 
-    Twilio retries webhooks, at times to another worker at the same moment. When a concurrent
-    request commits the same unique key (a CallSid) first, our commit fails on the unique
-    constraint: roll back and return the row that won. Without `look_first` (the caller knows
-    the row is new), only that constraint finds an existing row.
+    Twilio retries webhooks, at times to another worker at the same moment. The new row is
+    written in a savepoint: when a concurrent request wrote the same unique key (a CallSid)
+    first, the savepoint is rolled back and the row that won is returned. Nothing is committed
+    here; the request that owns the unit of work does that. Without `look_first` (the caller
+    knows the row is new), only the unique key finds an existing row.
     """
     existing = find() if look_first else None
     if existing is not None:
         return existing
-    row = add()
     try:
-        session.commit()
+        with savepoint(session):
+            row = add()
     except IntegrityError:
-        session.rollback()
         existing = find()
         if existing is None:
             raise
         return existing
     return row
+
+
+def savepoint(session: Session):
+    """Return a savepoint of the session's transaction (a context manager, `begin_nested`).
+
+    On SQLite, pysqlite begins no transaction for a SAVEPOINT, so SQLite would start a
+    deferred one that a concurrent writer makes fail at its first write ('database is
+    locked', without waiting). The transaction is made a writing one first: it then waits
+    for the write lock like any other write.
+    """
+    connection = session.connection()
+    if (
+        connection.dialect.name == "sqlite"
+        and not connection.connection.driver_connection.in_transaction
+    ):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    return session.begin_nested()
 
 
 def insert_unless_present(
@@ -72,6 +90,23 @@ def insert_unless_present(
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(model).values(values).on_conflict_do_nothing(index_elements=[key])
     return session.scalars(statement.returning(model)).one_or_none()
+
+
+def unit_of_work(view: Callable[..., Row]) -> Callable[..., Row]:
+    """Declare a view or command that owns its unit of work: it commits once it has returned.
+
+    Services only write (flush), so a change and what goes with it (its audit row, its
+    outbox messages) are committed together here, whatever the view answers; an exception
+    commits nothing (the request's or command's session is rolled back and removed).
+    """
+
+    @functools.wraps(view)
+    def done(*args, **kwargs) -> Row:
+        result = view(*args, **kwargs)
+        db.session.commit()
+        return result
+
+    return done
 
 
 def is_database_unreachable(exc: BaseException) -> bool:

@@ -69,23 +69,33 @@ def guarded(action: Callable[..., T], /, *, context: object = None, **kwargs: ob
         return None
 
 
-def _commit(session: Session) -> None:
+def commit_now(*, context: object = None, guard: bool = True) -> bool:
+    """Commit what the webhook has written so far: a write that must stand on its own.
+
+    Guarded, a failed commit is logged and the call goes on without it (False is returned).
+    With `guard=False` (the urgent ticket, which every later step needs) a failure is not
+    swallowed: the app's outage handling serves the caller from configuration and journals
+    the call instead.
+    """
+    if not db.session().in_transaction():
+        return True
+    if not guard:
+        _commit(db.session)
+        return True
+    return guarded(_commit, context=context) is True
+
+
+def _commit(session: Session) -> bool:
     session.commit()
-
-
-def commit_now(*, context: object = None) -> None:
-    """Commit what the webhook has written so far, guarded: a write that must stand on its own."""
-    if db.session().in_transaction():
-        guarded(_commit, context=context)
+    return True
 
 
 def webhook(view: Callable[..., T]) -> Callable[..., T]:
     """Declare a call-flow webhook: only Twilio may call it, and it ends with one commit.
 
-    Service functions commit at once what must never be lost (a call's ticket, an engineer's
-    answer; the status callback commits the call's end before it settles the ticket). Smaller
-    writes, such as the call's first log row or a step on its trail, ride along with the next
-    of those commits, or with this one when the view has answered.
+    The services only write (flush); a webhook's writes are committed here once it has
+    answered, or earlier, visibly where the flow calls `commit_now`, for what must never be
+    lost (a call's urgent ticket, an engineer's answer, a call's end).
     """
     signed = twilio_only(view)
 

@@ -64,7 +64,11 @@ def app(settings):
     application = create_app(settings)
     application.config["TESTING"] = True
     _empty_all_tables()
+    # The `session` fixture's registry: an `ivr` command run by the test configures a new one,
+    # and what the test left open in the first must not hold the next test's clean-up.
+    registry = db.session
     yield application
+    registry.remove()
     db.session.remove()
     _empty_all_tables()
 

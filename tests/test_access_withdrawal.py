@@ -45,6 +45,7 @@ def test_signing_out_on_one_device_ends_the_other_sessions_too(app, client, sess
 def test_deactivating_an_account_ends_its_sessions_and_tokens(app, client, session, cli):
     agent = make_staff(session)
     token = issue_token(session, staff=agent)
+    session.commit()
     sign_in(client)
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/tickets", headers=headers).status_code == 200
@@ -61,6 +62,7 @@ def test_deactivating_an_account_ends_its_sessions_and_tokens(app, client, sessi
 def test_revoking_the_tokens_of_an_account(client, session, cli):
     agent = make_staff(session)
     first, second = issue_token(session, staff=agent), issue_token(session, staff=agent)
+    session.commit()
     result = cli("staff", "token", "agent@otys.test", "--revoke")
     assert result.exit_code == 0
     assert result.stdout == "revoked 2 API token(s) of agent@otys.test\n"
@@ -98,6 +100,7 @@ def test_an_api_token_expires_after_its_days(app, client, session, clock):
     agent = make_staff(session)
     with app.app_context():
         token = issue_token(session, staff=agent, days=30)
+        session.commit()
     headers = {"Authorization": f"Bearer {token}"}
     clock.now += timedelta(days=29, hours=23)
     assert client.get("/api/tickets", headers=headers).status_code == 200

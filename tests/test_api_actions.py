@@ -1,4 +1,5 @@
 import pytest
+from sqlalchemy import inspect
 from support_helpers import IsolatedClient, make_organization, make_staff, make_ticket
 
 from core.db import db
@@ -19,18 +20,26 @@ def agent(session):
 
 @pytest.fixture
 def token(session, agent):
-    return issue_token(session, staff=agent)
+    result = issue_token(session, staff=agent)
+    session.commit()
+    return result
 
 
 @pytest.fixture
 def admin_token(session):
     admin = make_staff(session, email="admin@otys.test", name="Ada Admin", role="admin")
-    return issue_token(session, staff=admin)
+    result = issue_token(session, staff=admin)
+    session.commit()
+    return result
 
 
 @pytest.fixture
 def ticket(session):
-    return make_ticket(session, organization=make_organization(session))
+    # Detached: the requests share this thread's session and may roll it back; the test keeps
+    # the ticket as it was made (its number, its first version).
+    made = make_ticket(session, organization=make_organization(session))
+    session.expunge(made)
+    return made
 
 
 @pytest.fixture
@@ -45,8 +54,9 @@ def api(client, token):
 
 
 def stored(ticket) -> Ticket:
+    # By its identity: a request in this thread may have closed the session `ticket` was in.
     db.session.expire_all()
-    return db.session.get(Ticket, ticket.id)
+    return db.session.get(Ticket, inspect(ticket).identity)
 
 
 def event_count() -> int:

@@ -86,6 +86,7 @@ def numbers_of(response) -> list[str]:
 )
 def test_list_without_a_valid_token_is_401_json(client, session, engineer, header):
     token = issue_token(session, staff=engineer)
+    session.commit()
     headers = {"Authorization": header.format(token=token)} if header else {}
     for path in ("/api/tickets", "/api/tickets/100001"):
         response = client.get(path, headers=headers)

@@ -143,6 +143,7 @@ def test_a_pause_of_pin_checks_shows_on_the_open_list_without_reload(page, sessi
     pause = pin_guard.pause_pin_checks(
         session, failures=20, numbers=7, window_minutes=15, minutes=60, now=utcnow()
     )
+    session.commit()
     expect(notice).to_be_visible(timeout=15_000)
     expect(notice).to_contain_text("PIN checks on the emergency line are paused until")
     expect(notice).to_contain_text("20 wrong PINs within 15 minutes, from 7 numbers")
@@ -242,6 +243,7 @@ def test_on_call_page_shows_the_week_takes_an_override_and_it_rings(page, sessio
     import_level(
         session, week.encode(), level=1, zone=clock.now.tzinfo, now=clock.now, horizon_days=30
     )
+    session.commit()
 
     sign_in(page, "admin@otys.test")
     page.get_by_role("link", name="On call").click()

@@ -157,7 +157,9 @@ def test_acknowledging_and_closing_a_junk_ticket_texts_nobody(
     with app.app_context():  # as in a dashboard request
         ticket = session.scalars(select(Ticket)).one()
         acknowledge_ticket(session, ticket=ticket, staff=anna)
+        session.commit()
         change_status(session, ticket=ticket, staff=anna, status="resolved")
+        session.commit()
     tick(app)
     assert texts_to(twilio, ["+31622222222"]) == []
 
@@ -211,7 +213,9 @@ def test_one_number_gets_at_most_the_daily_cap(
     with app.app_context():  # as in a dashboard request
         ticket = session.scalars(select(Ticket)).one()
         acknowledge_ticket(session, ticket=ticket, staff=anna)
+        session.commit()
         change_status(session, ticket=ticket, staff=anna, status="resolved")
+        session.commit()
     tick(app)
     assert [sms.body.split(":")[0] for sms in texts_to(twilio, [SUPER_PHONE])] == [
         "OTYS support",

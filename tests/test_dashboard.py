@@ -235,6 +235,7 @@ def test_signed_twilio_webhooks_and_token_api_need_no_csrf_token(phone, client, 
     call.hang_up()
     ticket = make_ticket(session)
     token = issue_token(session, staff=agent)
+    session.commit()
     response = client.post(
         f"/api/tickets/{ticket.number}/notes",
         json={"text": "from a script"},

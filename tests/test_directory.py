@@ -17,7 +17,9 @@ HEADER = "organization,name,email,role,phone,pin\n"
 
 
 def run_import(session, body: str, header: str = HEADER):
-    return import_directory(session, header + body, secret=SECRET_KEY)
+    result = import_directory(session, header + body, secret=SECRET_KEY)
+    session.commit()
+    return result
 
 
 def contact(session, email: str) -> Contact | None:
@@ -245,6 +247,7 @@ def test_bom_crlf_whitespace_blank_lines_and_header_case_are_handled(session):
         "Acme,Cor,cor@acme.example,user,06-1,\r\n"
     ).encode()
     result = import_directory(session, decode_directory_file(raw), secret=SECRET_KEY)
+    session.commit()
     assert result.added == 2
     assert [r.line for r in result.rejected] == [6]
     anna = contact(session, "anna@acme.example")
@@ -259,6 +262,7 @@ def test_semicolon_separated_file_from_dutch_excel(session):
         'Müller & Zn;Jürgen Müller;jurgen@muller.example;key_user;"06-12345678;06-87654321";\n'
     ).encode("cp1252")
     result = import_directory(session, decode_directory_file(raw), secret=SECRET_KEY)
+    session.commit()
     assert result.added == 1
     jurgen = contact(session, "jurgen@muller.example")
     assert (jurgen.name, jurgen.organization.name) == ("Jürgen Müller", "Müller & Zn")

@@ -212,6 +212,7 @@ def test_a_gap_in_the_coming_weeks_rota_is_a_warning(doctor, session):
     add_override(
         session, level=1, staff=anna, starts_at=monday(8), ends_at=monday(18, 2), added_by="t"
     )
+    session.commit()
     result = doctor()
     assert result.exit_code == 0, result.stdout
     line = result.lines["rota"]
@@ -227,6 +228,7 @@ def test_a_rota_covering_the_lines_hours_is_fine(doctor, session):
     add_override(
         session, level=2, staff=anna, starts_at=monday(8), ends_at=monday(8, 8), added_by="t"
     )
+    session.commit()
     result = doctor()
     assert result.lines["rota"].startswith("OK    rota: someone is on call")
     assert result.lines["engineers"].startswith("OK")
@@ -237,7 +239,9 @@ def test_an_engineer_on_the_rota_without_a_phone_is_a_warning(doctor, session):
     add_override(
         session, level=1, staff=bas, starts_at=monday(12, 1), ends_at=monday(18, 1), added_by="t"
     )
+    session.commit()
     set_phone(session, staff=bas, phone=None)
+    session.commit()
     result = doctor()
     assert result.exit_code == 0, result.stdout
     assert result.lines["engineer Bas de Vries <bas@otys.test>"] == (

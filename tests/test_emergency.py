@@ -20,7 +20,6 @@ from core.db import db
 from ivr import params
 from ivr.emergency import triage
 from ivr.models import CallLog, PinFailure
-from tickets import urgent
 from tickets.availability import set_hours_override
 from tickets.directory import hash_pin
 from tickets.models import (
@@ -32,6 +31,7 @@ from tickets.models import (
     TicketCall,
     TicketEvent,
 )
+from tickets.urgent import opening, timeline
 
 SATURDAY = datetime(2026, 12, 5, 11, 0, tzinfo=AMSTERDAM)
 ENGINEERS = ["+31318584941", "+31318584942"]
@@ -394,6 +394,7 @@ def test_outside_hours_the_caller_hears_when_and_leaves_a_voicemail_ticket(
 
 def test_override_closed_sends_weekday_callers_to_voicemail(phone, session, directory):
     set_hours_override(session, mode="closed", set_by="test")
+    session.commit()
     root = call_emergency(phone).start()
     assert root.find("Record") is not None
     assert only_ticket(session).in_hours is False
@@ -402,6 +403,7 @@ def test_override_closed_sends_weekday_callers_to_voicemail(phone, session, dire
 def test_override_open_lets_saturday_callers_through(phone, session, directory, clock):
     clock.now = SATURDAY
     set_hours_override(session, mode="open", set_by="test")
+    session.commit()
     root = call_emergency(phone).start()
     assert root.find("Gather") is not None
     assert only_ticket(session).in_hours is True
@@ -736,8 +738,9 @@ def hang_up_before_triage(phone, call):
 def hang_up_at_a_description_prompt_from_before_the_upgrade(phone, call):
     # That version asked for a description after triage: the key was taken, nothing rang.
     call.start()
-    row = urgent.find_ticket_call(db.session, call.sid)
-    urgent.record_reason(db.session, call=row, reason="outage")
+    row = opening.find_ticket_call(db.session, call.sid)
+    timeline.record_reason(db.session, call=row, reason="outage")
+    db.session.commit()
 
 
 def hang_up_while_ringing(phone, call):
@@ -1178,7 +1181,7 @@ def test_a_failing_trail_or_reason_write_goes_on_with_the_call(
 ):
     # The same guard as the office line: one failed write is logged, the caller goes on.
     monkeypatch.setattr("ivr.calls.note_step", failing("UPDATE"))
-    monkeypatch.setattr("tickets.urgent.record_reason", failing("UPDATE"))
+    monkeypatch.setattr("tickets.urgent.timeline.record_reason", failing("UPDATE"))
     call = call_emergency(phone)
     root = call.press(call.start(), "1")
     # Still in the flow (not the error handler's answer): the ticket number, then the engineers.
@@ -1191,7 +1194,7 @@ def test_a_failing_ticket_settle_keeps_the_end_of_the_call(phone, session, direc
     """The status callback writes the call's end before it settles the ticket (no resend)."""
     call = call_emergency(phone)
     call.press(call.start(), "1")
-    monkeypatch.setattr("tickets.urgent.settle_ticket_call", failing("UPDATE"))
+    monkeypatch.setattr("tickets.urgent.outcomes.settle_ticket_call", failing("UPDATE"))
     call.hang_up()
     session.expire_all()
     row = session.scalar(select(CallLog).where(CallLog.sid == call.sid))
@@ -1204,7 +1207,8 @@ def test_an_unreachable_database_during_triage_leaves_the_caller_to_the_outage_h
 ):
     call = call_emergency(phone)
     root = call.start()
-    monkeypatch.setattr("tickets.urgent.record_reason", failing("UPDATE", OperationalError))
+    failing_update = failing("UPDATE", OperationalError)
+    monkeypatch.setattr("tickets.urgent.timeline.record_reason", failing_update)
     root = call.press(root, "1")
     # Re-raised, not swallowed: served from configuration, engineers rung unverified.
     assert_rings_only_engineers(root)

@@ -133,6 +133,7 @@ def test_a_tickets_events_arrive_in_order_created_call_ended_updated(
     number = ticket.number
     with app.app_context():
         lifecycle.acknowledge_ticket(session, ticket=ticket, staff=people, via="api")
+        session.commit()
 
     tick(app)  # created is refused: the call's end and the update wait behind it
     assert receiver.accepted == []
@@ -167,7 +168,9 @@ def test_a_note_and_a_category_change_are_updates(app, session, clock, phone, pe
     ticket = session.scalars(select(Ticket)).one()
     with app.app_context():
         lifecycle.add_note(session, ticket=ticket, staff=people, text="Called Sanne back")
+        session.commit()
         lifecycle.change_category(session, ticket=ticket, staff=people, category="question")
+        session.commit()
     tick(app)
 
     assert receiver.types()[-2:] == ["ticket.updated", "ticket.updated"]

@@ -289,6 +289,7 @@ def test_hours_set_takes_effect_on_the_next_webhook_of_the_running_app(
     assert "gesloten" in spoken(closed)
 
     set_hours_override(session, mode="auto", set_by="test")
+    session.commit()
     assert dialled(call.press(menu, "1")) == ["+31318584910"]
 
 

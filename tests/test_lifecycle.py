@@ -70,6 +70,7 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(
         lifecycle.change_status(
             session, ticket=ticket, staff=agent, status=target, **EXTRAS.get(target, {})
         )
+        session.commit()
         assert reload(session, ticket).status == target
         history = events(session, ticket, "status")
         assert len(history) == 1
@@ -112,6 +113,7 @@ def test_waiting_for_customer_needs_the_question_and_keeps_it(session, agent, ti
         status="waiting_for_customer",
         question="  Since when does the login fail?  ",
     )
+    session.commit()
     stored = reload(session, ticket)
     assert stored.waiting_question == "Since when does the login fail?"
     assert "Since when does the login fail?" in events(session, ticket, "status")[0].detail
@@ -134,6 +136,7 @@ def test_planning_stores_the_normalised_week(session, agent, ticket):
     lifecycle.change_status(
         session, ticket=ticket, staff=agent, status="planned", release_week=" 2026w53 "
     )
+    session.commit()
     assert reload(session, ticket).release_week == "2026-W53"
 
 
@@ -144,9 +147,11 @@ def test_release_week_of_a_planned_ticket_can_slip(session, agent, ticket):
     lifecycle.change_status(
         session, ticket=ticket, staff=agent, status="planned", release_week="2030-W22"
     )
+    session.commit()
     with pytest.raises(lifecycle.InvalidInput):
         lifecycle.set_release_week(session, ticket=ticket, staff=agent, week="2030-W60")
     lifecycle.set_release_week(session, ticket=ticket, staff=agent, week="2030-W31")
+    session.commit()
     assert reload(session, ticket).release_week == "2030-W31"
     assert events(session, ticket, "release_week")[0].detail == "2030-W22 → 2030-W31"
 
@@ -164,6 +169,7 @@ def test_closing_refuses_a_rating_outside_one_to_five(session, agent, ticket, ra
 @pytest.mark.parametrize("rating", [1, 2, 3, 4, 5, "3"])
 def test_closing_records_rating_comment_and_time(session, agent, ticket, rating):
     lifecycle.close_ticket(session, ticket=ticket, staff=agent, rating=rating, comment=" Top ")
+    session.commit()
     stored = reload(session, ticket)
     assert stored.status == "closed"
     assert stored.rating == int(rating)
@@ -173,10 +179,12 @@ def test_closing_records_rating_comment_and_time(session, agent, ticket, rating)
 
 def test_only_an_admin_reopens_and_the_old_rating_stays_in_history(session, agent, admin, ticket):
     lifecycle.close_ticket(session, ticket=ticket, staff=agent, rating=2, comment="slow")
+    session.commit()
     with pytest.raises(lifecycle.NotAllowed):
         lifecycle.reopen_ticket(session, ticket=ticket, staff=agent)
     assert reload(session, ticket).status == "closed"
     lifecycle.reopen_ticket(session, ticket=ticket, staff=admin)
+    session.commit()
     stored = reload(session, ticket)
     assert stored.status == "in_progress"
     assert stored.rating is None and stored.closed_at is None
@@ -187,6 +195,7 @@ def test_only_an_admin_reopens_and_the_old_rating_stays_in_history(session, agen
 
 def test_acknowledge_assigns_and_starts_work(session, agent, admin, ticket):
     lifecycle.acknowledge_ticket(session, ticket=ticket, staff=agent)
+    session.commit()
     stored = reload(session, ticket)
     assert stored.acknowledged_by_id == agent.id
     assert stored.assigned_to_id == agent.id
@@ -196,9 +205,11 @@ def test_acknowledge_assigns_and_starts_work(session, agent, admin, ticket):
     assert [e.kind for e in events(session, ticket)] == ["acknowledged", "assigned", "status"]
 
     lifecycle.acknowledge_ticket(session, ticket=stored, staff=agent)
+    session.commit()
     assert len(events(session, ticket)) == 3  # nothing changed, nothing written
 
     lifecycle.acknowledge_ticket(session, ticket=stored, staff=admin)
+    session.commit()
     stored = reload(session, ticket)
     assert stored.assigned_to_id == admin.id
     assert stored.acknowledged_by_id == agent.id
@@ -208,6 +219,7 @@ def test_acknowledge_assigns_and_starts_work(session, agent, admin, ticket):
 
 def test_first_status_change_counts_as_acknowledgement(session, agent, ticket):
     lifecycle.change_status(session, ticket=ticket, staff=agent, status="with_product_team")
+    session.commit()
     stored = reload(session, ticket)
     assert stored.acknowledged_by_id == agent.id
     assert stored.acknowledged_at is not None
@@ -215,6 +227,7 @@ def test_first_status_change_counts_as_acknowledgement(session, agent, ticket):
 
 def test_closed_ticket_cannot_be_acknowledged_recategorised_or_billed(session, agent, ticket):
     lifecycle.close_ticket(session, ticket=ticket, staff=agent, rating=5)
+    session.commit()
     count = len(events(session, ticket))
     with pytest.raises(lifecycle.InvalidTransition):
         lifecycle.acknowledge_ticket(session, ticket=ticket, staff=agent)
@@ -229,6 +242,7 @@ def test_category_changes_are_kept_and_checked(session, agent, ticket):
     with pytest.raises(lifecycle.InvalidInput):
         lifecycle.change_category(session, ticket=ticket, staff=agent, category="feature")
     lifecycle.change_category(session, ticket=ticket, staff=agent, category="question")
+    session.commit()
     assert reload(session, ticket).category == "question"
     assert events(session, ticket, "category")[0].detail == "bug → question"
 
@@ -239,6 +253,7 @@ def test_notes_are_kept_in_history_and_must_have_text(session, agent, ticket):
     with pytest.raises(lifecycle.InvalidInput):
         lifecycle.add_note(session, ticket=ticket, staff=agent, text="x" * 5001)
     lifecycle.add_note(session, ticket=ticket, staff=agent, text="Called the customer back")
+    session.commit()
     note = events(session, ticket, "note")[0]
     assert note.detail == "Called the customer back"
     assert note.staff_id == agent.id
@@ -254,8 +269,11 @@ def minutes_logged(session, ticket):
 
 def test_first_thirty_minutes_of_a_question_are_free(session, agent, ticket):
     lifecycle.change_category(session, ticket=ticket, staff=agent, category="question")
+    session.commit()
     lifecycle.log_time(session, ticket=ticket, staff=agent, minutes=20)
+    session.commit()
     lifecycle.log_time(session, ticket=ticket, staff=agent, minutes=10, note="explained export")
+    session.commit()
     assert minutes_logged(session, ticket) == 30
     with pytest.raises(lifecycle.ApprovalRequired, match="approval"):
         lifecycle.log_time(session, ticket=ticket, staff=agent, minutes=1)
@@ -263,7 +281,9 @@ def test_first_thirty_minutes_of_a_question_are_free(session, agent, ticket):
     assert len(events(session, ticket, "time")) == 2
 
     lifecycle.record_rate_approval(session, ticket=ticket, staff=agent)
+    session.commit()
     lifecycle.log_time(session, ticket=ticket, staff=agent, minutes=15)
+    session.commit()
     summary = lifecycle.time_summary(session, reload(session, ticket))
     assert (summary.total, summary.billable, summary.free_left) == (45, 15, 0)
     assert reload(session, ticket).rate_approved_by_id == agent.id
@@ -271,19 +291,25 @@ def test_first_thirty_minutes_of_a_question_are_free(session, agent, ticket):
 
 def test_time_crossing_the_free_limit_needs_approval_and_is_split(session, agent, ticket):
     lifecycle.change_category(session, ticket=ticket, staff=agent, category="question")
+    session.commit()
     lifecycle.log_time(session, ticket=ticket, staff=agent, minutes=20)
+    session.commit()
     with pytest.raises(lifecycle.ApprovalRequired):
         lifecycle.log_time(session, ticket=ticket, staff=agent, minutes=25)
     assert minutes_logged(session, ticket) == 20
     lifecycle.record_rate_approval(session, ticket=ticket, staff=agent)
+    session.commit()
     entries = lifecycle.log_time(session, ticket=ticket, staff=agent, minutes=25)
+    session.commit()
     assert [(e.minutes, e.billable) for e in entries] == [(10, False), (15, True)]
     assert "10 free, 15 at the standard rate" in events(session, ticket, "time")[-1].detail
 
 
 def test_bugs_have_no_free_minute_limit(session, agent, ticket):
     lifecycle.log_time(session, ticket=ticket, staff=agent, minutes=120)
+    session.commit()
     lifecycle.log_time(session, ticket=ticket, staff=agent, minutes=120)
+    session.commit()
     summary = lifecycle.time_summary(session, ticket)
     assert (summary.total, summary.billable, summary.free_left) == (240, 0, None)
 
@@ -298,7 +324,9 @@ def test_odd_minutes_are_refused(session, agent, ticket, minutes):
 
 def test_rate_approval_is_recorded_once(session, agent, admin, ticket):
     lifecycle.record_rate_approval(session, ticket=ticket, staff=agent)
+    session.commit()
     lifecycle.record_rate_approval(session, ticket=ticket, staff=admin)
+    session.commit()
     assert reload(session, ticket).rate_approved_by_id == agent.id
     assert len(events(session, ticket, "rate_approved")) == 1
 
@@ -306,6 +334,7 @@ def test_rate_approval_is_recorded_once(session, agent, admin, ticket):
 def test_a_change_made_on_an_old_version_is_refused(session, agent, ticket):
     old = ticket.version
     lifecycle.change_category(session, ticket=ticket, staff=agent, category="other")
+    session.commit()
     assert reload(session, ticket).version == old + 1
     with pytest.raises(lifecycle.StaleTicket, match="someone else"):
         lifecycle.change_status(
@@ -319,6 +348,7 @@ def test_a_change_made_on_an_old_version_is_refused(session, agent, ticket):
     lifecycle.change_status(
         session, ticket=ticket, staff=agent, status="resolved", expected_version=str(old + 1)
     )
+    session.commit()
     assert reload(session, ticket).status == "resolved"
 
 
@@ -362,6 +392,7 @@ def test_a_voicemail_is_called_back_once(app, clock, session, agent, admin):
     session.commit()
     with app.app_context():  # where the service reads the app's clock
         lifecycle.mark_called_back(session, callback=callback, staff=agent)
+        session.commit()
     with pytest.raises(lifecycle.InvalidTransition):
         lifecycle.mark_called_back(session, callback=callback, staff=admin)
     session.expire_all()

@@ -23,7 +23,9 @@ SECRET_NAMES = ("token", "secret", "password", "key")
 
 @pytest.fixture
 def feed_token(session):
-    return issue_feed_token(session, staff=make_staff(session))
+    result = issue_feed_token(session, staff=make_staff(session))
+    session.commit()
+    return result
 
 
 def test_a_feed_asked_for_while_the_database_is_down_is_logged_without_its_token(

@@ -296,7 +296,9 @@ def test_time_to_acknowledge_is_observed_once_when_staff_first_acknowledge(
     clock.now += timedelta(minutes=5)
     with app.app_context():  # the service's clock
         lifecycle.acknowledge_ticket(session, ticket=ticket, staff=anna, via="api")
+        session.commit()
         lifecycle.acknowledge_ticket(session, ticket=ticket, staff=bas, via="dashboard")
+        session.commit()
     name = "ivr_time_to_acknowledge_seconds"
     labels = {"priority": "urgent", "via": "api"}
     assert metrics.moved(f"{name}_count", **labels) == 1
@@ -312,6 +314,7 @@ def test_a_status_change_that_acknowledges_is_observed(app, session, metrics, cl
         lifecycle.change_status(
             session, ticket=ticket, staff=make_staff(session), status="with_product_team"
         )
+        session.commit()
     name = "ivr_time_to_acknowledge_seconds_sum"
     assert metrics.moved(name, priority="normal", via="dashboard") == 3600
 
@@ -383,6 +386,7 @@ class TestMessages:
         assert value(samples, unacknowledged, paging="exhausted") == 1
         ticket = session.scalars(select(Ticket)).one()
         lifecycle.acknowledge_ticket(session, ticket=ticket, staff=make_staff(session))
+        session.commit()
         assert value(metrics.scrape(), unacknowledged, paging="exhausted") == 0
 
 

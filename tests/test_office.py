@@ -305,6 +305,7 @@ def test_department_with_its_own_hours_closes_while_the_others_ring(phone, clock
 
 def test_override_closed_closes_every_team_at_once(phone, session):
     set_hours_override(session, mode="closed", set_by="test")
+    session.commit()
     call = phone()
     root = call.press(call.start(), "2")
     assert dialled(root) == []
@@ -315,6 +316,7 @@ def test_override_closed_closes_every_team_at_once(phone, session):
 def test_override_open_rings_the_team_on_a_sunday(phone, session, clock):
     clock.now = datetime(2026, 3, 15, 3, 0, tzinfo=AMSTERDAM)
     set_hours_override(session, mode="open", set_by="test")
+    session.commit()
     call = phone()
     assert dialled(call.press(call.start(), "1")) == FINANCE
 

@@ -127,6 +127,7 @@ def test_the_api_says_who_is_on_call(cli, client, session, tmp_path):
     rota.write_text(WEEKLY)
     cli("oncall", "import", str(rota), "--level", "2")
     token = issue_token(session, staff=find_staff(session, "anna@otys.example"))
+    session.commit()
     headers = {"Authorization": f"Bearer {token}"}
     thursday = coming(3, 10)
     answer = client.get("/api/oncall", query_string={"at": thursday.isoformat()}, headers=headers)
@@ -211,6 +212,7 @@ def test_a_feed_leaves_out_the_time_an_override_took_over(cli, client, session, 
         ends_at=monday + timedelta(days=3),
         added_by="t",
     )
+    session.commit()
     url = cli("oncall", "feed", "anna@otys.example").stdout.strip()
     events = Calendar.from_ical(client.get(url[url.index("/oncall/feed/") :]).data).walk("VEVENT")
     starts = {event.decoded("DTSTART").astimezone(UTC) for event in events}

@@ -73,6 +73,7 @@ def people(session, clock):
 def rota(session, clock, level: int, data: bytes | str) -> None:
     data = data.encode() if isinstance(data, str) else data
     import_level(session, data, level=level, zone=AMSTERDAM, now=clock.now, horizon_days=60)
+    session.commit()
 
 
 def ring(phone, key: str = "1"):
@@ -182,6 +183,7 @@ def test_an_override_wins_over_the_calendar(phone, session, clock, people):
         ends_at=clock.now + timedelta(hours=3),
         added_by="test",
     )
+    session.commit()
     _, root = ring(phone)
     assert dialled(root) == [CARLA]
 
@@ -204,6 +206,7 @@ def test_a_rota_that_empties_during_the_call_falls_back_to_the_configured_engine
         ends_at=clock.now + timedelta(seconds=30),
         added_by="test",
     )
+    session.commit()
     call, root = ring(phone)
     assert dialled(root) == [ANNA]
     clock.now = clock.now + timedelta(minutes=1)

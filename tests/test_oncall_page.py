@@ -137,6 +137,7 @@ def test_an_engineer_who_cannot_be_rung_is_not_shown_as_on_call(client, session,
         ends_at=clock.now + timedelta(hours=1),
         added_by="t",
     )
+    session.commit()
     anna.active = False
     session.commit()
     sign_in(client, "admin@otys.test")

@@ -74,7 +74,9 @@ def names_at(session, moment) -> dict[int, list[str]]:
 
 
 def imported(session, data: bytes, level: int = 1, now: datetime = NOW) -> int:
-    return import_level(session, data, level=level, zone=AMS, now=now, horizon_days=366)
+    result = import_level(session, data, level=level, zone=AMS, now=now, horizon_days=366)
+    session.commit()
+    return result
 
 
 def test_a_weekly_rota_names_one_engineer_on_monday_and_another_on_thursday(session, engineers):
@@ -187,6 +189,7 @@ def test_reimporting_a_level_replaces_only_that_levels_imported_shifts(session, 
         ends_at=local(2026, 12, 1, 23, 0),
         added_by="test",
     )
+    session.commit()
     imported(
         session,
         calendar(
@@ -208,6 +211,7 @@ def test_an_override_wins_over_the_calendar_and_can_be_removed(session, engineer
         ends_at=local(2026, 11, 30, 18, 0),
         added_by="admin@otys.example",
     )
+    session.commit()
     assert names_at(session, local(2026, 11, 30, 13, 0)) == {1: ["Carla Smit"]}
     assert names_at(session, local(2026, 11, 30, 11, 0)) == {1: ["Anna Jansen"]}
     assert remove_override(session, shift_id=shift.id)
@@ -258,6 +262,7 @@ def test_the_effective_rota_shows_overrides_in_place_of_the_calendar(session, en
         ends_at=local(2026, 12, 1, 18, 0),
         added_by="t",
     )
+    session.commit()
     start, end = local(2026, 11, 30, 0, 0), local(2026, 12, 7, 0, 0)
     segments = effective_rota(shifts_between(session, start, end), start, end)[1]
     summary = [

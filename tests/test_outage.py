@@ -428,6 +428,7 @@ def test_outage_module_has_no_call_state():
 def directory(clock, session):
     people = make_directory(session)
     set_hours_override(session, mode="open", set_by="test")  # replay reads the real clock
+    session.commit()
     return people
 
 

@@ -95,6 +95,7 @@ def people(session, clock):
             ends_at=week[1],
             added_by="test",
         )
+        session.commit()
     return staff
 
 
@@ -209,6 +210,7 @@ def test_acknowledging_in_the_dashboard_cancels_pages_not_yet_sent(
     missed_call(phone)
     with app.app_context():  # as in a dashboard request
         acknowledge_ticket(session, ticket=the_ticket(session), staff=people["carla"])
+        session.commit()
     tick(app)
     assert not twilio.to(ANNA)
     statuses = set(
@@ -292,12 +294,14 @@ def test_resolving_the_ticket_texts_the_caller_once(app, phone, session, clock, 
     with app.app_context():  # as in a dashboard request
         ticket = the_ticket(session)
         change_status(session, ticket=ticket, staff=people["anna"], status="resolved")
+        session.commit()
     tick(app)
     resolved = [sms for sms in twilio.to(CALLER) if "opgelost" in sms.body]
     assert len(resolved) == 1
     with app.app_context():
         ticket = the_ticket(session)
         change_status(session, ticket=ticket, staff=people["anna"], status="closed", rating=5)
+        session.commit()
     tick(app)
     assert len([sms for sms in twilio.to(CALLER) if "opgelost" in sms.body]) == 1
 
@@ -549,6 +553,7 @@ def test_acknowledging_through_the_api_stops_paging_and_says_how(
     missed_call(phone)
     tick(app)
     token = issue_token(session, staff=people["anna"])
+    session.commit()
     number = the_ticket(session).number
     response = client.post(
         f"/api/tickets/{number}/acknowledge",

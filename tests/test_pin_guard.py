@@ -312,12 +312,14 @@ def test_a_right_pin_is_not_counted_as_a_wrong_one(phone, session, directory):
 
 
 def test_calls_tripping_the_limit_together_pause_pin_checks_once(session, clock):
-    paused = [
-        pin_guard.pause_pin_checks(
-            session, failures=20, numbers=7, window_minutes=15, minutes=60, now=MONDAY_MORNING
+    paused = []
+    for _ in range(2):
+        paused.append(
+            pin_guard.pause_pin_checks(
+                session, failures=20, numbers=7, window_minutes=15, minutes=60, now=MONDAY_MORNING
+            )
         )
-        for _ in range(2)
-    ]
+        session.commit()
     assert paused[0] is not None and paused[1] is None
     assert session.query(AuditEvent).count() == 1
     later = MONDAY_MORNING + timedelta(minutes=60)
@@ -325,6 +327,7 @@ def test_calls_tripping_the_limit_together_pause_pin_checks_once(session, clock)
     again = pin_guard.pause_pin_checks(
         session, failures=21, numbers=2, window_minutes=15, minutes=60, now=later
     )
+    session.commit()
     assert again.paused_until == later + timedelta(minutes=60)
     assert session.query(AuditEvent).count() == 2
 

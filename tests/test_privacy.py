@@ -193,6 +193,7 @@ def test_purge_removes_what_is_older_than_its_days_and_keeps_what_is_younger(
 
     with app.app_context():
         report = apply_retention(session, app.config["SETTINGS"], actor="test", now=clock.now)
+        session.commit()
 
     assert sorted(twilio.deleted) == [rec(1), rec(101), rec(201)]
     assert (report.deletions.deleted, report.deletions.waiting) == (3, 0)
@@ -248,6 +249,7 @@ def test_a_description_is_kept_a_year_and_while_its_ticket_is_open(app, session,
     closed_young = ticket(364, "resolved")
     with app.app_context():
         apply_retention(session, app.config["SETTINGS"], actor="test", now=clock.now)
+        session.commit()
 
     assert reloaded(session, Ticket, closed_old).description is None
     assert session.get(Ticket, open_old).description == "planned 366"
@@ -300,6 +302,7 @@ def test_replayed_journals_are_deleted_after_the_shortest_period_and_the_journal
     journal.record("call", call_sid="CA" + "8" * 32, step="call", data={"from": MOBILE})
     with app.app_context():
         report = apply_retention(session, app.config["SETTINGS"], actor="test", now=clock.now)
+        session.commit()
     assert report.archives == 1
     assert not old.exists() and young.exists() and journal.path.exists()
 
@@ -720,6 +723,7 @@ def test_each_listen_to_a_recording_is_on_the_audit_trail_once(
     with app.app_context():
         assert not note_recording_played(session, actor="agent@otys.test", recording=heard)
         assert note_recording_played(session, actor="admin@otys.test", recording=heard)
+        session.commit()
     # On the settings page, apart from the switches' changes.
     page = client.get("/support/settings").get_data(as_text=True)
     personal = page[page.index('id="personal-data"') :]
@@ -741,9 +745,9 @@ def test_only_one_of_two_processes_racing_for_the_day_takes_the_purge(database_u
         try:
             with Session(engine) as session:
                 start.wait()
-                taken.append(
-                    daily.claim_day(session, job=daily.JOB, day=clock.now.date(), now=clock.now)
-                )
+                run = daily.claim_day(session, job=daily.JOB, day=clock.now.date(), now=clock.now)
+                session.commit()  # as the process that claims it does
+                taken.append(run)
         finally:
             engine.dispose()
 
@@ -809,6 +813,7 @@ def test_what_real_calls_leave_behind_is_exported_whole_and_erased_without_a_tra
     assert missed.press(missed.start(), "1").find("Dial") is not None
     missed.hang_up(duration="40")
     set_hours_override(session, mode="closed", set_by="test")
+    session.commit()
     for number, keys, n in ((EMERGENCY_NUMBER, None, 1), (OFFICE_NUMBER, "1", 2)):
         call = phone(to=number, from_=MOBILE)  # closed: a voicemail on each line
         root = call.start() if keys is None else call.press(call.start(), keys)

@@ -63,6 +63,7 @@ def database(postgres, request):
     with Session(engine) as session:
         make_directory(session)
         set_hours_override(session, mode="open", set_by="test")
+        session.commit()
     yield url, engine
     engine.dispose()
     if not _running(postgres):  # a test that stopped the server failed before starting it

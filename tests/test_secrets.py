@@ -37,6 +37,7 @@ def world(clock, session, client):
     staff = create_staff(
         session, email="agent@otys.test", name="Agent", password=STAFF_PASSWORD, role="agent"
     )
+    session.commit()
     return {"token": issue_token(session, staff=staff), "recorder": Recorder(client)}
 
 

@@ -95,6 +95,7 @@ class Server:
         try:
             with Session(engine) as session:
                 set_hours_override(session, mode=mode, set_by="test_serve")
+                session.commit()
         finally:
             engine.dispose()
         self.hours = mode
@@ -195,6 +196,7 @@ def test_the_log_shows_no_calendar_feed_token_and_no_token_in_a_query(server):
             )
             session.commit()
             token = issue_feed_token(session, staff=staff)
+            session.commit()
     finally:
         engine.dispose()
     unknown, in_query = "u" * 43, "query-token-0123456789abcdef"

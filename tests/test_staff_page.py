@@ -90,6 +90,7 @@ def test_agents_get_403_and_see_no_staff_link(app, client, session, admin, agent
 def test_the_page_lists_accounts_with_role_phone_access_and_tokens(as_admin, session, admin, agent):
     engineer = make_staff(session, email="anna@otys.test", name="Anna", phone="+31611111111")
     issue_token(session, staff=engineer)
+    session.commit()
     page = text(as_admin.get("/support/staff"))
     assert 'href="/support/staff" aria-current="page"' in page
     row = re.search(rf'id="staff-{engineer.id}">(.*?)</tr>', page, re.S).group(1)
@@ -192,6 +193,7 @@ def test_deactivating_ends_the_users_session_and_tokens_and_reactivating_reopens
     app, as_admin, session, agent
 ):
     token = issue_token(session, staff=agent)
+    session.commit()
     agents_browser = signed_in_client(app, "agent@otys.test")
     assert agents_browser.get("/support").status_code == 200
     assert app.test_client().get("/api/tickets", headers=bearer(token)).status_code == 200
@@ -250,6 +252,7 @@ def test_resetting_your_own_password_keeps_this_session_only(app, as_admin, sess
 
 def test_revoking_one_token_then_all(app, as_admin, session, agent):
     first, second, third = (issue_token(session, staff=agent) for _ in range(3))
+    session.commit()
     first_id = session.scalar(select(ApiToken.id).order_by(ApiToken.id))
     api = app.test_client()
     answer = post(as_admin, f"/support/staff/{agent.id}/tokens/{first_id}/revoke")
@@ -270,6 +273,7 @@ def test_revoking_one_token_then_all(app, as_admin, session, agent):
 
 def test_a_token_of_another_account_or_an_unknown_one_is_404(as_admin, session, admin, agent):
     issue_token(session, staff=admin)
+    session.commit()
     admins_token = session.scalar(select(ApiToken.id))
     for path in (
         f"/support/staff/{agent.id}/tokens/{admins_token}/revoke",
@@ -338,6 +342,7 @@ def test_the_last_active_admin_cannot_be_deactivated_or_demoted(as_admin, sessio
 
 def test_forms_without_a_csrf_token_are_refused_and_change_nothing(as_admin, session, agent):
     issue_token(session, staff=agent)
+    session.commit()
     token_id = session.scalar(select(ApiToken.id))
     for path, data in [
         ("/support/staff", account_form(password=NEW_PASSWORD)),

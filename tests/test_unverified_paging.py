@@ -83,6 +83,7 @@ def staff(session, clock):
             ends_at=week[1],
             added_by="test",
         )
+        session.commit()
     return people
 
 
@@ -150,6 +151,7 @@ def test_an_unverified_call_after_the_earlier_ticket_was_resolved_opens_a_new_on
         change_status(
             session, ticket=all_tickets(session)[0], staff=staff["anna"], status="resolved"
         )
+        session.commit()
     unverified_call(phone, STRANGER)
     assert len(all_tickets(session)) == 2
 

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tickets import urgent
 from tickets.models import Contact, ContactPhone, Organization, Ticket, TicketCall, TicketEvent
+from tickets.urgent import opening, outcomes, timeline
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -27,17 +27,19 @@ def make_contact(session, *, org="Acme BV", name="Sanne Visser", role="super_use
 
 
 def open_ticket(session, contact, sid, *, now=T0, window=30, in_hours=True):
-    return urgent.open_urgent_ticket(
+    call = opening.open_ticket(
         session,
+        arrival=opening.recognised(contact, "caller_id"),
         call_sid=sid,
         line="emergency",
         caller="+31612345678",
         contact=contact,
         in_hours=in_hours,
-        recognised_by="caller_id",
         repeat_window_minutes=window,
-        now=now,
+        at=now,
     )
+    session.commit()  # the webhook that opens it commits it at once
+    return call
 
 
 def count(session, model):
@@ -85,7 +87,7 @@ def test_opening_twice_for_one_call_gives_one_ticket_one_call_one_set_of_events(
 def test_a_lost_race_on_the_call_sid_returns_the_winning_ticket(session, monkeypatch):
     contact = make_contact(session)
     winner = open_ticket(session, contact, "CA1")
-    real = urgent.find_ticket_call
+    real = opening.find_ticket_call
     lookups = []
 
     def racing_lookup(s, sid):
@@ -93,7 +95,7 @@ def test_a_lost_race_on_the_call_sid_returns_the_winning_ticket(session, monkeyp
         lookups.append(sid)
         return None if len(lookups) == 1 else real(s, sid)
 
-    monkeypatch.setattr(urgent, "find_ticket_call", racing_lookup)
+    monkeypatch.setattr(opening, "find_ticket_call", racing_lookup)
     loser = open_ticket(session, contact, "CA1", window=0)
     assert len(lookups) == 2
     assert loser.id == winner.id
@@ -107,8 +109,8 @@ def test_second_call_of_the_organisation_joins_the_open_ticket(session):
     first = open_ticket(session, first_contact, "CA1")
     second = open_ticket(session, colleague, "CA2", now=T0 + timedelta(minutes=29))
     assert second.ticket_id == first.ticket_id
-    assert urgent.is_joined_call(session, second)
-    assert not urgent.is_joined_call(session, first)
+    assert opening.is_joined_call(session, second)
+    assert not opening.is_joined_call(session, first)
     assert kinds(session, first.ticket_id).count("call_joined") == 1
 
 
@@ -144,13 +146,13 @@ def test_no_join_after_the_window_when_closed_other_organisation_or_window_zero(
 def test_reason_and_description_are_stored_once_and_appended_for_a_joined_call(session):
     contact = make_contact(session)
     first = open_ticket(session, contact, "CA1")
-    urgent.record_reason(session, call=first, reason="outage")
-    urgent.record_reason(session, call=first, reason="outage")
-    urgent.record_description(session, call=first, text="login werkt niet", confidence=0.8)
-    urgent.record_description(session, call=first, text="login werkt niet", confidence=0.8)
+    timeline.record_reason(session, call=first, reason="outage")
+    timeline.record_reason(session, call=first, reason="outage")
+    timeline.record_description(session, call=first, text="login werkt niet", confidence=0.8)
+    timeline.record_description(session, call=first, text="login werkt niet", confidence=0.8)
     second = open_ticket(session, contact, "CA2", now=T0 + timedelta(minutes=5))
-    urgent.record_reason(session, call=second, reason=None)
-    urgent.record_description(session, call=second, text="nog steeds plat")
+    timeline.record_reason(session, call=second, reason=None)
+    timeline.record_description(session, call=second, text="nog steeds plat")
     ticket = session.get(Ticket, first.ticket_id)
     session.refresh(ticket)
     assert ticket.reason == "outage"
@@ -164,7 +166,7 @@ def test_reason_and_description_are_stored_once_and_appended_for_a_joined_call(s
 
 def test_skipped_description_leaves_the_ticket_alone(session):
     call = open_ticket(session, make_contact(session), "CA1")
-    urgent.record_description(session, call=call, text=None)
+    timeline.record_description(session, call=call, text=None)
     session.refresh(call.ticket)
     assert call.ticket.description is None
     assert call.transcription is None
@@ -174,9 +176,9 @@ def test_skipped_description_leaves_the_ticket_alone(session):
 
 def test_accepting_engineer_is_recorded_once_with_ring_time(session):
     call = open_ticket(session, make_contact(session), "CA1")
-    urgent.record_engineers_rung(session, call=call, engineers=["Eng 1", "Eng 2"], now=T0)
-    urgent.record_engineers_rung(session, call=call, engineers=["Eng 1", "Eng 2"], now=T0)
-    urgent.record_engineer_response(
+    timeline.record_engineers_rung(session, call=call, engineers=["Eng 1", "Eng 2"], now=T0)
+    timeline.record_engineers_rung(session, call=call, engineers=["Eng 1", "Eng 2"], now=T0)
+    timeline.record_engineer_response(
         session,
         ticket=call.ticket,
         call=call,
@@ -184,7 +186,7 @@ def test_accepting_engineer_is_recorded_once_with_ring_time(session):
         accepted=False,
         now=T0 + timedelta(seconds=4),
     )
-    urgent.record_engineer_response(
+    timeline.record_engineer_response(
         session,
         ticket=call.ticket,
         call=call,
@@ -192,7 +194,7 @@ def test_accepting_engineer_is_recorded_once_with_ring_time(session):
         accepted=True,
         now=T0 + timedelta(seconds=9),
     )
-    urgent.record_engineer_response(
+    timeline.record_engineer_response(
         session,
         ticket=call.ticket,
         call=call,
@@ -220,30 +222,30 @@ def test_accepting_engineer_is_recorded_once_with_ring_time(session):
     ],
 )
 def test_outcome_of_an_ended_call_follows_how_far_it_got(events, outcome):
-    assert urgent.outcome_from_events(events) == outcome
+    assert outcomes.outcome_from_events(events) == outcome
 
 
 def test_settling_is_final_and_repeated_callbacks_change_nothing(session):
     call = open_ticket(session, make_contact(session), "CA1")
-    urgent.record_reason(session, call=call, reason="outage")
-    settled = urgent.settle_ticket_call(session, sid="CA1", duration=20, now=T0)
+    timeline.record_reason(session, call=call, reason="outage")
+    settled = outcomes.settle_ticket_call(session, sid="CA1", duration=20, now=T0)
     assert (settled.outcome, settled.duration, settled.ended_at) == (
         "abandoned_after_triage",
         20,
         T0,
     )
-    urgent.record_engineers_rung(session, call=call, engineers=["Eng 1"])
-    urgent.settle_ticket_call(session, sid="CA1", duration=99, now=T0 + timedelta(hours=1))
+    timeline.record_engineers_rung(session, call=call, engineers=["Eng 1"])
+    outcomes.settle_ticket_call(session, sid="CA1", duration=99, now=T0 + timedelta(hours=1))
     assert (call.outcome, call.duration, call.ended_at) == ("abandoned_after_triage", 20, T0)
     assert kinds(session, call.ticket_id).count("call_ended") == 1
-    assert urgent.settle_ticket_call(session, sid="CA-unknown", duration=1) is None
+    assert outcomes.settle_ticket_call(session, sid="CA-unknown", duration=1) is None
 
 
 def test_a_voicemail_arriving_after_the_hang_up_still_counts(session):
     call = open_ticket(session, make_contact(session), "CA1", in_hours=False)
-    urgent.settle_ticket_call(session, sid="CA1", duration=40, now=T0)
+    outcomes.settle_ticket_call(session, sid="CA1", duration=40, now=T0)
     assert call.outcome == "abandoned_before_triage"
-    urgent.record_voicemail(
+    outcomes.record_voicemail(
         session,
         call=call,
         recording_url="https://api.twilio.com/rec/RE1",
@@ -257,19 +259,19 @@ def test_a_voicemail_arriving_after_the_hang_up_still_counts(session):
 
 def test_an_answered_call_never_moves_back(session):
     call = open_ticket(session, make_contact(session), "CA1")
-    urgent.record_dial_outcome(session, call=call, outcome="answered")
-    urgent.record_dial_outcome(session, call=call, outcome="abandoned_while_ringing")
-    urgent.record_voicemail(
+    outcomes.record_dial_outcome(session, call=call, outcome="answered")
+    outcomes.record_dial_outcome(session, call=call, outcome="abandoned_while_ringing")
+    outcomes.record_voicemail(
         session, call=call, recording_url="https://x.example/r", recording_sid=None, duration=1
     )
-    urgent.settle_ticket_call(session, sid="CA1", duration=300, now=T0)
+    outcomes.settle_ticket_call(session, sid="CA1", duration=300, now=T0)
     assert call.outcome == "answered"
     assert call.duration == 300
 
 
 def test_bridged_recording_is_stored_on_the_call(session):
     call = open_ticket(session, make_contact(session), "CA1")
-    urgent.record_call_recording(
+    timeline.record_call_recording(
         session,
         call=call,
         recording_url="https://api.twilio.com/rec/RE9",
@@ -286,6 +288,6 @@ def test_bridged_recording_is_stored_on_the_call(session):
 
 def test_find_ticket_accepts_only_ticket_numbers(session):
     call = open_ticket(session, make_contact(session), "CA1")
-    assert urgent.find_ticket(session, call.ticket.number).id == call.ticket_id
+    assert opening.find_ticket(session, call.ticket.number).id == call.ticket_id
     for odd in (None, "", "abc", "1", "-100001", "9" * 40, "100001.5", str(call.ticket_id)):
-        assert urgent.find_ticket(session, odd) is None
+        assert opening.find_ticket(session, odd) is None

@@ -158,6 +158,7 @@ def test_a_call_ticket_becomes_one_zendesk_ticket_and_its_events_notes_on_it(
     number = ticket.number
     with app.app_context():
         lifecycle.acknowledge_ticket(session, ticket=ticket, staff=bas, via="dashboard")
+        session.commit()
     tick(app)
 
     (filed,) = zendesk.tickets.values()

@@ -75,10 +75,9 @@ def note_recording_played(
         .limit(1)
     )
     if earlier is not None:
-        session.rollback()
         return False
     session.add(AuditEvent(at=now, actor=actor[:320], action=RECORDING_PLAYED, detail=recording))
-    session.commit()
+    session.flush()
     return True
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.clock import utcnow
-from core.db import db
+from core.db import db, unit_of_work
 from core.settings import current_settings
 from tickets.forms import LoginForm, LogoutForm
 from tickets.models import LoginFailure, StaffUser
@@ -95,11 +95,10 @@ def authenticate(session: Session, *, email: str, password: str, source: str) ->
         session.execute(
             delete(LoginFailure).where(LoginFailure.email == email, LoginFailure.source == source)
         )
-        session.commit()
         return staff
     if not locked:
         session.add(LoginFailure(email=email, source=source[:64], at=now))
-        session.commit()
+        session.flush()
     return None
 
 
@@ -167,6 +166,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@unit_of_work  # a refused sign-in is counted too
 def login():
     """Sign a staff member in."""
     if current_user.is_authenticated:
@@ -191,6 +191,7 @@ def login():
 
 
 @bp.post("/logout")
+@unit_of_work
 def logout():
     """Sign the staff member out."""
     form = LogoutForm()

@@ -38,7 +38,7 @@ def set_hours_override(session: Session, *, mode: str, set_by: str | None) -> Ho
         row.set_by = set_by
         row.set_at = utcnow()
     note_change(session, actor=set_by, action="hours_override", detail=mode)
-    session.commit()
+    session.flush()
     return row
 
 
@@ -92,7 +92,7 @@ def create_announcement(
     )
     session.add(row)
     note_change(session, actor=actor, action="announcement_posted", detail=dutch)
-    session.commit()
+    session.flush()
     return row
 
 
@@ -106,7 +106,7 @@ def end_announcement(
     if row.ended_at is None:
         row.ended_at = utcnow()
         note_change(session, actor=actor, action="announcement_ended", detail=row.text_nl)
-        session.commit()
+        session.flush()
     return row
 
 

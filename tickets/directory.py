@@ -219,7 +219,7 @@ def import_directory(
         else:
             reason = "conflicts with a change made at the same time; import the file again"
             result.rejected.append(RejectedRow(line, values["email"], (reason,)))
-    session.commit()
+    session.flush()
     return result
 
 

@@ -264,11 +264,14 @@ def _count_acknowledgement(ticket: Ticket, via: str) -> None:
 
 @contextmanager
 def _saving(session: Session) -> Iterator[None]:
-    """Commit the changes made inside the block, or roll all of them back."""
+    """Write the changes made inside the block (the caller commits), or roll all of them back.
+
+    The version check is in the UPDATE: a concurrent change is found here, not at the commit.
+    """
     try:
         yield
         _tell_helpdesk(session)
-        session.commit()
+        session.flush()
     except StaleDataError as exc:
         session.info.pop(_CHANGES, None)
         session.rollback()

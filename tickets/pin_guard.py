@@ -54,7 +54,7 @@ def pause_pin_checks(
 ) -> PinGuard | None:
     """Pause PIN checks for `minutes` unless a pause is in force; return a new pause, else None.
 
-    The pause and its row on the audit trail are written in one commit.
+    The pause and its row on the audit trail are written together, in the caller's transaction.
     """
     now = now or utcnow()
     insert_or_get(
@@ -80,12 +80,11 @@ def pause_pin_checks(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        session.rollback()
         return None
     pause = active_pause(session, now=now)
     detail = f"{describe_pause(pause)}; PIN checks paused for {minutes} minutes"
     note_change(session, actor=LINE_ACTOR, action="pin_checks_paused", detail=detail)
-    session.commit()
+    session.flush()
     return pause
 
 

@@ -186,7 +186,7 @@ def add_override(
         detail=f"{staff.name} covers level {level} from {starts_at:%Y-%m-%d %H:%M} to "
         f"{ends_at:%Y-%m-%d %H:%M} UTC",
     )
-    session.commit()
+    session.flush()
     return shift
 
 
@@ -203,7 +203,7 @@ def remove_override(session: Session, *, shift_id: int, removed_by: str | None =
         f"from {shift.starts_at:%Y-%m-%d %H:%M} UTC",
     )
     session.delete(shift)
-    session.commit()
+    session.flush()
     return True
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.clock import utcnow
-from core.db import db
+from core.db import db, unit_of_work
 from core.phones import to_e164
 from tickets.audit import note_change
 from tickets.models import STAFF_ROLES, ApiToken, StaffUser
@@ -95,15 +95,15 @@ def engineer_phone(phone: str | None) -> str | None:
 def _audit(
     session: Session, actor: str | None, action: str, staff: StaffUser, extra: str = ""
 ) -> None:
-    """Note a change to an account on the audit trail, in the change's own commit."""
+    """Note a change to an account on the audit trail, written with the change itself."""
     detail = f"{staff.name} <{staff.email}>" + (f": {extra}" if extra else "")
     note_change(session, actor=actor, action=action, detail=detail)
 
 
-def _commit_account(session: Session, email: str) -> None:
-    """Commit an added or changed account; a taken e-mail address (a race) is a StaffError."""
+def _write_account(session: Session, email: str) -> None:
+    """Write an added or changed account; a taken e-mail address (a race) is a StaffError."""
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         raise StaffError(f"{email} already has an account") from None
@@ -136,7 +136,7 @@ def create_staff(
     )
     session.add(staff)
     _audit(session, actor, "staff_added", staff, f"{role}, phone {number or 'none'}")
-    _commit_account(session, email)
+    _write_account(session, email)
     return staff
 
 
@@ -188,7 +188,7 @@ def update_staff(
         setattr(staff, field, value)
     if changes:
         _audit(session, actor, "staff_changed", staff, "; ".join(changes))
-    _commit_account(session, email)
+    _write_account(session, email)
     return staff
 
 
@@ -205,7 +205,7 @@ def set_phone(
     if number != staff.phone:
         _audit(session, actor, "staff_changed", staff, _change_words("phone", staff.phone, number))
         staff.phone = number
-    session.commit()
+    session.flush()
     return staff
 
 
@@ -220,7 +220,7 @@ def _raise_session_epoch(session: Session, staff: StaffUser) -> None:
 def end_sessions(session: Session, *, staff: StaffUser) -> None:
     """End every dashboard session of `staff`, on every device, copies of cookies included."""
     _raise_session_epoch(session, staff)
-    session.commit()
+    session.flush()
 
 
 def set_password(
@@ -230,7 +230,7 @@ def set_password(
     staff.password_hash = generate_password_hash(check_new_password(password))
     _raise_session_epoch(session, staff)
     _audit(session, actor, "staff_password_reset", staff, "its sessions ended")
-    session.commit()
+    session.flush()
     return staff
 
 
@@ -246,7 +246,7 @@ def revoke_tokens(session: Session, *, staff: StaffUser, actor: str | None = Non
     """Revoke every API token of `staff`; return how many were still valid."""
     count = _revoke_valid_tokens(session, staff)
     _audit(session, actor, "staff_tokens_revoked", staff, f"{count} token(s)")
-    session.commit()
+    session.flush()
     return count
 
 
@@ -259,7 +259,7 @@ def revoke_token(
         return None
     if _revoke_valid_tokens(session, staff, token_id=token_id):
         _audit(session, actor, "staff_token_revoked", staff, _token_label(token))
-        session.commit()
+        session.flush()
     return token
 
 
@@ -277,7 +277,7 @@ def deactivate(session: Session, *, staff: StaffUser, actor: str | None = None) 
     count = _revoke_valid_tokens(session, staff)
     _raise_session_epoch(session, staff)
     _audit(session, actor, "staff_deactivated", staff, f"{count} token(s) revoked")
-    session.commit()
+    session.flush()
 
 
 def reactivate(session: Session, *, staff: StaffUser, actor: str | None) -> StaffUser:
@@ -285,7 +285,7 @@ def reactivate(session: Session, *, staff: StaffUser, actor: str | None) -> Staf
     if not staff.active:
         staff.active = True
         _audit(session, actor, "staff_reactivated", staff)
-        session.commit()
+        session.flush()
     return staff
 
 
@@ -322,7 +322,7 @@ def issue_token(
     session.add(row)
     session.flush()
     _audit(session, actor, "staff_token_issued", staff, f"{_token_label(row)}, {days} days")
-    session.commit()
+    session.flush()
     return token
 
 
@@ -366,14 +366,19 @@ def staff_for_token(session: Session, token: str | None) -> StaffUser | None:
     if row is None or not row.staff.active or token_state(row, now) != "valid":
         return None
     row.last_used_at = now
-    session.commit()
+    session.flush()
     return row.staff
 
 
 def token_required(view):
-    """Answer 401 with a JSON error unless the request carries a valid bearer token."""
+    """Answer 401 with a JSON error unless the request carries a valid bearer token.
+
+    An API request is a unit of work: what it wrote (the token's last use, an action) is
+    committed once the view has returned.
+    """
 
     @functools.wraps(view)
+    @unit_of_work
     def checked(*args, **kwargs):
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")

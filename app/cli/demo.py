@@ -7,6 +7,7 @@ import sys
 import click
 
 from app.cli.common import cli_actor, echo_import, open_database, settings_or_exit
+from core.db import unit_of_work
 from core.settings import DEFAULTS
 
 DEMO_DIRECTORY = DEFAULTS / "demo-directory.csv"
@@ -15,6 +16,7 @@ DEMO_STAFF_EMAIL = "demo@otys.example"
 
 @click.command()
 @click.option("--password", "password", envvar="IVR_DEMO_PASSWORD", default=None, hidden=True)
+@unit_of_work
 def demo(password: str | None) -> None:
     """Load the demo directory and staff account (IVR_DEMO_PASSWORD), and say how to try it."""
     from tickets.directory import decode_directory_file, import_directory

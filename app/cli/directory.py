@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from app.cli.common import echo_import, open_database, settings_or_exit
+from core.db import unit_of_work
 
 
 @click.group()
@@ -17,6 +18,7 @@ def directory() -> None:
 
 @directory.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@unit_of_work
 def directory_import(file: Path) -> None:
     """Add or update contacts from a CSV file: organization,name,email,role,phone,pin."""
     from tickets.directory import DirectoryFileError, decode_directory_file, import_directory

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from app.cli.common import cli_actor, open_database, settings_or_exit
+from core.db import unit_of_work
 
 
 @click.group()
@@ -14,6 +15,7 @@ def hours() -> None:
 
 @hours.command("set")
 @click.argument("mode", type=click.Choice(["open", "closed", "auto"]))
+@unit_of_work
 def hours_set(mode: str) -> None:
     """Force the lines open or closed, or follow the schedule again (auto)."""
     from tickets.availability import set_hours_override

@@ -10,6 +10,7 @@ import click
 
 from app.cli.common import active_staff_or_exit, open_database, settings_or_exit
 from core.clock import utcnow
+from core.db import unit_of_work
 
 
 @click.group()
@@ -32,6 +33,7 @@ def parse_moment(text: str | None, zone) -> datetime:
 @oncall.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--level", type=click.IntRange(1, 3), required=True, help="1 rings first.")
+@unit_of_work
 def oncall_import(file: Path, level: int) -> None:
     """Replace a level's imported shifts with the events of an iCalendar file."""
     from tickets.oncall.calendar import CalendarRejected
@@ -79,6 +81,7 @@ def oncall_show(at: str | None) -> None:
 @oncall.command("feed")
 @click.argument("email")
 @click.option("--revoke", is_flag=True, help="End the engineer's feed URL.")
+@unit_of_work
 def oncall_feed(email: str, revoke: bool) -> None:
     """Print an engineer's secret calendar-feed URL (a new one ends the old), or revoke it."""
     from tickets.oncall.feeds import issue_feed_token, revoke_feed_token

@@ -9,6 +9,7 @@ import click
 
 from app.cli.common import cli_actor, open_database, settings_or_exit
 from core.clock import utcnow
+from core.db import unit_of_work
 
 
 @click.group()
@@ -39,6 +40,7 @@ def _person_or_exit(session, settings, who: str):
 
 @privacy.command("export")
 @click.argument("who", metavar="EMAIL_OR_PHONE")
+@unit_of_work
 def privacy_export(who: str) -> None:
     """Print everything held about a person as JSON."""
     from ivr.privacy.export import export_person
@@ -52,6 +54,7 @@ def privacy_export(who: str) -> None:
 
 @privacy.command("erase")
 @click.argument("who", metavar="EMAIL_OR_PHONE")
+@unit_of_work
 def privacy_erase(who: str) -> None:
     """Remove or anonymise everything held about a person; their tickets stay, without them."""
     from ivr.privacy.erase import erase_person
@@ -68,11 +71,7 @@ def privacy_erase(who: str) -> None:
 @privacy.command("purge")
 def privacy_purge() -> None:
     """Apply the retention settings now (the service also does this once a day)."""
-    from ivr.privacy.retention import apply_retention
-
-    settings = settings_or_exit()
-    session = open_database(settings)
-    report = apply_retention(session, settings, actor=cli_actor(), now=utcnow())
+    report = _purge()
     click.echo(report.summary())
     if report.deletions.waiting:
         click.echo(
@@ -81,3 +80,13 @@ def privacy_purge() -> None:
             err=True,
         )
         sys.exit(1)
+
+
+@unit_of_work
+def _purge():
+    """Purge, as one unit of work: what is done stands, also when recordings still wait."""
+    from ivr.privacy.retention import apply_retention
+
+    settings = settings_or_exit()
+    session = open_database(settings)
+    return apply_retention(session, settings, actor=cli_actor(), now=utcnow())

@@ -8,6 +8,7 @@ import sys
 import click
 
 from app.cli.common import active_staff_or_exit, cli_actor, open_database, settings_or_exit
+from core.db import unit_of_work
 
 
 @click.group()
@@ -36,6 +37,7 @@ def read_new_password() -> str:
 @click.option("--name", required=True, help="Name shown in the dashboard and on tickets.")
 @click.option("--role", type=click.Choice(["agent", "admin"]), default="agent", show_default=True)
 @click.option("--phone", default=None, help="Makes the account an engineer the rota can ring.")
+@unit_of_work
 def staff_add(email: str, name: str, role: str, phone: str | None) -> None:
     """Create a staff account; the password is read from standard input."""
     from tickets.staff import StaffError, create_staff, find_staff
@@ -67,6 +69,7 @@ def staff_add(email: str, name: str, role: str, phone: str | None) -> None:
 @click.argument("email")
 @click.argument("number", required=False)
 @click.option("--remove", is_flag=True, help="The account is no longer an engineer to ring.")
+@unit_of_work
 def staff_phone(email: str, number: str | None, remove: bool) -> None:
     """Set the phone number the rota rings for a staff account, or remove it."""
     from tickets.staff import StaffError, set_phone
@@ -92,6 +95,7 @@ def staff_phone(email: str, number: str | None, remove: bool) -> None:
 @click.option(
     "--days", type=click.IntRange(1, 730), default=365, show_default=True, help="Validity."
 )
+@unit_of_work
 def staff_token(email: str, revoke: bool, days: int) -> None:
     """Print a new API bearer token for a staff account, alone on its line (or revoke them)."""
     from tickets.staff import find_staff, issue_token, revoke_tokens
@@ -112,6 +116,7 @@ def staff_token(email: str, revoke: bool, days: int) -> None:
 
 @staff.command("deactivate")
 @click.argument("email")
+@unit_of_work
 def staff_deactivate(email: str) -> None:
     """Close an account: it cannot sign in, its sessions and tokens stop working."""
     from tickets.staff import StaffError, deactivate

@@ -22,13 +22,14 @@ from ivr.emergency.triage import (
     spoken_digits,
 )
 from ivr.emergency.voicemail import offer_voicemail
-from ivr.flow import action_url, engineer_name, guarded, hang_up, note
+from ivr.flow import action_url, commit_now, engineer_name, guarded, hang_up, note
 from ivr.messaging.aftercall import after_call
 from ivr.metrics import counters
 from ivr.outage import without_database
 from ivr.prompts import Speaker
-from tickets import paging, rota, urgent
+from tickets import paging, rota
 from tickets.models import Ticket, TicketCall
+from tickets.urgent import opening, outcomes, timeline
 
 
 def _recording(settings: Settings, call: TicketCall) -> dict:
@@ -88,7 +89,7 @@ def ring_level(
         rung.append(staff.name)
     counters.count_engineers_rung(step.level, len(rung))
     guarded(
-        urgent.record_engineers_rung,
+        timeline.record_engineers_rung,
         call=call,
         engineers=rung,
         level=step.level,
@@ -118,7 +119,7 @@ def ring_configured(
         dial.number(engineer.number, url=screen_url, method="POST")
         rung.append(engineer.name)
     counters.count_engineers_rung(None, len(rung))
-    guarded(urgent.record_engineers_rung, call=call, engineers=rung, now=utcnow())
+    guarded(timeline.record_engineers_rung, call=call, engineers=rung, now=utcnow())
 
 
 @dataclass(frozen=True)
@@ -152,12 +153,12 @@ def settle_engineer_dial(
     )
     if verdict in ("answered", "abandoned"):
         outcome = "answered" if verdict == "answered" else "abandoned_while_ringing"
-        guarded(urgent.record_dial_outcome, call=call, outcome=outcome)
+        guarded(outcomes.record_dial_outcome, call=call, outcome=outcome)
         return hang_up()
     response = VoiceResponse()
     if _ring_again(settings, response, call, language=language, state=state):
         return response
-    guarded(urgent.record_engineers_unavailable, call=call, now=utcnow())
+    guarded(outcomes.record_engineers_unavailable, call=call, now=utcnow())
     note(call.sid, "engineers_unavailable")
     speak.say(response, "engineers_unavailable")
     return offer_voicemail(settings, speak, response)
@@ -214,7 +215,7 @@ def _ticket_and_call(
 ) -> tuple[Ticket | None, TicketCall | None]:
     """Return the ticket of an engineer's leg, and the caller's call on it (who may have joined)."""
     parent = params.sid(form.get("ParentCallSid"))
-    return urgent.find_ticket_and_call(db.session, number=ticket_number, sid=parent)
+    return opening.find_ticket_and_call(db.session, number=ticket_number, sid=parent)
 
 
 @dataclass(frozen=True)
@@ -301,14 +302,16 @@ def accept(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceRespon
     ticket, call = _ticket_and_call(form, leg.ticket_number)
     if ticket is not None:
         guarded(
-            urgent.record_engineer_response,
+            timeline.record_engineer_response,
             ticket=ticket,
             call=call,
             engineer=engineer,
             accepted=accepted,
-            place=urgent.rota_place(leg.level, leg.round),
+            place=timeline.rota_place(leg.level, leg.round),
             now=utcnow(),
         )
+        # Who answered is never lost, whatever happens to the rest of the bridge.
+        commit_now(context=leg.ticket_number)
     if not accepted:
         return hang_up()
     response = VoiceResponse()
@@ -325,10 +328,13 @@ def settle_call(form: Mapping[str, str]) -> TicketCall | None:
     if sid is None or not params.is_final(form.get("CallStatus")):
         return None
     settings = current_settings()
-    return guarded(
-        urgent.settle_ticket_call,
+    call = guarded(
+        outcomes.settle_ticket_call,
         sid=sid,
         duration=params.whole_number(form.get("CallDuration")),
         now=utcnow(),
         then=after_call(settings, paging.policy()),
     )
+    # The call's end, with the paging and texts it causes, stands on its own.
+    commit_now(context=sid)
+    return call

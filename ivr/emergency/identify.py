@@ -15,16 +15,15 @@ from ivr import calls, params
 from ivr.emergency import pins, unverified
 from ivr.emergency.intake import ask_triage
 from ivr.emergency.triage import caller_key
-from ivr.emergency.voicemail import offer_voicemail
-from ivr.flow import Hours, action_url, goodbye, guarded, note
-from ivr.hours import describe_hours
+from ivr.emergency.voicemail import LineHours, closed_voicemail
+from ivr.flow import action_url, commit_now, goodbye, guarded, note
 from ivr.lines import EMERGENCY
 from ivr.outage import without_database
 from ivr.prompts import Speaker
-from tickets import urgent
 from tickets.availability import active_announcement
 from tickets.directory import find_contact_by_phone, find_contact_by_pin
 from tickets.models import Contact
+from tickets.urgent import opening
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ def check_pin(
     # same moment see each other and cannot together get past the limits. One refused here
     # stays counted; one that cannot be counted is not checked either.
     attempt = guarded(pins.record_pin_failure, caller_key=key, call_sid=sid, now=now)
-    if attempt is None:
+    if attempt is None or not commit_now(context=sid):
         why = pins.UNCOUNTED
     else:
         why = pins.why_unchecked(session, caller_key=key, limits=limits, now=now, counted=1)
@@ -167,23 +166,23 @@ def _recognised(
         log.info("emergency call %s from normal user %s: not entitled", sid, contact.id)
         note(sid, f"not_entitled:{how}")
         return goodbye(response, speak, "not_entitled")
-    hours = Hours.current(settings)
-    schedule = settings.schedule_for(settings.emergency.schedule)
-    in_hours = hours.is_open(schedule)
+    line = LineHours(settings)
     # Not guarded: every later step finds the caller through this ticket call; should it fail,
     # the app's error handler serves the caller from configuration.
-    call = urgent.open_urgent_ticket(
+    call = opening.open_ticket(
         db.session,
+        arrival=opening.recognised(contact, how),
         call_sid=sid,
         line=EMERGENCY,
         caller=caller,
         contact=contact,
-        in_hours=in_hours,
-        recognised_by=how,
+        in_hours=line.open,
         repeat_window_minutes=settings.emergency.repeat_window_minutes,
-        now=hours.now,
+        at=line.now,
         may_exist=not calls.is_new_call(db.session, sid),
     )
+    # The ticket exists from this moment, even if the caller hangs up a second later.
+    commit_now(context=sid, guard=False)
     note(sid, f"recognised:{how} ticket:{call.ticket.number}")
     # One greeting that names the caller: who they are tells them they were recognised.
     speak.say(
@@ -192,15 +191,9 @@ def _recognised(
         name=contact.name,
         organization=contact.organization.name,
     )
-    if not in_hours:
-        speak.say(
-            response,
-            "emergency_closed",
-            hours=describe_hours(schedule, speak),
-            next_open=hours.next_open(schedule, speak),
-        )
-        return offer_voicemail(settings, speak, response)
-    _announce(speak, response, hours.now)
+    if not line.open:
+        return closed_voicemail(settings, speak, response, line)
+    _announce(speak, response, line.now)
     ask_triage(settings, speak, response, misses=0)
     return response
 

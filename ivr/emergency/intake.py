@@ -19,8 +19,8 @@ from ivr.emergency.state import find_call, restart, say_ticket
 from ivr.emergency.triage import triage_choice
 from ivr.flow import action_url, guarded, note
 from ivr.prompts import Speaker
-from tickets import urgent
 from tickets.models import TicketCall
+from tickets.urgent import timeline
 
 
 def ask_triage(
@@ -58,7 +58,7 @@ def take_triage(
         speak.say(response, "triage_invalid" if digits else "office_no_input")
         ask_triage(settings, speak, response, misses=step.misses)
         return response
-    guarded(urgent.record_reason, call=call, reason=step.reason, now=utcnow())
+    guarded(timeline.record_reason, call=call, reason=step.reason, now=utcnow())
     note(call.sid, f"triage:{step.reason or 'unknown'}")
     return put_through(settings, speak, response, call)
 
@@ -86,7 +86,7 @@ def take_description(
     if call is None:
         return restart(language)
     guarded(
-        urgent.record_description,
+        timeline.record_description,
         call=call,
         text=params.speech(form.get("SpeechResult")),
         confidence=params.confidence(form.get("Confidence")),

@@ -58,14 +58,13 @@ def record_pin_failure(
     """Store a PIN attempt as wrong (never the PIN itself); a right one is forgotten again."""
     failure = PinFailure(caller_key=caller_key, call_sid=call_sid, at=now or utcnow())
     session.add(failure)
-    session.commit()
+    session.flush()
     return failure
 
 
 def forget_pin_failure(session: Session, *, failure: PinFailure) -> None:
     """Remove an attempt counted as wrong before its PIN turned out right."""
     session.execute(delete(PinFailure).where(PinFailure.id == failure.id))
-    session.commit()
 
 
 def why_unchecked(

@@ -14,13 +14,13 @@ from ivr import params
 from ivr.emergency.triage import spoken_digits
 from ivr.flow import action_url
 from ivr.prompts import Speaker
-from tickets import urgent
 from tickets.models import TicketCall
+from tickets.urgent import opening
 
 
 def find_call(raw_sid: str | None) -> TicketCall | None:
     """Return the ticket call of a CallSid Twilio sent, if the caller was recognised."""
-    return urgent.find_ticket_call(db.session, params.sid(raw_sid))
+    return opening.find_ticket_call(db.session, params.sid(raw_sid))
 
 
 def restart(language: str) -> VoiceResponse:
@@ -32,5 +32,5 @@ def restart(language: str) -> VoiceResponse:
 
 def say_ticket(speak: Speaker, response: VoiceResponse, call: TicketCall) -> None:
     """Say the call's ticket number in one short sentence: a new ticket, or the open one joined."""
-    key = "ticket_existing" if urgent.is_joined_call(db.session, call) else "ticket_number"
+    key = "ticket_existing" if opening.is_joined_call(db.session, call) else "ticket_number"
     speak.say(response, key, digits=spoken_digits(call.ticket.number))

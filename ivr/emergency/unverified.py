@@ -23,13 +23,12 @@ from ivr.emergency import pins
 from ivr.emergency.intake import ask_triage, put_through, take_triage
 from ivr.emergency.state import find_call
 from ivr.emergency.triage import triage_choice
-from ivr.emergency.voicemail import offer_voicemail
-from ivr.flow import Hours, action_url, goodbye, note
-from ivr.hours import describe_hours
+from ivr.emergency.voicemail import LineHours, closed_voicemail, offer_voicemail
+from ivr.flow import action_url, commit_now, goodbye, note
 from ivr.lines import EMERGENCY
 from ivr.outage import without_database
 from ivr.prompts import Speaker
-from tickets import urgent
+from tickets.urgent import opening
 
 log = logging.getLogger(__name__)
 
@@ -87,32 +86,26 @@ def take_choice(
         speak.say(response, "triage_invalid" if digits else "office_no_input")
         return offer(settings, speak, response, why=why, misses=step.misses)
     caller = params.caller_id(form.get("From"))
-    hours = Hours.current(settings)
-    schedule = settings.schedule_for(settings.emergency.schedule)
-    in_hours = hours.is_open(schedule)
+    line = LineHours(settings)
     # Not guarded, as for a recognised caller: should it fail, the app's error handler serves
     # the caller from configuration.
-    call = urgent.open_unverified_ticket(
+    call = opening.open_ticket(
         db.session,
+        arrival=opening.unverified(reason=step.reason, because=because(why, caller)),
         call_sid=sid,
         line=EMERGENCY,
         caller=caller,
-        in_hours=in_hours,
-        reason=step.reason,
-        because=because(why, caller),
+        contact=None,
+        in_hours=line.open,
         repeat_window_minutes=settings.emergency.repeat_window_minutes,
-        now=hours.now,
+        at=line.now,
     )
+    # The ticket exists from this moment, even if the caller hangs up a second later.
+    commit_now(context=sid, guard=False)
     log.info("unverified emergency call %s (%s): ticket %s", sid, why, call.ticket.number)
     note(sid, f"unverified:{why} ticket:{call.ticket.number} triage:{step.reason}")
-    if not in_hours:
-        speak.say(
-            response,
-            "emergency_closed",
-            hours=describe_hours(schedule, speak),
-            next_open=hours.next_open(schedule, speak),
-        )
-        return offer_voicemail(settings, speak, response)
+    if not line.open:
+        return closed_voicemail(settings, speak, response, line)
     if settings.emergency.unverified == VOICEMAIL:
         # No phone rings for a caller nobody could verify: the digest tells the engineers.
         speak.say(response, "unverified_voicemail")

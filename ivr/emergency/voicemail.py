@@ -10,9 +10,10 @@ from core.clock import utcnow
 from core.settings import Settings
 from ivr import params
 from ivr.emergency.state import find_call, say_ticket
-from ivr.flow import action_url, goodbye, guarded, note
+from ivr.flow import Hours, action_url, goodbye, guarded, note
+from ivr.hours import describe_hours
 from ivr.prompts import Speaker
-from tickets import urgent
+from tickets.urgent import outcomes, timeline
 
 
 def offer_voicemail(settings: Settings, speak: Speaker, response: VoiceResponse) -> VoiceResponse:
@@ -28,6 +29,33 @@ def offer_voicemail(settings: Settings, speak: Speaker, response: VoiceResponse)
     return goodbye(response, speak, "voicemail_empty")
 
 
+class LineHours:
+    """The emergency line's hours at this moment, with support's override, asked once a call."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.hours = Hours.current(settings)
+        self.schedule = settings.schedule_for(settings.emergency.schedule)
+        self.open = self.hours.is_open(self.schedule)
+
+    @property
+    def now(self):
+        """Return the moment the hours were asked at."""
+        return self.hours.now
+
+
+def closed_voicemail(
+    settings: Settings, speak: Speaker, response: VoiceResponse, line: LineHours
+) -> VoiceResponse:
+    """Say the line is closed, its hours and when it opens, then take a voicemail."""
+    speak.say(
+        response,
+        "emergency_closed",
+        hours=describe_hours(line.schedule, speak),
+        next_open=line.hours.next_open(line.schedule, speak),
+    )
+    return offer_voicemail(settings, speak, response)
+
+
 def take_voicemail(settings: Settings, form: Mapping[str, str], *, language: str) -> VoiceResponse:
     """Store the caller's voicemail on the ticket, thank them and hang up."""
     speak = Speaker.for_language(settings, language)
@@ -37,7 +65,7 @@ def take_voicemail(settings: Settings, form: Mapping[str, str], *, language: str
     if call is None or url is None:
         return goodbye(response, speak, "voicemail_empty")
     guarded(
-        urgent.record_voicemail,
+        outcomes.record_voicemail,
         context=url,
         call=call,
         recording_url=url,
@@ -60,7 +88,7 @@ def store_recording(form: Mapping[str, str], *, call_sid: str | None) -> None:
     if call is None:
         return
     guarded(
-        urgent.record_call_recording,
+        timeline.record_call_recording,
         context=url,
         call=call,
         recording_url=url,

@@ -141,10 +141,10 @@ def _body(session: Session, delivery_id: int) -> HelpdeskDelivery | None:
         return None
     if row.body is None:
         row.body, row.data = documents.render(session, row), None
-        if not commit_or_skip(session):  # another process took it over meanwhile
-            return None
-    else:
-        session.commit()  # hold no transaction open while talking to the receiver
+    # Hold no transaction open while talking to the receiver; another process may have taken
+    # the row over meanwhile.
+    if not commit_or_skip(session):
+        return None
     return row
 
 

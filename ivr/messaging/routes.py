@@ -10,7 +10,7 @@ from sqlalchemy import select
 from twilio.twiml.messaging_response import MessagingResponse
 
 from core.clock import utcnow
-from core.db import db
+from core.db import db, unit_of_work
 from core.settings import current_settings
 from ivr import params
 from ivr.messaging.texts import listed
@@ -109,6 +109,7 @@ def _acknowledge(staff: StaffUser, ticket: Ticket) -> str:
 
 @bp.post("/incoming")
 @twilio_only
+@unit_of_work
 def incoming():
     """Acknowledge a ticket from a staff member's reply; a stranger learns nothing."""
     settings = current_settings()
@@ -133,6 +134,7 @@ def incoming():
 
 @bp.post("/status")
 @twilio_only
+@unit_of_work
 def status():
     """Record a message's delivery: sent, delivered, or failed with Twilio's error code."""
     sid = params.text(request.form.get("MessageSid"), 64)
@@ -169,4 +171,3 @@ def _apply_delivery(message: OutboxMessage, sid: str, state: str, error: str | N
         message.status = "sent"
     message.sent_at = message.sent_at or utcnow()
     message.lease_until = None
-    db.session.commit()

@@ -187,7 +187,9 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
     """Send one claimed message and record how it went."""
     message = session.get(OutboxMessage, message_id)
     text = render(settings, session, message)
-    session.commit()  # hold no transaction open while talking to the outside world
+    # Hold no transaction open while talking to the outside world.
+    if not commit_or_skip(session):
+        return
     try:
         provider_id = _deliver(settings, message, text)
     except channels.SendError as exc:

@@ -89,10 +89,11 @@ def _replay_guard(engine: Engine, journal: Journal) -> Iterator[bool]:
         if engine.dialect.name != "postgresql":
             yield True
             return
-        with engine.connect() as connection:
+        # The lock is the connection's, not a transaction's: no transaction is held open.
+        autocommit = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with autocommit as connection:
             query = text("SELECT pg_try_advisory_lock(:key)")
             got = bool(connection.execute(query, {"key": ADVISORY_LOCK_KEY}).scalar())
-            connection.commit()
             try:
                 yield got
             finally:
@@ -100,7 +101,6 @@ def _replay_guard(engine: Engine, journal: Journal) -> Iterator[bool]:
                     with contextlib.suppress(SQLAlchemyError):
                         unlock = text("SELECT pg_advisory_unlock(:key)")
                         connection.execute(unlock, {"key": ADVISORY_LOCK_KEY})
-                        connection.commit()
     finally:
         os.close(fd)
 
@@ -118,7 +118,7 @@ def _apply(connection, entry: Entry, handler: Handler) -> str | None:
             return None  # another process replayed it a moment ago
         summary = handler(session, entry) or f"{entry.kind} {entry.call_sid}"
         marker.summary = summary[:2000]
-        session.commit()
+        session.commit()  # the entry's savepoint; the transaction below makes it stand
         session.close()
         transaction.commit()
         return summary

@@ -19,11 +19,11 @@ from ivr.messaging.policy import paging_policy
 from ivr.models import CallLog
 from ivr.office.menu import RECEPTION
 from ivr.outage.journal import Entry
-from tickets import urgent
 from tickets.availability import get_hours_override
 from tickets.callbacks import record_callback_request
 from tickets.directory import find_contact_by_phone
 from tickets.models import REASONS, TicketCall
+from tickets.urgent import opening, outcomes, timeline
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,11 @@ def _when(settings: Settings, at: datetime) -> str:
 
 def _ticket_call(session: Session, entry: Entry) -> TicketCall | None:
     """Return the ticket call an emergency event belongs to; wait a while for it to appear."""
-    call = urgent.find_ticket_call(session, entry.call_sid)
+    call = opening.find_ticket_call(session, entry.call_sid)
     if call is None and entry.data.get("ticket"):
-        ticket = urgent.find_ticket(session, _text(entry.data["ticket"], 12))
+        ticket = opening.find_ticket(session, _text(entry.data["ticket"], 12))
         if ticket is not None:
-            call = urgent.find_call_on_ticket(session, ticket=ticket, sid=entry.call_sid)
+            call = opening.find_call_on_ticket(session, ticket=ticket, sid=entry.call_sid)
     if call is None and utcnow() - entry.at < WAIT_FOR_CALL:
         raise Deferred(f"no ticket yet for call {entry.call_sid}")
     return call
@@ -76,13 +76,13 @@ def replay_call(settings: Settings, session: Session, entry: Entry) -> str:
         f"the database was unreachable during this call ({_when(settings, entry.at)}); "
         "the caller was put through to the engineers without being verified"
     )
-    existing = urgent.find_ticket_call(session, entry.call_sid)
+    existing = opening.find_ticket_call(session, entry.call_sid)
     if existing is not None:
-        urgent.note_from_journal(session, call=existing, detail=note, at=entry.at)
+        timeline.note_from_journal(session, call=existing, detail=note, at=entry.at)
         return f"call {entry.call_sid} on urgent ticket {existing.ticket.number}: outage replayed"
     call = _open_unverified_ticket(settings, session, entry, note)
     if params.is_final(log_row.status):  # its end was replayed first (another journal)
-        urgent.settle_ticket_call(
+        outcomes.settle_ticket_call(
             session,
             sid=entry.call_sid,
             duration=log_row.duration,
@@ -111,7 +111,7 @@ def _call_log_row(settings: Settings, session: Session, entry: Entry) -> CallLog
     )
     log_row.from_journal = True
     log_row.started_at = entry.at
-    session.commit()
+    session.flush()
     return log_row
 
 
@@ -136,8 +136,9 @@ def _open_unverified_ticket(
         country=settings.holiday_country,
         override=get_hours_override(session),
     )
-    return urgent.open_journalled_ticket(
+    return opening.open_ticket(
         session,
+        arrival=opening.journalled(note=note),
         call_sid=entry.call_sid,
         line=EMERGENCY,
         caller=caller or _text(entry.data.get("from")),
@@ -145,7 +146,6 @@ def _open_unverified_ticket(
         in_hours=in_hours,
         repeat_window_minutes=settings.emergency.repeat_window_minutes,
         at=entry.at,
-        note=note,
     )
 
 
@@ -155,7 +155,7 @@ def replay_reason(settings: Settings, session: Session, entry: Entry) -> str:
     call = _ticket_call(session, entry)
     if call is None or reason not in REASONS:
         return f"reason of call {entry.call_sid}: nothing to record"
-    urgent.record_reason(session, call=call, reason=reason, now=entry.at)
+    timeline.record_reason(session, call=call, reason=reason, now=entry.at)
     return f"reason {reason} on urgent ticket {call.ticket.number}"
 
 
@@ -165,7 +165,7 @@ def replay_description(settings: Settings, session: Session, entry: Entry) -> st
     call = _ticket_call(session, entry)
     if call is None or not text:
         return f"description of call {entry.call_sid}: nothing to record"
-    urgent.record_description(session, call=call, text=text, now=entry.at)
+    timeline.record_description(session, call=call, text=text, now=entry.at)
     return f"description on urgent ticket {call.ticket.number}"
 
 
@@ -179,11 +179,11 @@ def replay_dial(settings: Settings, session: Session, entry: Entry) -> str:
     if call is None:
         return f"dial of call {entry.call_sid}: no ticket to record it on"
     if status == "completed" or str(entry.data.get("bridged")).lower() == "true":
-        urgent.record_dial_outcome(session, call=call, outcome="answered")
+        outcomes.record_dial_outcome(session, call=call, outcome="answered")
     elif status == "canceled":
-        urgent.record_dial_outcome(session, call=call, outcome="abandoned_while_ringing")
+        outcomes.record_dial_outcome(session, call=call, outcome="abandoned_while_ringing")
     else:
-        urgent.record_engineers_unavailable(session, call=call, now=entry.at)
+        outcomes.record_engineers_unavailable(session, call=call, now=entry.at)
     return f"dial {status} on urgent ticket {call.ticket.number}"
 
 
@@ -193,7 +193,7 @@ def replay_answered(settings: Settings, session: Session, entry: Entry) -> str:
     engineer = engineer_name(settings, session, _text(entry.data.get("engineer")))
     if call is None:
         return f"{engineer} answered call {entry.call_sid}: no ticket to record it on"
-    urgent.record_engineer_response(
+    timeline.record_engineer_response(
         session, ticket=call.ticket, call=call, engineer=engineer, accepted=True, now=entry.at
     )
     return f"{engineer} answered urgent ticket {call.ticket.number}"
@@ -218,7 +218,7 @@ def replay_recording(settings: Settings, session: Session, entry: Entry) -> str:
     call = _ticket_call(session, entry)
     if call is None:
         return f"recording of call {entry.call_sid}: no ticket to store it on"
-    urgent.record_call_recording(
+    timeline.record_call_recording(
         session, call=call, recording_url=url, recording_sid=sid, duration=duration, now=entry.at
     )
     return f"recording on urgent ticket {call.ticket.number}"
@@ -233,7 +233,7 @@ def replay_voicemail(settings: Settings, session: Session, entry: Entry) -> str:
         call = _ticket_call(session, entry)
         if call is None:
             return f"voicemail of call {entry.call_sid}: no ticket to store it on"
-        urgent.record_voicemail(
+        outcomes.record_voicemail(
             session,
             call=call,
             recording_url=url,
@@ -273,9 +273,9 @@ def replay_status(settings: Settings, session: Session, entry: Entry) -> str:
     )
     if params.is_final(log_row.status) and log_row.ended_at and log_row.ended_at > entry.at:
         log_row.ended_at = entry.at  # it ended when Twilio said so, not when we replayed it
-        session.commit()
+        session.flush()
     if params.is_final(log_row.status):
-        urgent.settle_ticket_call(
+        outcomes.settle_ticket_call(
             session,
             sid=entry.call_sid,
             duration=log_row.duration,

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.db import db
+from core.db import db, savepoint
 from core.settings import Settings
 from ivr.models import MaintenanceRun
 from ivr.privacy.retention import apply_retention
@@ -39,13 +39,15 @@ def runner_name() -> str:
 
 
 def claim_day(session: Session, *, job: str, day: date, now: datetime) -> int | None:
-    """Take the day's run of a job; return its id, or None when another process has it."""
+    """Take the day's run of a job; return its id, or None when another process has it.
+
+    The unique (job, day) pair settles a race in a savepoint; the caller commits the claim.
+    """
     run = MaintenanceRun(job=job, day=day, runner=runner_name(), started_at=now)
-    session.add(run)
     try:
-        session.commit()
+        with savepoint(session):
+            session.add(run)
     except IntegrityError:
-        session.rollback()
         return None
     return run.id
 
@@ -57,7 +59,6 @@ def finish_run(session: Session, run_id: int, *, summary: str, now: datetime) ->
         .where(MaintenanceRun.id == run_id)
         .values(finished_at=now, summary=summary[:4000])
     )
-    session.commit()
 
 
 class DailyPurge:
@@ -91,6 +92,7 @@ class DailyPurge:
         self.checked_day = day
         if run_id is None:
             return None
+        db.session.commit()  # the claim: every other process now leaves the day to this one
         log.info("privacy: this process runs the purge of %s", day)
         self.thread = threading.Thread(
             target=self.run, args=(run_id,), name="privacy-purge", daemon=True
@@ -107,6 +109,7 @@ class DailyPurge:
                     session, self.app.config["SETTINGS"], actor=SERVICE_ACTOR, now=utcnow()
                 )
                 finish_run(session, run_id, summary=report.summary(), now=utcnow())
+                session.commit()  # the run's unit of work: the purge's last writes and its end
             except Exception:  # noqa: BLE001 - the database may be down; tomorrow tries again
                 session.rollback()
                 log.exception("privacy: the daily purge failed; the next one catches up")

@@ -199,6 +199,6 @@ def erase_person(
     detail = "; ".join(report.lines()[:-1])
     ref = person.ref(settings.secret_key.get_secret_value())
     note_change(session, actor=actor, action=PRIVACY_ERASE, detail=f"person {ref}: {detail}")
-    session.commit()
+    session.flush()
     report.deletions = delete_at_twilio(session, settings, only=report.recordings)
     return report

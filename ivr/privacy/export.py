@@ -199,7 +199,7 @@ def export_person(
     """Return everything held about a person; the export itself goes on the audit trail."""
     ref = person.ref(settings.secret_key.get_secret_value())
     note_change(session, actor=actor, action=PRIVACY_EXPORT, detail=f"person {ref}")
-    session.commit()
+    session.flush()
     tickets, calls = _tickets_and_calls(session, person)
     rows = _rows(session, person)
     document = {
@@ -215,7 +215,7 @@ def export_person(
         "audit_trail": _audit(session, person, ref),
     }
     document["mentioned_elsewhere"] = _elsewhere(session, person, document)
-    session.commit()
+    session.flush()
     return document
 
 

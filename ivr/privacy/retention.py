@@ -265,6 +265,6 @@ def apply_retention(
     )
     report.deletions = delete_at_twilio(session, settings)
     note_change(session, actor=actor, action=RETENTION_PURGE, detail=report.summary())
-    session.commit()
+    session.flush()
     log.info("privacy: %s", report.summary())
     return report

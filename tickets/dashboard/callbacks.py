@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from core.db import db
+from core.db import db, unit_of_work
 from tickets import lifecycle
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page
@@ -36,6 +36,7 @@ def callbacks():
 
 
 @bp.post("/callbacks/<id:callback_id>/called-back")
+@unit_of_work
 def called_back(callback_id: int):
     """Record that a voicemail's caller was called back."""
     callback = db.session.get(CallbackRequest, callback_id)

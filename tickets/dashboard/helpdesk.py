@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, url_for
 
-from core.db import db
+from core.db import db, unit_of_work
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, require_admin
 from tickets.forms import HelpdeskActionForm
@@ -40,6 +40,7 @@ def _checked_form() -> None:
 
 
 @bp.post("/settings/helpdesk/deliveries/<id:delivery_id>/redeliver")
+@unit_of_work
 def redeliver_helpdesk_event(delivery_id: int):
     """Send one helpdesk event again, under its own webhook-id (admins)."""
     _checked_form()
@@ -58,6 +59,7 @@ def redeliver_helpdesk_event(delivery_id: int):
 
 
 @bp.post("/settings/helpdesk/<name>/enable")
+@unit_of_work
 def enable_helpdesk_receiver(name: str):
     """Switch a receiver that answered 410 on again; its waiting events go out in order (admins)."""
     _checked_form()

@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from core.clock import utcnow
-from core.db import db
+from core.db import db, unit_of_work
 from core.settings import current_settings
 from tickets import rota
 from tickets.auth import current_staff
@@ -72,6 +72,7 @@ def oncall():
 
 
 @bp.post("/oncall/overrides")
+@unit_of_work
 def add_override():
     """Let an engineer cover a level for a while (admins)."""
     require_admin()
@@ -102,6 +103,7 @@ def add_override():
 
 
 @bp.post("/oncall/overrides/<id:shift_id>/remove")
+@unit_of_work
 def remove_override(shift_id: int):
     """Remove an override (admins); the calendar holds again for its time."""
     require_admin()
@@ -114,6 +116,7 @@ def remove_override(shift_id: int):
 
 
 @bp.post("/oncall/feed")
+@unit_of_work
 def new_feed():
     """Make a new secret feed URL of your own shifts; it is shown once."""
     if not FeedForm().validate():
@@ -125,6 +128,7 @@ def new_feed():
 
 
 @bp.post("/oncall/feed/end")
+@unit_of_work
 def end_feed():
     """End your feed: its URL stops working."""
     if not FeedForm().validate():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Response, request, stream_with_context
 
-from core.db import db
+from core.db import db, unit_of_work
 from core.settings import current_settings
 from tickets.audit import note_recording_played
 from tickets.auth import current_staff
@@ -58,6 +58,7 @@ def stream_recording(recording_url: str | None, *, played: str):
 
 
 @bp.get("/recordings/<id:call_id>")
+@unit_of_work  # who listened is on the audit trail
 def call_recording(call_id: int):
     """Play the recording of a ticket's call."""
     call = db.session.get(TicketCall, call_id)
@@ -69,6 +70,7 @@ def call_recording(call_id: int):
 
 
 @bp.get("/callbacks/<id:callback_id>/recording")
+@unit_of_work  # who listened is on the audit trail
 def callback_recording(callback_id: int):
     """Play an office voicemail."""
     callback = db.session.get(CallbackRequest, callback_id)

@@ -8,7 +8,7 @@ from datetime import UTC
 from flask import abort, flash, redirect, render_template, url_for
 
 from core.clock import utcnow
-from core.db import db
+from core.db import db, unit_of_work
 from tickets import availability
 from tickets.audit import personal_data_trail, recent_changes
 from tickets.auth import current_staff
@@ -57,6 +57,7 @@ def settings():
 
 
 @bp.post("/settings/hours")
+@unit_of_work
 def set_hours():
     """Force the lines open or closed, or follow the schedule (admins)."""
     require_admin()
@@ -69,6 +70,7 @@ def set_hours():
 
 
 @bp.post("/settings/announcements")
+@unit_of_work
 def post_announcement():
     """Post a known-outage announcement for emergency callers (admins)."""
     require_admin()
@@ -95,6 +97,7 @@ def post_announcement():
 
 
 @bp.post("/settings/announcements/<id:announcement_id>/end")
+@unit_of_work
 def end_announcement(announcement_id: int):
     """End an announcement now (admins)."""
     require_admin()

@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import flash, render_template
 
 from core.clock import utcnow
-from core.db import db
+from core.db import db, unit_of_work
 from tickets import staff as accounts
 from tickets.audit import recent_changes
 from tickets.auth import current_staff
@@ -67,6 +67,7 @@ def staff_list():
 
 
 @bp.post("/staff")
+@unit_of_work
 def add_staff():
     """Add a staff account with the admin's password or a generated one, shown once."""
     require_admin()

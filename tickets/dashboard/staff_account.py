@@ -9,7 +9,7 @@ from flask_login import login_user
 from flask_wtf import FlaskForm
 
 from core.clock import utcnow
-from core.db import db
+from core.db import db, unit_of_work
 from tickets import staff as accounts
 from tickets.audit import recent_changes
 from tickets.auth import StaffLogin, current_staff
@@ -114,6 +114,7 @@ def staff_account(staff_id: int):
 
 
 @bp.post("/staff/<id:staff_id>")
+@unit_of_work
 def edit_staff(staff_id: int):
     """Change an account's name, e-mail address, role or phone number."""
     account = account_for_admin(staff_id)
@@ -136,6 +137,7 @@ def edit_staff(staff_id: int):
 
 
 @bp.post("/staff/<id:staff_id>/deactivate")
+@unit_of_work
 def deactivate_staff(staff_id: int):
     """Close an account: no sign-in, its sessions and tokens end, the rota no longer rings it."""
     account = account_for_admin(staff_id)
@@ -150,6 +152,7 @@ def deactivate_staff(staff_id: int):
 
 
 @bp.post("/staff/<id:staff_id>/reactivate")
+@unit_of_work
 def reactivate_staff(staff_id: int):
     """Open a closed account again; revoked tokens stay revoked."""
     account = account_for_admin(staff_id)
@@ -159,6 +162,7 @@ def reactivate_staff(staff_id: int):
 
 
 @bp.post("/staff/<id:staff_id>/password")
+@unit_of_work
 def reset_password(staff_id: int):
     """Give an account a new password, typed or generated; its sessions end."""
     account = account_for_admin(staff_id)
@@ -181,6 +185,7 @@ def reset_password(staff_id: int):
 
 
 @bp.post("/staff/<id:staff_id>/tokens")
+@unit_of_work
 def issue_staff_token(staff_id: int):
     """Issue a new API bearer token for an account; it is shown once."""
     account = account_for_admin(staff_id)
@@ -198,6 +203,7 @@ def issue_staff_token(staff_id: int):
 
 
 @bp.post("/staff/<id:staff_id>/tokens/revoke")
+@unit_of_work
 def revoke_staff_tokens(staff_id: int):
     """Revoke every API token of an account."""
     account = account_for_admin(staff_id)
@@ -207,6 +213,7 @@ def revoke_staff_tokens(staff_id: int):
 
 
 @bp.post("/staff/<id:staff_id>/tokens/<id:token_id>/revoke")
+@unit_of_work
 def revoke_staff_token(staff_id: int, token_id: int):
     """Revoke one API token of an account."""
     account = account_for_admin(staff_id)

@@ -9,7 +9,7 @@ from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import joinedload, selectinload
 
-from core.db import db
+from core.db import db, unit_of_work
 from tickets import actions, lifecycle, paging
 from tickets.actions import TicketAction
 from tickets.auth import current_staff
@@ -206,6 +206,6 @@ for _item in PAGE_ACTIONS:
     bp.add_url_rule(
         f"/tickets/<number>/{_item.path}",
         _item.endpoint,
-        _page_action_view(_item),
+        unit_of_work(_page_action_view(_item)),
         methods=["POST"],
     )

@@ -105,7 +105,7 @@ def enable_receiver(session: Session, *, name: str, actor: str) -> None:
         .execution_options(synchronize_session=False)
     )
     note_change(session, actor=actor, action=HELPDESK_ENABLED, detail=name)
-    session.commit()
+    session.flush()
 
 
 def redeliver(
@@ -126,7 +126,7 @@ def redeliver(
     ticket = f" of ticket {row.ticket_number}" if row.ticket_number else ""
     detail = f"{row.type}{ticket} ({row.msg_id}) to {row.receiver}"
     note_change(session, actor=actor, action=HELPDESK_REDELIVER, detail=detail)
-    session.commit()
+    session.flush()
     return row
 
 

@@ -21,14 +21,14 @@ def issue_feed_token(session: Session, *, staff: StaffUser) -> str:
     """Give `staff` a new feed token, which ends the old one; return it once."""
     token = secrets.token_urlsafe(32)
     staff.feed_token_hash = _hash(token)
-    session.commit()
+    session.flush()
     return token
 
 
 def revoke_feed_token(session: Session, *, staff: StaffUser) -> None:
     """End `staff`'s feed: its URL stops working."""
     staff.feed_token_hash = None
-    session.commit()
+    session.flush()
 
 
 def staff_for_feed_token(session: Session, token: str | None) -> StaffUser | None:

@@ -53,5 +53,5 @@ def import_level(
         )
         for shift in shifts
     )
-    session.commit()
+    session.flush()
     return len(shifts)

@@ -1,0 +1,46 @@
+"""Urgent tickets opened by emergency calls, a module per job.
+
+- `opening`: put a call on its ticket (join an open one, or open one), once per call; find them;
+- `timeline`: what happened on a call, on its ticket's timeline (triage, engineers, recordings);
+- `outcomes`: how a call ended (answered, voicemail, nobody), settled once and only forward.
+
+This module holds what other code needs without loading the rest: the priority, the name of
+the emergency line, the ranked call outcomes and the timeline's event kinds.
+"""
+
+from __future__ import annotations
+
+URGENT = "urgent"
+# The line emergency calls come in on (`TicketCall.line`); the telephone side names it too.
+EMERGENCY_LINE = "emergency"
+RECOGNISED_BY = {"caller_id": "caller ID", "pin": "PIN"}
+
+# Every outcome a ticket call can have, ranked. Later knowledge may improve an outcome (a
+# voicemail arriving after the hang-up was settled), but an outcome never moves back to a
+# lower rank, nor sideways between final outcomes.
+OUTCOME_RANK = {
+    "in_progress": 0,
+    "abandoned_before_triage": 1,
+    "abandoned_after_triage": 1,
+    "abandoned_while_ringing": 1,
+    "no_answer": 1,
+    "refused": 1,
+    "voicemail": 2,
+    "answered": 3,
+}
+
+# Timeline event kinds written for emergency calls.
+TICKET_OPENED = "ticket_opened"
+CALL_JOINED = "call_joined"
+RECOGNISED = "recognised"
+TRIAGE = "triage"
+DESCRIPTION = "description"
+ENGINEER_RUNG = "engineer_rung"
+ENGINEER_REFUSED = "engineer_refused"
+ENGINEER_ACCEPTED = "engineer_accepted"
+ENGINEERS_UNAVAILABLE = "engineers_unavailable"
+VOICEMAIL = "voicemail"
+CALL_RECORDED = "call_recorded"
+CALL_ENDED = "call_ended"
+JOURNAL = "journal"
+UNVERIFIED = "unverified"
