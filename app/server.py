@@ -125,14 +125,14 @@ def run_server(
     settings: Settings, *, host: str | None, port: int | None, workers: int | None
 ) -> None:
     """Migrate the database if it is reachable, then serve until stopped."""
-    from ivr.messaging.policy import warn_if_silent
+    from ivr.messaging.policy import announce_paging
 
     check_exposure(settings, host or settings.server.host)
     options = gunicorn_options(settings, host=host, port=port, workers=workers)
     metrics_directory = prepare_metrics_directory(settings, options["bind"])
     options["child_exit"] = _forget_worker_gauges
     options["worker_exit"] = _thaw_collector
-    warn_if_silent(settings)
+    announce_paging(settings)
     migrate_in_child(settings.resolved_database_url)
     _Gunicorn(settings, options, metrics_directory=metrics_directory).run()
 

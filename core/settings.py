@@ -175,6 +175,20 @@ class Engineer(Strict):
     number: PhoneNumber
 
 
+class Transcription(Strict):
+    """Transcripts of emergency voicemails, by Twilio's real-time transcription (<Transcription>).
+
+    The legacy `<Record transcribe>` only knows English; this one transcribes in the call's
+    language. Pages about a voicemail wait at most `wait_seconds` for its transcript.
+    """
+
+    enabled: bool = True
+    engine: Literal["google", "deepgram"] = "google"
+    # The call's prompt language -> the transcription's BCP-47 language code.
+    languages: dict[str, str] = Field(default_factory=lambda: {"nl": "nl-NL", "en": "en-US"})
+    wait_seconds: int = Field(default=30, ge=0, le=300)
+
+
 class EmergencyLine(Strict):
     """The emergency line for key users and super users."""
 
@@ -198,6 +212,7 @@ class EmergencyLine(Strict):
     voicemail_max_seconds: int = Field(default=180, ge=10, le=600)
     record_calls: bool = True
     schedule: Schedule | None = None
+    transcription: Transcription = Field(default_factory=Transcription)
 
     @model_validator(mode="after")
     def _line_limit_above_a_number(self) -> EmergencyLine:

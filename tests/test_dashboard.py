@@ -707,4 +707,4 @@ def test_every_switch_change_is_on_the_audit_trail(clock, signed_in_admin, sessi
     assert changes[1] == ("admin@otys.test", "announcement_posted", "Storing in Go")
     assert changes[2][0].startswith("cli:") and changes[2][1:] == ("hours_override", "auto")
     page = text(signed_in_admin.get("/support/settings"))
-    assert "Recent changes" in page and "announcement posted" in page
+    assert "Recent changes" in page and "Announcement posted" in page

@@ -40,14 +40,20 @@ SUMMARY = "summary"
 CALLER_TICKET = "caller_ticket"
 CALLER_ACK = "caller_ack"
 CALLER_RESOLVED = "caller_resolved"
+# A test SMS or e-mail an engineer asks for before a shift (`ivr staff test-page`).
+TEST_PAGE = "test_page"
 ENGINEER_KINDS = (PAGE, ACK_NOTICE, SUMMARY)
 # Texts to the caller: their recipient is the caller's number (see the index on the outbox).
 CALLER_KINDS = (CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED)
+
+CHANNEL_NAMES = {"sms": "SMS", "email": "E-mail", "chat": "Chat"}
 
 # Timeline event kinds.
 PAGED = "paged"
 PAGING_EXHAUSTED = "paging_exhausted"
 PAGING_WAITING = "paging_waiting"
+PAGING_TRANSCRIPT = "paging_transcript"
+NOT_PAGED = "not_paged"
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,16 @@ class FallbackEngineer:
 
 @dataclass(frozen=True)
 class PagingPolicy:
-    """The paging settings the ticket side needs; the service builds it from its settings."""
+    """The paging settings the ticket side needs; the service builds it from its settings.
+
+    `enabled` means paging can happen: switched on and a channel that can send. `switched_on`
+    is the configuration's own switch, and `missing` says, for each configured channel that
+    cannot send, what to set (`tickets.paging_state` tells support from these).
+    """
 
     enabled: bool = False
+    switched_on: bool = False
+    missing: tuple[str, ...] = ()
     ack_timeout: timedelta = timedelta(minutes=5)
     rounds: int = 2
     out_of_hours: bool = False
@@ -70,6 +83,8 @@ class PagingPolicy:
     chat: bool = False
     caller_sms: bool = False
     staff_language: str = "nl"
+    # Pages about a voicemail wait at most this long for its transcript.
+    transcript_wait: timedelta = timedelta(seconds=30)
     fallback: tuple[FallbackEngineer, ...] = field(default_factory=tuple)
 
 
@@ -130,14 +145,22 @@ def start(
     now: datetime,
     next_opening: datetime | None,
     rules: PagingPolicy | None = None,
+    transcribing: bool = False,
 ) -> Page | None:
     """Begin paging for an urgent ticket nobody took; nothing when paging already began.
 
     Out of hours, unless paging then is on, the ticket waits for the summary sent at
-    `next_opening`. Does not commit: the caller's transaction holds the cause.
+    `next_opening`. While the caller's voicemail is `transcribing`, the first level is paged
+    once the transcript is in (`transcript_complete`) or after `rules.transcript_wait`,
+    whichever comes first: the page's `next_step_at`, which any instance's sender takes.
+    Does not commit: the caller's transaction holds the cause.
     """
     rules = rules or policy()
-    if not rules.enabled or ticket.priority != "urgent" or _taken(session, ticket):
+    if ticket.priority != "urgent" or _taken(session, ticket):
+        return None
+    if not rules.enabled:
+        if rules.switched_on:  # on, but nothing can send: the ticket says nobody was paged
+            _note_not_paged(session, ticket, now)
         return None
     if session.scalar(select(Page.id).where(Page.ticket_id == ticket.id)) is not None:
         return None
@@ -148,8 +171,40 @@ def start(
         return page
     page = Page(ticket_id=ticket.id, state="active", level=0, round=1, started_at=now)
     session.add(page)
+    if transcribing and rules.transcript_wait:
+        page.next_step_at = now + rules.transcript_wait
+        wait = int(rules.transcript_wait.total_seconds())
+        _event(session, ticket.id, PAGING_TRANSCRIPT, f"at most {wait} s", now)
+        return page
     step(session, page=page, now=now, rules=rules)
     return page
+
+
+def transcript_complete(session: Session, *, ticket_id: int, now: datetime) -> bool:
+    """Page now the transcript is in, if the ticket's first page still waits for it."""
+    hurried = session.execute(
+        update(Page)
+        .where(
+            Page.ticket_id == ticket_id,
+            Page.state == "active",
+            Page.level == 0,
+            Page.next_step_at > now,
+        )
+        .values(next_step_at=now, version=Page.version + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return bool(hurried)
+
+
+def _note_not_paged(session: Session, ticket: Ticket, now: datetime) -> None:
+    """Say once on the ticket that nobody was paged because no channel can send."""
+    noted = session.scalar(
+        select(TicketEvent.id)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == NOT_PAGED)
+        .limit(1)
+    )
+    if noted is None:
+        _event(session, ticket.id, NOT_PAGED, "paging is on, but no channel can send", now)
 
 
 def _levels(session: Session, now: datetime, rules: PagingPolicy) -> list[rota.OnCallLevel]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, case, exists, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -32,6 +32,8 @@ RECOGNISED_BY = {"caller_id": "caller ID", "pin": "PIN"}
 OUTCOME_RANK = {
     "in_progress": 0,
     "abandoned_before_triage": 1,
+    # Out of hours the service offers a voicemail at once: no message left is not a hang-up.
+    "closed_no_message": 1,
     "abandoned_after_triage": 1,
     "abandoned_while_ringing": 1,
     "no_answer": 1,
@@ -55,6 +57,16 @@ CALL_RECORDED = "call_recorded"
 CALL_ENDED = "call_ended"
 JOURNAL = "journal"
 UNVERIFIED = "unverified"
+LINE_CLOSED = "line_closed"
+TRANSCRIBED = "transcribed"
+
+# How serious a reason is: a ticket's reason follows its most serious call.
+REASON_RANK = {"urgent_bug": 1, "outage": 2}
+
+# Where the transcript of a call's voicemail stands (`TicketCall.transcript_state`).
+TRANSCRIBING = "transcribing"
+TRANSCRIPT_DONE = "done"
+TRANSCRIPT_FAILED = "failed"
 
 
 # Hot lookups built once: SQLAlchemy then skips building and hashing the query per webhook.
@@ -530,8 +542,9 @@ def record_reason(
 ) -> TicketCall:
     """Record the caller's triage choice; None means no usable choice was made.
 
-    The reason belongs to the call; the ticket keeps the first reason it was given, so a
-    later call that joins the open ticket does not rewrite why it was opened.
+    The reason belongs to the call; the ticket's reason is its most serious call's (an outage
+    outranks an urgent bug), so an outage call joining an urgent-bug ticket makes it an outage,
+    and a later urgent-bug call does not make an outage less.
     """
     now = now or utcnow()
     ticket_id, sid = call.ticket_id, call.sid
@@ -548,7 +561,7 @@ def record_reason(
         )
         if reason is not None:
             call.reason = reason
-            if ticket.reason is None:
+            if REASON_RANK.get(reason, 0) > REASON_RANK.get(ticket.reason or "", 0):
                 ticket.reason = reason
 
     _change_ticket(session, ticket_id, change)
@@ -675,6 +688,82 @@ def record_engineers_unavailable(
     return call
 
 
+def record_line_closed(session: Session, *, call: TicketCall, now: datetime | None = None) -> None:
+    """Note that the line was closed and the caller offered a voicemail at once.
+
+    Written with the webhook's commit; a call that leaves no message then ends as
+    `closed_no_message`, not as a caller who hung up.
+    """
+    _add_call_event(session, call, LINE_CLOSED, "outside working hours", now)
+
+
+def start_transcript(session: Session, *, call: TicketCall) -> None:
+    """Note that the voicemail is being transcribed: paging waits a little for the transcript."""
+    if call.transcript_state is None:
+        call.transcript_state = TRANSCRIBING
+    session.commit()
+
+
+def add_transcript(
+    session: Session,
+    *,
+    call: TicketCall,
+    text: str,
+    confidence: float | None,
+    sequence: int | None = None,
+) -> bool:
+    """Add one finished utterance of the caller's voicemail to the call's transcript.
+
+    One UPDATE, so two callbacks at once both land. Twilio numbers its callbacks: one whose
+    `sequence` is not past the last one added (a retry) adds nothing. Returns whether it added.
+    """
+    joined = case(
+        (TicketCall.transcription.is_(None), text),
+        else_=TicketCall.transcription + " " + text,
+    )
+    values: dict = {"transcription": joined}
+    if confidence is not None:  # the weakest utterance says how far the whole can be trusted
+        values["transcript_confidence"] = case(
+            (TicketCall.transcript_confidence <= confidence, TicketCall.transcript_confidence),
+            else_=confidence,
+        )
+    statement = update(TicketCall).where(TicketCall.id == call.id)
+    if sequence is not None:
+        values["transcript_sequence"] = sequence
+        statement = statement.where(
+            (TicketCall.transcript_sequence.is_(None)) | (TicketCall.transcript_sequence < sequence)
+        )
+    added = session.execute(
+        statement.values(**values).execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    session.refresh(call)
+    return bool(added)
+
+
+def finish_transcript(
+    session: Session, *, call: TicketCall, failed: str | None = None, now: datetime | None = None
+) -> bool:
+    """Mark the transcript complete (or failed); return whether this call's state changed.
+
+    Only a change notes the timeline, so Twilio's repeated callbacks add nothing twice.
+    """
+    state = TRANSCRIPT_FAILED if failed else TRANSCRIPT_DONE
+    if call.transcript_state in (TRANSCRIPT_DONE, TRANSCRIPT_FAILED):
+        return False
+    call.transcript_state = state
+    if failed:
+        detail = f"failed: {failed}"
+    elif call.transcription:
+        shown = f", confidence {call.transcript_confidence:.2f}" if call.transcript_confidence else ""
+        detail = f"{len(call.transcription.split())} words{shown}"
+    else:
+        detail = "nothing was said"
+    _add_call_event(session, call, TRANSCRIBED, detail, now)
+    session.commit()
+    return True
+
+
 def _keep_recording(
     call: TicketCall, recording_url: str, recording_sid: str | None, duration: int | None
 ) -> None:
@@ -724,6 +813,8 @@ def outcome_from_events(kinds: set[str]) -> str:
         return "answered"
     if VOICEMAIL in kinds:
         return "voicemail"
+    if LINE_CLOSED in kinds:
+        return "closed_no_message"
     if ENGINEERS_UNAVAILABLE in kinds:
         return "refused" if ENGINEER_REFUSED in kinds else "no_answer"
     if ENGINEER_RUNG in kinds:

@@ -199,7 +199,8 @@ def _recognised(
             hours=describe_hours(schedule, speak),
             next_open=hours.next_open(schedule, speak),
         )
-        return offer_voicemail(settings, speak, response)
+        guarded(urgent.record_line_closed, call=call, now=hours.now)
+        return offer_voicemail(settings, speak, response, call)
     _announce(speak, response, hours.now)
     ask_triage(settings, speak, response, misses=0)
     return response

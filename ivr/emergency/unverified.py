@@ -23,7 +23,7 @@ from ivr.emergency.intake import ask_triage, put_through, take_triage
 from ivr.emergency.state import find_call
 from ivr.emergency.triage import triage_choice
 from ivr.emergency.voicemail import offer_voicemail
-from ivr.flow import Hours, action_url, goodbye, note
+from ivr.flow import Hours, action_url, goodbye, guarded, note
 from ivr.hours import describe_hours
 from ivr.lines import EMERGENCY
 from ivr.outage import without_database
@@ -108,5 +108,6 @@ def take_choice(
             hours=describe_hours(schedule, speak),
             next_open=hours.next_open(schedule, speak),
         )
-        return offer_voicemail(settings, speak, response)
+        guarded(urgent.record_line_closed, call=call, now=hours.now)
+        return offer_voicemail(settings, speak, response, call)
     return put_through(settings, speak, response, call)

@@ -3,9 +3,10 @@
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
 back, `settings` the hours override and announcements, `oncall` the rota, `staff` and
-`staff_account` the staff accounts and their tokens (admins), `messages` pages that failed or
-wait, `statistics` the figures of a period (and their CSV), `notices` the line-wide notice on
-every page (PIN checks paused), `display` how times and names are shown.
+`staff_account` the staff accounts and their tokens (admins), `testpages` an engineer's test
+page, `messages` where paging stands and the pages that failed or wait, `statistics` the
+figures of a period (and their CSV), `notices` what every page says while it holds (PIN checks
+paused, paging or recordings that cannot work), `display` how times and names are shown.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ from tickets.dashboard import (  # noqa: E402
     staff,
     staff_account,
     statistics,
+    testpages,
     ticket,
 )
 
@@ -97,5 +99,6 @@ __all__ = [
     "staff",
     "staff_account",
     "statistics",
+    "testpages",
     "ticket",
 ]

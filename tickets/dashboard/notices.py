@@ -1,13 +1,29 @@
-"""The line-wide notice every dashboard page shows while it holds: PIN checks paused."""
+"""What every dashboard page says while it holds: PIN checks paused, paging or recordings broken."""
 
 from __future__ import annotations
 
-from flask import g
+from dataclasses import dataclass
 
+from flask import g, url_for
+
+from core.clock import utcnow
 from core.db import db
-from tickets import pin_guard
+from core.settings import current_settings
+from tickets import paging, pin_guard
 from tickets.dashboard import bp
 from tickets.dashboard.display import format_local
+from tickets.paging_state import CANNOT_SEND, PagingState, paging_state
+
+
+@dataclass(frozen=True)
+class ServiceNotice:
+    """A banner about something that does not work, and what to set to make it work."""
+
+    key: str
+    title: str
+    text: str
+    link: str | None = None
+    link_text: str = ""
 
 
 def pin_pause_notice() -> str | None:
@@ -25,7 +41,50 @@ def pin_pause_notice() -> str | None:
     return g.pin_pause_notice
 
 
+def current_paging_state() -> PagingState:
+    """Return whether paging can send (asked once per request)."""
+    if "paging_state" not in g:
+        g.paging_state = paging_state(db.session, paging.policy(), utcnow())
+    return g.paging_state
+
+
+@bp.app_template_global()
+def recordings_playable() -> bool:
+    """Return whether the dashboard can fetch recordings from Twilio: it needs the account SID."""
+    return bool(current_settings().twilio_account_sid)
+
+
+def service_notices() -> list[ServiceNotice]:
+    """Return the banners for what cannot work now: paging that cannot send, recordings."""
+    notices = []
+    state = current_paging_state()
+    if state.state == CANNOT_SEND:
+        notices.append(
+            ServiceNotice(
+                "paging",
+                "Paging cannot send:",
+                f"{state.advice[:1].upper()}{state.advice[1:]}. Engineers are not paged about "
+                "urgent tickets nobody took.",
+                url_for("dashboard.messages"),
+                "Pages and messages",
+            )
+        )
+    if not recordings_playable():
+        notices.append(
+            ServiceNotice(
+                "recordings",
+                "Recordings cannot be played:",
+                "set TWILIO_ACCOUNT_SID (the account SID, AC…) in the service's environment; "
+                "Twilio only gives recordings to the account.",
+            )
+        )
+    return notices
+
+
 @bp.context_processor
 def _notices() -> dict:
-    # A callable: only pages that show the notice (those built on base.html) ask the database.
-    return {"pin_pause_notice": pin_pause_notice}
+    # Callables: only pages that show the notices (those built on base.html) ask for them.
+    return {
+        "pin_pause_notice": pin_pause_notice,
+        "service_notices": service_notices,
+    }
