@@ -218,7 +218,7 @@ def _office_and_outbox(session, showcase_ticket: Ticket, engineer: StaffUser, no
             attempts=8,
             level=1,
             round=1,
-            last_error="mail server 550: mailbox maximiliaan.vanoosterhout@otys.example unavailable",
+            last_error=f"mail server 550: mailbox {ENGINEER} unavailable",
             created_at=now - timedelta(minutes=20),
         )
     )

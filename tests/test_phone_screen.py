@@ -112,9 +112,7 @@ def test_the_menu_folds_and_opens_on_a_phone(browser, server, showcase):
     context.close()
 
 
-def test_the_engineer_reads_the_voicemail_and_acknowledges_with_one_tap(
-    browser, server, showcase
-):
+def test_the_engineer_reads_the_voicemail_and_acknowledges_with_one_tap(browser, server, showcase):
     context, page = open_tab(browser, server, PHONE)
     sign_in(page, showcase)
     page.goto(f"/support/tickets/{showcase.ticket}")
@@ -129,9 +127,7 @@ def test_the_engineer_reads_the_voicemail_and_acknowledges_with_one_tap(
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     assert box["y"] + box["height"] <= PHONE["height"]
     button.tap()
-    expect(page.locator("#acknowledged-by")).to_contain_text(
-        "by Alexandra van der Berg-Huisman"
-    )
+    expect(page.locator("#acknowledged-by")).to_contain_text("by Alexandra van der Berg-Huisman")
     expect(page.locator("#ticket-status")).to_contain_text("In progress")
     expect(page.get_by_role("button", name="Acknowledge & assign to me")).to_have_count(0)
     context.close()

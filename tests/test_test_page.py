@@ -103,7 +103,10 @@ def test_a_refusing_provider_exits_1_naming_the_channel(cli, session, channels, 
 def test_an_unreachable_mail_server_exits_1(cli, session, channels):
     make_staff(session, email="anna@otys.test", name="Anna Jansen", phone=ANNA)
     result = cli(
-        "staff", "test-page", "anna@otys.test", env={**channels, "IVR_SMTP_URL": "smtp://127.0.0.1:9"}
+        "staff",
+        "test-page",
+        "anna@otys.test",
+        env={**channels, "IVR_SMTP_URL": "smtp://127.0.0.1:9"},
     )
     assert result.exit_code == 1
     assert "E-mail to anna@otys.test failed: mail server not reachable" in result.output
@@ -150,7 +153,8 @@ def test_an_agent_may_not_test_someone_else(client, session):
     make_staff(session, email="agent@otys.test", name="Agent Smith")
     bas = make_staff(session, email="bas@otys.test", name="Bas de Vries", phone="+31620000002")
     sign_in(client)
-    response = post_button(client, "/support/oncall", f"/support/staff/{bas.id}/test-page", "oncall")
+    action = f"/support/staff/{bas.id}/test-page"
+    response = post_button(client, "/support/oncall", action, "oncall")
     assert response.status_code == 403
 
 

@@ -127,7 +127,8 @@ def test_a_dutch_voicemail_is_transcribed_onto_the_ticket_and_into_the_pages(
     make_staff(session)
     sign_in(client)
     html = client.get(f"/support/tickets/{number}").get_data(as_text=True)
-    summary = html[html.index('id="summary"') : html.index("</section>", html.index('id="summary"'))]
+    start = html.index('id="summary"')
+    summary = html[start : html.index("</section>", start)]
     assert SAID in summary
     assert "Acme Uitzendbureau" in summary and "Sanne Visser" in summary
     assert "Acknowledge &amp; assign to me" in summary

@@ -73,9 +73,7 @@ def _failed(row) -> bool:
     return row.status == "failed" or (row.status == "pending" and row.last_error is not None)
 
 
-def recent_failures(
-    session: Session, channels: tuple[str, ...], now: datetime
-) -> dict[str, str]:
+def recent_failures(session: Session, channels: tuple[str, ...], now: datetime) -> dict[str, str]:
     """Return the channels whose last attempts to engineers in `RECENT` all failed, with why."""
     failing = {}
     for channel in channels:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -58,15 +58,9 @@ CALL_ENDED = "call_ended"
 JOURNAL = "journal"
 UNVERIFIED = "unverified"
 LINE_CLOSED = "line_closed"
-TRANSCRIBED = "transcribed"
 
 # How serious a reason is: a ticket's reason follows its most serious call.
 REASON_RANK = {"urgent_bug": 1, "outage": 2}
-
-# Where the transcript of a call's voicemail stands (`TicketCall.transcript_state`).
-TRANSCRIBING = "transcribing"
-TRANSCRIPT_DONE = "done"
-TRANSCRIPT_FAILED = "failed"
 
 
 # Hot lookups built once: SQLAlchemy then skips building and hashing the query per webhook.
@@ -695,73 +689,6 @@ def record_line_closed(session: Session, *, call: TicketCall, now: datetime | No
     `closed_no_message`, not as a caller who hung up.
     """
     _add_call_event(session, call, LINE_CLOSED, "outside working hours", now)
-
-
-def start_transcript(session: Session, *, call: TicketCall) -> None:
-    """Note that the voicemail is being transcribed: paging waits a little for the transcript."""
-    if call.transcript_state is None:
-        call.transcript_state = TRANSCRIBING
-    session.commit()
-
-
-def add_transcript(
-    session: Session,
-    *,
-    call: TicketCall,
-    text: str,
-    confidence: float | None,
-    sequence: int | None = None,
-) -> bool:
-    """Add one finished utterance of the caller's voicemail to the call's transcript.
-
-    One UPDATE, so two callbacks at once both land. Twilio numbers its callbacks: one whose
-    `sequence` is not past the last one added (a retry) adds nothing. Returns whether it added.
-    """
-    joined = case(
-        (TicketCall.transcription.is_(None), text),
-        else_=TicketCall.transcription + " " + text,
-    )
-    values: dict = {"transcription": joined}
-    if confidence is not None:  # the weakest utterance says how far the whole can be trusted
-        values["transcript_confidence"] = case(
-            (TicketCall.transcript_confidence <= confidence, TicketCall.transcript_confidence),
-            else_=confidence,
-        )
-    statement = update(TicketCall).where(TicketCall.id == call.id)
-    if sequence is not None:
-        values["transcript_sequence"] = sequence
-        statement = statement.where(
-            (TicketCall.transcript_sequence.is_(None)) | (TicketCall.transcript_sequence < sequence)
-        )
-    added = session.execute(
-        statement.values(**values).execution_options(synchronize_session=False)
-    ).rowcount
-    session.commit()
-    session.refresh(call)
-    return bool(added)
-
-
-def finish_transcript(
-    session: Session, *, call: TicketCall, failed: str | None = None, now: datetime | None = None
-) -> bool:
-    """Mark the transcript complete (or failed); return whether this call's state changed.
-
-    Only a change notes the timeline, so Twilio's repeated callbacks add nothing twice.
-    """
-    state = TRANSCRIPT_FAILED if failed else TRANSCRIPT_DONE
-    if call.transcript_state in (TRANSCRIPT_DONE, TRANSCRIPT_FAILED):
-        return False
-    call.transcript_state = state
-    if failed:
-        detail = f"failed: {failed}"
-    elif call.transcription:
-        shown = f", confidence {call.transcript_confidence:.2f}" if call.transcript_confidence else ""
-        detail = f"{len(call.transcription.split())} words{shown}"
-    else:
-        detail = "nothing was said"
-    _add_call_event(session, call, TRANSCRIBED, detail, now)
-    session.commit()
-    return True
 
 
 def _keep_recording(

@@ -20,7 +20,7 @@ from ivr import params
 from ivr.emergency.state import find_call, say_ticket
 from ivr.flow import absolute_url, action_url, goodbye, guarded, note
 from ivr.prompts import Speaker
-from tickets import paging, urgent
+from tickets import paging, transcripts, urgent
 from tickets.models import TicketCall
 
 # The name our <Transcription> goes by, so <Stop> ends that one.
@@ -66,7 +66,7 @@ def transcribe(
         track="inbound_track",
         partial_results=False,
     )
-    guarded(urgent.start_transcript, call=call)
+    guarded(transcripts.start_transcript, call=call)
 
 
 def take_voicemail(settings: Settings, form: Mapping[str, str], *, language: str) -> VoiceResponse:
@@ -106,7 +106,7 @@ def take_transcript(form: Mapping[str, str]) -> None:
         inbound = params.text(form.get("Track"), 20) in ("", "inbound_track")
         if utterance is not None and final and inbound:
             guarded(
-                urgent.add_transcript,
+                transcripts.add_transcript,
                 call=call,
                 text=utterance.text,
                 confidence=utterance.confidence,
@@ -116,7 +116,7 @@ def take_transcript(form: Mapping[str, str]) -> None:
     failed = None
     if event == ERROR:
         failed = params.text(form.get("TranscriptionError"), 200) or "the engine failed"
-    if guarded(urgent.finish_transcript, call=call, failed=failed, now=utcnow()):
+    if guarded(transcripts.finish_transcript, call=call, failed=failed, now=utcnow()):
         guarded(paging.transcript_complete, ticket_id=call.ticket_id, now=utcnow())
 
 

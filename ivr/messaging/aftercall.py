@@ -11,7 +11,7 @@ from core.clock import utcnow
 from core.settings import Settings
 from ivr import calls
 from ivr.hours import next_opening
-from tickets import paging, urgent
+from tickets import paging, transcripts
 from tickets.models import TicketCall
 
 
@@ -33,7 +33,7 @@ def after_call(
             now=now,
             next_opening=_next_opening(settings, now),
             rules=rules,
-            transcribing=call.transcript_state == urgent.TRANSCRIBING,
+            transcribing=call.transcript_state == transcripts.TRANSCRIBING,
         )
         log_row = calls.get_call(session, call.sid)
         language = log_row.language if log_row and log_row.language else settings.default_language

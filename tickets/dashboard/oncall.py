@@ -16,15 +16,14 @@ from core.clock import utcnow
 from core.db import db
 from core.settings import current_settings
 from tickets import rota
-from tickets.forms import StaffActionForm
-from tickets.models import OnCallShift, OutboxMessage
-from tickets.paging_state import latest_test_pages, test_page_failed
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
-from tickets.models import StaffUser
+from tickets.forms import StaffActionForm
+from tickets.models import OnCallShift, OutboxMessage, StaffUser
 from tickets.oncall.feeds import issue_feed_token, revoke_feed_token
 from tickets.oncall.forms import FeedForm, OverrideForm, RemoveOverrideForm
+from tickets.paging_state import latest_test_pages, test_page_failed
 
 AHEAD = timedelta(days=14)
 WEEK = timedelta(days=7)
