@@ -731,7 +731,7 @@ def test_a_message_with_commas_stays_whole_and_the_telephone_says_so():
     script = parse_script("9,1,n,rec:bel mij terug, over de factuur van maart,1", warn=notes.append)
     assert script == ["9", "1", "n", "rec:bel mij terug, over de factuur van maart", "1"]
     assert notes == [
-        "(the comma in 'rec:bel mij terug, over de factuur van maart' is taken as part of the "
+        "(the commas in 'rec:bel mij terug, over de factuur van maart' are taken as part of the "
         "message)"
     ]
     assert parse_script(r"say:ja\, graag,2") == ["say:ja, graag", "2"]

@@ -66,13 +66,16 @@ def parse_script(text: str | None, warn: Callable[[str], None] | None = None) ->
     if not text or not text.strip():
         return []
     answers: list[str] = []
+    joined: set[int] = set()
     for raw in text.replace("\\,", "\0").split(","):
         part = raw.replace("\0", ",")
         previous = answers[-1] if answers else ""
         if previous.lower().startswith(MESSAGE_PREFIXES) and not is_answer(part):
             answers[-1] = f"{previous},{part.rstrip()}"
-            if warn is not None:
-                warn(f"(the comma in {answers[-1]!r} is taken as part of the message)")
+            joined.add(len(answers) - 1)
             continue
         answers.append(part.strip())
+    for index in sorted(joined):
+        if warn is not None:
+            warn(f"(the commas in {answers[index]!r} are taken as part of the message)")
     return answers
