@@ -206,11 +206,20 @@ def test_pages_wait_for_the_transcript_and_go_once_it_is_in(
     assert "Voicemail: Alles ligt eruit." in sms.body
 
 
+def leave_voicemail(call, voicemail) -> None:
+    call.post(
+        voicemail.find("Record").get("action"),
+        RecordingUrl="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
+        RecordingSid="RE" + "1" * 32,
+        RecordingDuration="14",
+    )
+
+
 def test_without_a_transcript_the_pages_go_after_the_bound(
     app, session, anna, phone, clock, twilio
 ):
     call = phone(to=EMERGENCY_NUMBER, from_=CALLER)
-    call.dial_result(call.press(call.start(), "1"), "no-answer")
+    leave_voicemail(call, call.dial_result(call.press(call.start(), "1"), "no-answer"))
     call.hang_up(duration="60")
     tick(app)
     assert twilio.to(ANNA) == []
@@ -221,10 +230,20 @@ def test_without_a_transcript_the_pages_go_after_the_bound(
     assert "urgent ticket" in sms.body.lower()
 
 
-def test_a_failed_transcription_sends_the_pages_at_once(app, session, anna, phone, twilio):
+def test_a_caller_who_left_no_message_is_paged_at_once(app, session, anna, phone, twilio):
     call = phone(to=EMERGENCY_NUMBER, from_=CALLER)
     call.dial_result(call.press(call.start(), "1"), "no-answer")
+    call.hang_up(duration="40")  # hung up at the beep: no words to wait for
+    tick(app)
+    assert len(twilio.to(ANNA)) == 1
+
+
+def test_a_failed_transcription_sends_the_pages_at_once(app, session, anna, phone, twilio):
+    call = phone(to=EMERGENCY_NUMBER, from_=CALLER)
+    leave_voicemail(call, call.dial_result(call.press(call.start(), "1"), "no-answer"))
     call.hang_up(duration="60")
+    tick(app)
+    assert twilio.to(ANNA) == []
     call.post_raw(
         "/voice/emergency/transcript",
         TranscriptionEvent="transcription-error",

@@ -33,7 +33,10 @@ def after_call(
             now=now,
             next_opening=_next_opening(settings, now),
             rules=rules,
-            transcribing=call.transcript_state == transcripts.TRANSCRIBING,
+            # Only a voicemail left has words to wait for: a caller who hung up at the beep
+            # left none, whatever the transcription says later.
+            transcribing=call.outcome == "voicemail"
+            and call.transcript_state == transcripts.TRANSCRIBING,
         )
         log_row = calls.get_call(session, call.sid)
         language = log_row.language if log_row and log_row.language else settings.default_language
