@@ -75,6 +75,7 @@ class Showcase:
     ticket: str  # the number of the ticket with the Dutch voicemail
     admin: str
     engineer: str
+    engineer_id: int
     password: str
 
 
@@ -255,7 +256,7 @@ def seed(app: Flask) -> Showcase:
         ticket.calls[0].recording_url = LONG_RECORDING
         session.commit()
         _office_and_outbox(session, ticket, engineer, now)
-        return Showcase(ticket.number, ADMIN, ENGINEER, PASSWORD)
+        return Showcase(ticket.number, ADMIN, ENGINEER, engineer.id, PASSWORD)
 
 
 def serve(app: Flask):
@@ -286,7 +287,7 @@ def dashboard_pages(showcase: Showcase) -> dict[str, str]:
         "statistics": "/support/statistics",
         "settings": "/support/settings",
         "staff": "/support/staff",
-        "staff-account": "/support/staff/2",
+        "staff-account": f"/support/staff/{showcase.engineer_id}",
     }
 
 
