@@ -47,6 +47,9 @@ def configure(app: Flask, settings: Settings) -> None:
     from ivr.messaging.policy import paging_policy
 
     app.config["PAGING"] = paging_policy(settings)
+    from ivr.messaging.helpdesk import helpdesk_policy
+
+    app.config["HELPDESK"] = helpdesk_policy(settings)
     # The dashboard's statistics count the office menu's choices with the menu's own rule.
     from ivr.office.figures import count_menu_choices
 
@@ -62,10 +65,17 @@ def configure(app: Flask, settings: Settings) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # werkzeug's development server (`flask run`) logs every request's path and query.
+    from core.log_redaction import redact_logger
+
+    redact_logger(logging.getLogger("werkzeug"))
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Bind the database and the web extensions to the app."""
+    from app.schema import register_models
+
+    register_models()
     db.init_app(
         app, settings.resolved_database_url, timeout_seconds=settings.database_timeout_seconds
     )

@@ -2,7 +2,9 @@
 
 - the message round (`ivr.messaging.sender.tick`): due paging steps, summaries and messages;
 - the daily upkeep (`ivr.privacy.daily`): the retention purge, taken by one process a day;
-- the outage journal's replay (`ivr.outage.replay`), in a thread of its own.
+- the outage journal's replay (`ivr.outage.replay`), in a thread of its own;
+- the helpdesk events' delivery (`ivr.messaging.helpdesk`), in a thread of its own, so a slow
+  receiver never holds up a page.
 
 The features do not start each other's work; this module does, so none of them imports another
 only to be run by it.
@@ -15,6 +17,9 @@ import threading
 
 from flask import Flask
 
+from core.settings import Settings
+from ivr.messaging.helpdesk import tick as deliver
+from ivr.messaging.outbox import LoopThread
 from ivr.messaging.sender import TickReport, tick
 from ivr.outage.replay import start_replay_thread
 from ivr.privacy.daily import enable_daily_purge, run_daily_jobs
@@ -30,35 +35,21 @@ def background_round(app: Flask) -> TickReport:
     return report
 
 
-class BackgroundLoop(threading.Thread):
-    """Background thread of one server process: a round every `send_interval_seconds`."""
-
-    def __init__(self, app: Flask) -> None:
-        super().__init__(name="message-sender", daemon=True)
-        self.app = app
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        """Run rounds until stopped; a failed round is logged and the next one tries again."""
-        interval = self.app.config["SETTINGS"].paging.send_interval_seconds
-        while not self.stopped.wait(interval):
-            try:
-                background_round(self.app)
-            except Exception:  # noqa: BLE001 - the database may be down; try again next round
-                log.exception("background round failed")
-
-    def stop(self) -> None:
-        """Ask the thread to finish after its current round."""
-        self.stopped.set()
-
-
-def start_background(app: Flask) -> BackgroundLoop | None:
-    """Start the journal replay, and the round loop when it could send or purge something."""
-    start_replay_thread(app)
+def start_background(app: Flask) -> list[threading.Thread]:
+    """Start the journal replay, the message round when it could send or purge something, and
+    the helpdesk delivery when a receiver is configured; return the threads started."""
+    settings: Settings = app.config["SETTINGS"]
+    started: list[threading.Thread] = [start_replay_thread(app)]
     rules = app.config["PAGING"]
     purges = enable_daily_purge(app)
-    if not (rules.enabled or rules.caller_sms or purges):
-        return None
-    loop = BackgroundLoop(app)
-    loop.start()
-    return loop
+    if rules.enabled or rules.caller_sms or purges:
+        interval = settings.paging.send_interval_seconds
+        started.append(
+            LoopThread(app, name="message-sender", tick=background_round, interval=interval)
+        )
+    if settings.helpdesk.receivers:
+        interval = settings.helpdesk.send_interval_seconds
+        started.append(LoopThread(app, name="helpdesk-sender", tick=deliver, interval=interval))
+    for thread in started[1:]:
+        thread.start()
+    return started

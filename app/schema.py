@@ -12,6 +12,17 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+def register_models() -> None:
+    """Import every module that declares tables, so the metadata knows all of them.
+
+    The migrations and everything that walks every table (the privacy scrub, the tests'
+    clean-up) rely on it; a feature's tables live beside the feature.
+    """
+    import ivr.models  # noqa: F401
+    import tickets.helpdesk.models  # noqa: F401
+    import tickets.models  # noqa: F401
+
+
 def alembic_config(url: str) -> Config:
     """Return an Alembic configuration for the given database URL."""
     config = Config()

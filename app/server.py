@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
+from core.log_redaction import redact_logger
 from core.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,16 @@ class _Gunicorn(BaseApplication):
         gc.collect()  # what start-up left as garbage is freed, not kept for good
         gc.freeze()
         return served
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, whose access and error lines carry no secret of a URL (a feed's token)."""
+
+    def setup(self, cfg) -> None:
+        """Set gunicorn's logs up, then make both of them redact (again after a reload)."""
+        super().setup(cfg)
+        redact_logger(self.access_log)
+        redact_logger(self.error_log)
 
 
 def admit_whole_requests(app, settings: Settings):
@@ -115,6 +127,7 @@ def gunicorn_options(
         "accesslog": "-",
         "errorlog": "-",
         "loglevel": "info",
+        "logger_class": RedactingLogger,
         # gunicorn believes X-Forwarded-Proto only from these; by default it would from any
         # local process. Nobody, without configured proxies.
         "forwarded_allow_ips": ",".join(settings.trusted_proxies) or "",

@@ -4,8 +4,8 @@
 
 Prints, for the packages of this checkout (`app`, `core`, `ivr`, `tickets`, those that exist):
 
-- the cycles between packages (a package is a folder with an `__init__.py`; the modules
-  directly in it belong to it), from the import graph grimp builds, as import-linter does;
+- the import cycles between siblings (the modules and subpackages of one package, at any
+  depth), from the import graph grimp builds, as import-linter's `acyclic_siblings` does;
 - the `commit()` call sites, by file;
 - the largest modules, and every function over 60 lines;
 - a trace of `POST /voice/incoming` for a known super user: the project files the call passes
@@ -16,6 +16,7 @@ Prints, for the packages of this checkout (`app`, `core`, `ivr`, `tickets`, thos
 from __future__ import annotations
 
 import ast
+import importlib
 import os
 import sys
 import tempfile
@@ -42,32 +43,47 @@ def source_files(tops: list[str]) -> list[Path]:
     return files
 
 
-def package_of(module: str, tops: list[str]) -> str:
-    """Return the package a module belongs to: itself for a package, else its parent."""
-    path = ROOT / Path(*module.split("."))
-    if (path / "__init__.py").exists():
-        return module
-    return module.rpartition(".")[0] or module
+def sibling_cycles(tops: list[str]) -> list[list[str]]:
+    """Return the import cycles between siblings: the children of one package, at any depth.
 
-
-def package_cycles(tops: list[str]) -> list[list[str]]:
-    """Return the strongly connected groups (size > 1) of the package import graph."""
+    A child is a module, or a subpackage with everything below it, as import-linter's
+    `acyclic_siblings` contract sees them; the top-level packages are siblings too.
+    """
     import grimp
 
     graph = grimp.build_graph(*tops, include_external_packages=False)
+    modules = {module for module in graph.modules if ".migrations" not in module}
+    imports = {
+        module: set(graph.find_modules_directly_imported_by(module)) & modules for module in modules
+    }
+    cycles = []
+    for parent in sorted({module.rpartition(".")[0] for module in modules} | {""}):
+        edges = _sibling_edges(imports, parent)
+        cycles += [sorted(group) for group in _strong_components(edges) if len(group) > 1]
+    return cycles
+
+
+def _sibling_edges(imports: dict[str, set[str]], parent: str) -> dict[str, set[str]]:
+    """Return the imports between the children of `parent` ('' for the top level)."""
+    depth = parent.count(".") + 1 if parent else 0
+
+    def child(module: str) -> str | None:
+        if parent and not module.startswith(parent + "."):
+            return None
+        return ".".join(module.split(".")[: depth + 1])
+
     edges: dict[str, set[str]] = {}
-    for module in graph.modules:
-        if ".migrations" in module:
+    for module, targets in imports.items():
+        source = child(module)
+        if source is None:
             continue
-        source = package_of(module, tops)
-        for imported in graph.find_modules_directly_imported_by(module):
-            if ".migrations" in imported:
-                continue
-            target = package_of(imported, tops)
-            if target != source:
-                edges.setdefault(source, set()).add(target)
-            edges.setdefault(target, set())
-    return [sorted(group) for group in _strong_components(edges) if len(group) > 1]
+        edges.setdefault(source, set())
+        for target in targets:
+            sibling = child(target)
+            if sibling is not None and sibling != source:
+                edges[source].add(sibling)
+                edges.setdefault(sibling, set())
+    return edges
 
 
 def _strong_components(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -153,14 +169,10 @@ def trace_incoming_call(tops: list[str]) -> list[str]:
     sys.path.insert(0, str(ROOT / "tests"))
     from helpers import EMERGENCY_NUMBER, MONDAY_MORNING, SECRET_KEY, Call, build_settings
 
-    try:
-        from app import create_app
-    except ImportError:
-        from app import create_app
-    try:
-        from app.schema import upgrade_database
-    except ImportError:
-        from app.schema import upgrade_database
+    # The shell's home: `app` since the layering, `ivr` before it (for measuring old commits).
+    shell = "app" if "app" in tops else "ivr"
+    create_app = importlib.import_module(shell).create_app
+    upgrade_database = importlib.import_module(shell + ".schema").upgrade_database
 
     url = f"sqlite:///{workdir / 'shape.sqlite3'}"
     upgrade_database(url)
@@ -226,8 +238,8 @@ def main() -> int:
     tops = packages_here()
     files = source_files(tops)
     print(f"packages: {', '.join(tops)}  ({len(files)} modules, migrations left out)")
-    cycles = package_cycles(tops)
-    print(f"\npackage cycles: {len(cycles)}")
+    cycles = sibling_cycles(tops)
+    print(f"\nimport cycles between siblings: {len(cycles)}")
     for group in cycles:
         print("  " + " <-> ".join(group))
     sites = commit_sites(files)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 from flask import g, has_request_context
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -147,6 +150,30 @@ def make_engine(url: str, *, timeout_seconds: float = 2.0, limit_statements: boo
     )
     _ping_once_per_request(engine)
     return engine
+
+
+def make_read_only_engine(url: str, *, timeout_seconds: float = 5.0) -> Engine:
+    """Create an engine that can only read: for checks that must change nothing.
+
+    A SQLite file is opened read-only (never created: a missing file raises
+    FileNotFoundError); PostgreSQL refuses every write in its transactions.
+    """
+    parts = make_url(url)
+    if parts.get_backend_name() == "sqlite":
+        path = Path(parts.database or "")
+        if not parts.database or not path.is_file():
+            raise FileNotFoundError(f"no SQLite database at {path}")
+        read_only = f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true"
+        return create_engine(read_only, poolclass=NullPool, hide_parameters=True)
+    return create_engine(
+        url,
+        poolclass=NullPool,
+        hide_parameters=True,
+        connect_args={
+            "connect_timeout": max(1, int(round(timeout_seconds))),
+            "options": "-c default_transaction_read_only=on",
+        },
+    )
 
 
 def _ping_once_per_request(engine: Engine) -> None:

@@ -25,8 +25,13 @@ from pydantic import (
     model_validator,
 )
 
+from core.helpdesk_settings import Helpdesk, secrets_from_environment
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+# config/default.toml and config/demo-directory.csv, as package data: in a checkout these are
+# links to config/, and an installed package (a plain `pip install`) holds copies.
+DEFAULTS = Path(__file__).resolve().parent / "defaults"
+DEFAULT_CONFIG = DEFAULTS / "default.toml"
 
 # Environment variable -> dotted settings key it overrides.
 ENV_OVERRIDES = {
@@ -41,6 +46,8 @@ ENV_OVERRIDES = {
     "IVR_SMS_FROM": "paging.sms_from",
     "IVR_SMTP_URL": "paging.smtp_url",
     "IVR_METRICS_TOKEN": "metrics.token",
+    "IVR_HELPDESK_WEBHOOK_URL": "helpdesk.url",
+    "IVR_HELPDESK_WEBHOOK_SECRET": "helpdesk.secret",
 }
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -72,6 +79,17 @@ def _international_number(value: str) -> str:
 
 
 PhoneNumber = Annotated[str, AfterValidator(_international_number)]
+
+
+def _country(value: str) -> str:
+    """Accept a country phonenumbers knows by its ISO 3166 code (NL, BE); never "001"."""
+    code = value.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not a country code (two letters, as NL or BE)")
+    return code
+
+
+Country = Annotated[str, AfterValidator(_country)]
 
 
 class Strict(BaseModel):
@@ -211,6 +229,9 @@ class EmergencyLine(Strict):
     repeat_window_minutes: int = Field(default=30, ge=0, le=1440)
     voicemail_max_seconds: int = Field(default=180, ge=10, le=600)
     record_calls: bool = True
+    # A caller who goes on without a confirmed PIN: "ring" puts them through to the engineers
+    # (who hear that the caller is not verified), "voicemail" takes a voicemail instead.
+    unverified: Literal["ring", "voicemail"] = "ring"
     schedule: Schedule | None = None
     transcription: Transcription = Field(default_factory=Transcription)
 
@@ -272,8 +293,15 @@ class Paging(Strict):
     # An incoming-webhook URL of a Teams or Slack channel; empty: no chat message.
     chat_webhook_url: Annotated[str, Field(pattern=r"^(https?://\S+)?$")] = ""
     chat_format: Literal["slack", "teams"] = "slack"
-    # Text a caller on a mobile number their ticket number, and when it is acknowledged/resolved.
+    # Text a caller their ticket number, and when it is acknowledged/resolved: only a caller
+    # recognised on the call (caller ID or PIN), on a mobile of one of these countries, within
+    # the caps per number (a day) and line-wide (an hour).
     caller_sms: bool = True
+    caller_sms_countries: list[Country] = Field(default_factory=lambda: ["NL", "BE"], min_length=1)
+    caller_sms_per_number_per_day: int = Field(default=10, ge=1, le=100)
+    caller_sms_per_hour: int = Field(default=300, ge=1, le=100_000)
+    # Unverified tickets are paged together: at most one digest in this many minutes.
+    unverified_digest_minutes: int = Field(default=15, ge=1, le=1440)
     # How often each server process looks for due pages and messages (seconds).
     send_interval_seconds: float = Field(default=2.0, ge=0.2, le=60)
     # A message is given up after this many failed attempts (backoff doubles, at most 10 min).
@@ -390,6 +418,7 @@ class Settings(Strict):
     paging: Paging = Field(default_factory=Paging)
     privacy: Privacy = Field(default_factory=Privacy)
     metrics: Metrics = Field(default_factory=Metrics)
+    helpdesk: Helpdesk = Field(default_factory=Helpdesk)
     # Texts of SMS and e-mail messages, per language, like the prompts.
     messages: dict[str, dict[str, str]]
 
@@ -546,6 +575,7 @@ def load_settings(
             _set_dotted(data, dotted, environ[variable])
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
+    secrets_from_environment(data, environ)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

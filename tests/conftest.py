@@ -19,11 +19,14 @@ from helpers import (
     build_settings,
 )
 from sqlalchemy import delete
+from twilio_helpers import ACCOUNT_SID
 
 import ivr.models  # noqa: F401
+import tickets.helpdesk.models  # noqa: F401
 import tickets.models  # noqa: F401
 from app import create_app
 from app.schema import upgrade_database
+from bench.standin import TwilioStandIn
 from core.db import Base, db
 
 
@@ -123,3 +126,11 @@ def cli(app, database_url, monkeypatch):
         return runner.invoke(main, list(args), input=input, env=env, catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def twilio_account():
+    """Return a stand-in of Twilio's REST API holding the test account (twilio_helpers)."""
+    standin = TwilioStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
+    yield standin
+    standin.stop()

@@ -220,11 +220,11 @@ def test_acknowledging_in_the_dashboard_cancels_pages_not_yet_sent(
 def test_a_reply_naming_a_ticket_number_acknowledges_that_ticket(
     app, client, phone, session, clock, people
 ):
-    missed_call(phone)
+    missed_call(phone)  # level 1 (Anna) is paged
     ticket = the_ticket(session)
-    answer = parse_twiml(reply_sms(client, CARLA, f" {ticket.number} "))
+    answer = parse_twiml(reply_sms(client, ANNA, f" {ticket.number} "))
     assert "bevestigd" in answer.find("Message").text
-    assert the_ticket(session).acknowledged_by.name == "Carla Smit"
+    assert the_ticket(session).acknowledged_by.name == "Anna Jansen"
 
 
 def test_anything_else_from_staff_gets_help_and_changes_nothing(
@@ -361,6 +361,28 @@ def test_a_status_callback_records_delivery_and_failure(
         session.expire_all()
         row = session.scalar(select(OutboxMessage).where(OutboxMessage.provider_id == sms.sid))
         assert row.status == expected
+
+
+@pytest.mark.parametrize(
+    ("first", "late", "final"),
+    [("delivered", "undelivered", "delivered"), ("failed", "delivered", "failed")],
+)
+def test_a_late_status_callback_never_moves_a_message_out_of_a_final_state(
+    app, client, phone, session, clock, people, twilio, first, late, final
+):
+    missed_call(phone)
+    tick(app)
+    [sms] = twilio.to(ANNA)
+    for status in ("sent", first, late, "sent"):
+        data = {"MessageSid": sms.sid, "MessageStatus": status, "ErrorCode": "30008"}
+        url = sms.status_callback
+        response = client.post(
+            url.removeprefix(PUBLIC_URL), data=data, headers={"X-Twilio-Signature": sign(url, data)}
+        )
+        assert response.status_code == 204
+    session.expire_all()
+    row = session.scalar(select(OutboxMessage).where(OutboxMessage.provider_id == sms.sid))
+    assert row.status == final
 
 
 def test_a_crash_after_sending_is_recognised_by_the_status_callback(

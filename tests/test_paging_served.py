@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -89,6 +90,27 @@ def _missed_call(server: IvrServer, caller: str) -> None:
     assert done.status_code == 204
 
 
+def _unverified_call(server: IvrServer, caller: str) -> None:
+    """Call, stay silent at the PIN prompts, go on unverified with 1, and hang up while it rings."""
+    base = {
+        "CallSid": "CA" + uuid.uuid4().hex,
+        "To": EMERGENCY_NUMBER,
+        "From": caller,
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+    }
+    root = ET.fromstring(server.post("/voice/incoming", base).content)
+    base["CallStatus"] = "in-progress"
+    action = root.find("Gather").get("action")
+    while "/emergency/pin" in action:
+        root = ET.fromstring(server.post(action, base).content)
+        action = root.find("Gather").get("action")
+    root = ET.fromstring(server.post(action, {**base, "Digits": "1"}).content)
+    assert root.find("Dial") is not None or root.find("Record") is not None  # any hour
+    done = server.post("/voice/status", {**base, "CallStatus": "completed", "CallDuration": "20"})
+    assert done.status_code == 204
+
+
 @pytest.fixture
 def servers(tmp_path):
     url = os.environ.get("IVR_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'paging.sqlite3'}"
@@ -135,3 +157,22 @@ def test_two_instances_page_every_missed_call_once(servers):
     assert all(len(twilio.to(caller)) == 1 for caller in CALLERS)
     wait_until(lambda: len(mail.to("eva@otys.test")) >= 3, timeout=15, what="three e-mails")
     assert len(mail.to("eva@otys.test")) == 3
+
+
+def test_two_instances_send_one_digest_for_a_burst_of_unverified_calls(servers):
+    (a, b), twilio, mail = servers
+    strangers = [f"+316333300{index:02d}" for index in range(12)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        calls = [
+            pool.submit(_unverified_call, a if index % 2 == 0 else b, number)
+            for index, number in enumerate(strangers)
+        ]
+        for call in calls:
+            call.result()
+    wait_until(lambda: twilio.to(ENGINEER), timeout=30, what="the digest of unverified calls")
+    wait_until(lambda: mail.to("eva@otys.test"), timeout=15, what="the digest's e-mail")
+    time.sleep(3)  # four senders keep looking: the next digest is 15 minutes away
+    [digest] = twilio.to(ENGINEER)
+    assert "niet geverifieerde urgente oproep" in digest.body
+    assert len(mail.to("eva@otys.test")) == 1
+    assert not [sms for sms in twilio.sent if sms.to in strangers]

@@ -19,6 +19,8 @@ from core.settings import load_settings
 from ivr.models import CallLog
 from tickets.availability import set_hours_override
 from tickets.models import CallbackRequest, Ticket, TicketCall
+from tickets.oncall.feeds import issue_feed_token
+from tickets.staff import create_staff
 
 # Real `ivr serve` processes; each walk forces the hours, so no outcome depends on the clock.
 pytestmark = pytest.mark.wall_clock
@@ -182,6 +184,38 @@ def test_a_call_signed_with_the_wrong_token_is_refused(server):
     result = server.call("--keys", "hangup", env={"TWILIO_AUTH_TOKEN": "not-the-right-token-123"})
     assert result.returncode == 1
     assert "HTTP 403" in result.stdout
+
+
+def test_the_log_shows_no_calendar_feed_token_and_no_token_in_a_query(server):
+    engine = create_engine(server.env["IVR_DATABASE_URL"])
+    try:
+        with Session(engine) as session:
+            staff = create_staff(
+                session, email="feed@otys.test", name="Fenna Feed", password="feed-password-123"
+            )
+            session.commit()
+            token = issue_feed_token(session, staff=staff)
+    finally:
+        engine.dispose()
+    unknown, in_query = "u" * 43, "query-token-0123456789abcdef"
+    feed = requests.get(f"{server.url}/oncall/feed/{token}.ics", timeout=10)
+    assert feed.status_code == 200 and feed.text.startswith("BEGIN:VCALENDAR")
+    assert requests.get(f"{server.url}/oncall/feed/{unknown}.ics", timeout=10).status_code == 404
+    referred = {"Referer": f"{server.url}/oncall/feed/{token}.ics?x=1"}
+    api = requests.get(
+        f"{server.url}/api/tickets?per_page=5&access_token={in_query}", headers=referred, timeout=10
+    )
+    assert api.status_code == 401
+    # gunicorn writes an access line once the response is sent: wait for the last one.
+    deadline = time.monotonic() + 10
+    while "/api/tickets?" not in server.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = server.log.read_text()
+    assert token not in log and unknown not in log and in_query not in log
+    assert log.count('"GET /oncall/feed/[redacted].ics HTTP/1.1" 200') == 1
+    assert log.count('"GET /oncall/feed/[redacted].ics HTTP/1.1" 404') == 1
+    assert '"GET /api/tickets?per_page=5&access_token=[redacted] HTTP/1.1" 401' in log
+    assert "/oncall/feed/[redacted].ics?x=1" in log  # the referer, also redacted
 
 
 # ---------------------------------------------------------------- end-to-end walks

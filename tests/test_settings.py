@@ -33,6 +33,14 @@ def test_default_configuration_loads_with_secrets_from_the_environment():
     assert settings.schedule_for(settings.office.schedule) is settings.hours
 
 
+def test_caller_texts_default_to_dutch_and_belgian_mobiles_and_unverified_callers_ring():
+    settings = load_settings(environ=ENVIRON, overrides={"paging.caller_sms_countries": ["nl"]})
+    assert settings.paging.caller_sms_countries == ["NL"]
+    settings = load_settings(environ=ENVIRON)
+    assert settings.paging.caller_sms_countries == ["NL", "BE"]
+    assert settings.emergency.unverified == "ring"
+
+
 def test_environment_overrides_the_file():
     settings = load_settings(
         environ={**ENVIRON, "IVR_DATABASE_URL": "sqlite:////tmp/x.db", "IVR_WORKERS": "5"}
@@ -81,6 +89,28 @@ def test_environment_overrides_the_file():
         ),
         ({"metrics.allow": ["10.0.0.0/8", "intranet"]}, "metrics.allow.1", "not an IP address"),
         ({"metrics.token": "short"}, "metrics.token", "at least 16 characters"),
+        (
+            {"paging.caller_sms_countries": ["NL", "XX"]},
+            "paging.caller_sms_countries.1",
+            "not a country code",
+        ),
+        (
+            {"paging.caller_sms_countries": ["001"]},
+            "paging.caller_sms_countries.0",
+            "not a country code",
+        ),
+        ({"paging.caller_sms_per_hour": 0}, "paging.caller_sms_per_hour", "greater than or equal"),
+        (
+            {"paging.caller_sms_per_number_per_day": -1},
+            "paging.caller_sms_per_number_per_day",
+            "greater than or equal",
+        ),
+        (
+            {"paging.unverified_digest_minutes": 0},
+            "paging.unverified_digest_minutes",
+            "greater than or equal",
+        ),
+        ({"emergency.unverified": "hangup"}, "emergency.unverified", "'ring' or 'voicemail'"),
     ],
 )
 def test_bad_setting_fails_with_one_line_naming_the_key(overrides, key, problem):

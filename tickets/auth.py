@@ -116,13 +116,19 @@ def _recent_failures(session: Session, email: str, source: str, now) -> int:
     )
 
 
+def forwarded_for() -> str | None:
+    """Return the address the nearest proxy put last in X-Forwarded-For, if it put one there."""
+    last = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+    return last[:64] or None
+
+
 def client_address() -> str:
     """Return the client's address: the direct peer, or what a trusted proxy says it saw."""
     peer = request.remote_addr or "unknown"
     proxies = current_settings().trusted_proxies
-    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
-    if forwarded[-1] and is_trusted_proxy(peer, proxies):
-        return forwarded[-1][:64]
+    forwarded = forwarded_for()
+    if forwarded and is_trusted_proxy(peer, proxies):
+        return forwarded
     return peer[:64]
 
 

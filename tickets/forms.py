@@ -245,6 +245,10 @@ class EndAnnouncementForm(FlaskForm):
     """End an announcement now."""
 
 
+class HelpdeskActionForm(FlaskForm):
+    """Redeliver a helpdesk event, or enable a receiver again (admins): the CSRF token only."""
+
+
 class StaffAccountForm(FlaskForm):
     """A staff account's name, e-mail address, role and phone number (admins)."""
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from core.clock import utcnow
 from tickets import metrics, paging
+from tickets.helpdesk import events as helpdesk
 from tickets.labels import status_label
 from tickets.models import (
     CATEGORIES,
@@ -208,12 +209,33 @@ def _refuse_if_closed(ticket: Ticket, action: str) -> None:
         raise InvalidTransition(f"Ticket {ticket.number} is closed: it cannot {action}.")
 
 
+# The changes of the unit of work being saved, for its `ticket.updated` helpdesk event.
+_CHANGES = "helpdesk_ticket_changes"
+
+
 def _event(
     session: Session, ticket: Ticket, staff: StaffUser, kind: str, detail: str, at: datetime
-) -> None:
-    session.add(
-        TicketEvent(ticket_id=ticket.id, staff_id=staff.id, kind=kind, detail=detail, at=at)
-    )
+) -> TicketEvent:
+    """Add an entry to the ticket's history; the helpdesk hears of it when it is saved."""
+    event = TicketEvent(ticket_id=ticket.id, staff_id=staff.id, kind=kind, detail=detail, at=at)
+    session.add(event)
+    session.info.setdefault(_CHANGES, []).append((ticket, staff, helpdesk.Change(kind, detail), at))
+    return event
+
+
+def _tell_helpdesk(session: Session) -> None:
+    """Write one `ticket.updated` per changed ticket, with the ticket as it is now written."""
+    noted = session.info.pop(_CHANGES, [])
+    if not noted:
+        return
+    session.flush()  # the version and updated_at the event reports are the ones written
+    tickets: dict[int, list] = {}
+    for entry in noted:
+        tickets.setdefault(entry[0].id, []).append(entry)
+    for entries in tickets.values():
+        ticket, staff, _, at = entries[-1]
+        changes = [change for _, _, change, _ in entries]
+        helpdesk.ticket_updated(session, ticket=ticket, staff=staff, changes=changes, at=at)
 
 
 def _acknowledge(
@@ -245,11 +267,14 @@ def _saving(session: Session) -> Iterator[None]:
     """Commit the changes made inside the block, or roll all of them back."""
     try:
         yield
+        _tell_helpdesk(session)
         session.commit()
     except StaleDataError as exc:
+        session.info.pop(_CHANGES, None)
         session.rollback()
         raise StaleTicket() from exc
     except BaseException:
+        session.info.pop(_CHANGES, None)
         session.rollback()
         raise
 
@@ -438,9 +463,8 @@ def change_category(
 def add_note(session: Session, *, ticket: Ticket, staff: StaffUser, text: str) -> TicketEvent:
     """Add an internal note to a ticket's history."""
     body = _text(text, what="note", limit=MAX_TEXT, required=True)
-    event = TicketEvent(ticket_id=ticket.id, staff_id=staff.id, kind="note", detail=body)
     with _saving(session):
-        session.add(event)
+        event = _event(session, ticket, staff, "note", body, utcnow())
     return event
 
 

@@ -262,6 +262,8 @@ class TicketCall(Base):
     caller: Mapped[str | None] = mapped_column(String(64))
     # Who is on this call and why: a call that joins an open ticket may be someone else.
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    # "caller_id" or "pin" when the caller was recognised on this call; None when not verified.
+    recognised_by: Mapped[str | None] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(String(20))
     # One of urgent.OUTCOME_RANK: in_progress until the call is settled.
     outcome: Mapped[str] = mapped_column(String(30), default="in_progress")

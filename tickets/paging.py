@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import phonenumbers
 from flask import current_app, has_app_context
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from tickets import rota
+from core.clock import utcnow
+from tickets import caller_texts, rota
+from tickets.caller_texts import CALLER_ACK as CALLER_ACK
+from tickets.caller_texts import CALLER_KINDS as CALLER_KINDS
+from tickets.caller_texts import CALLER_RESOLVED as CALLER_RESOLVED
+from tickets.caller_texts import CALLER_TICKET, CallerTextRules
 from tickets.models import (
     ERASED,
+    OPEN_STATUSES,
     TICKET_NUMBER_BASE,
     OutboxMessage,
     Page,
@@ -33,18 +38,22 @@ from tickets.models import (
 
 log = logging.getLogger(__name__)
 
-# Kinds of message.
+# Kinds of message to engineers; the caller's are in `tickets.caller_texts`.
 PAGE = "page"
 ACK_NOTICE = "ack_notice"
 SUMMARY = "summary"
-CALLER_TICKET = "caller_ticket"
-CALLER_ACK = "caller_ack"
-CALLER_RESOLVED = "caller_resolved"
+DIGEST = "digest"
 # A test SMS or e-mail an engineer asks for before a shift (`ivr staff test-page`).
 TEST_PAGE = "test_page"
-ENGINEER_KINDS = (PAGE, ACK_NOTICE, SUMMARY)
-# Texts to the caller: their recipient is the caller's number (see the index on the outbox).
-CALLER_KINDS = (CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED)
+ENGINEER_KINDS = (PAGE, ACK_NOTICE, SUMMARY, DIGEST)
+# Messages that list tickets to an engineer: each entitles them to acknowledge those by SMS.
+LISTING_KINDS = (SUMMARY, DIGEST)
+# An SMS reply acknowledges tickets paged to its sender this recently.
+PAGED_WITHIN = timedelta(days=7)
+
+# Page states of an unverified ticket: waiting for the next digest, or in one already.
+IN_NEXT_DIGEST = "digest"
+DIGESTED = "digested"
 
 CHANNEL_NAMES = {"sms": "SMS", "email": "E-mail", "chat": "Chat"}
 
@@ -54,6 +63,7 @@ PAGING_EXHAUSTED = "paging_exhausted"
 PAGING_WAITING = "paging_waiting"
 PAGING_TRANSCRIPT = "paging_transcript"
 NOT_PAGED = "not_paged"
+CALLER_NOT_TEXTED = "caller_not_texted"
 
 
 @dataclass(frozen=True)
@@ -81,11 +91,18 @@ class PagingPolicy:
     out_of_hours: bool = False
     channels: tuple[str, ...] = ("sms", "email")
     chat: bool = False
-    caller_sms: bool = False
+    callers: CallerTextRules = field(default_factory=CallerTextRules)
+    # Unverified tickets are paged together, at most one digest in this time.
+    unverified_digest: timedelta = timedelta(minutes=15)
     staff_language: str = "nl"
     # Pages about a voicemail wait at most this long for its transcript.
     transcript_wait: timedelta = timedelta(seconds=30)
     fallback: tuple[FallbackEngineer, ...] = field(default_factory=tuple)
+
+    @property
+    def caller_sms(self) -> bool:
+        """Return whether callers may be texted at all."""
+        return self.callers.enabled
 
 
 def policy() -> PagingPolicy:
@@ -100,17 +117,6 @@ def policy() -> PagingPolicy:
 def new_key() -> str:
     """Return a fresh idempotency key for one message."""
     return secrets.token_hex(16)
-
-
-def is_mobile(number: str | None) -> bool:
-    """Return whether an E.164 number is a mobile phone (only those get an SMS)."""
-    if not number:
-        return False
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
 
 
 def _message(session: Session, ticket_id: int | None, **values) -> OutboxMessage:
@@ -162,7 +168,10 @@ def start(
         if rules.switched_on:  # on, but nothing can send: the ticket says nobody was paged
             _note_not_paged(session, ticket, now)
         return None
-    if session.scalar(select(Page.id).where(Page.ticket_id == ticket.id)) is not None:
+    page = session.scalar(select(Page).where(Page.ticket_id == ticket.id))
+    if by_digest(ticket) and (ticket.in_hours or rules.out_of_hours):
+        return _await_digest(session, ticket=ticket, page=page, now=now)
+    if page is not None:
         return None
     if not ticket.in_hours and not rules.out_of_hours:
         page = Page(ticket_id=ticket.id, state="waiting", next_step_at=next_opening, started_at=now)
@@ -205,6 +214,24 @@ def _note_not_paged(session: Session, ticket: Ticket, now: datetime) -> None:
     )
     if noted is None:
         _event(session, ticket.id, NOT_PAGED, "paging is on, but no channel can send", now)
+
+
+def by_digest(ticket: Ticket) -> bool:
+    """Return whether a ticket is paged in the digest: nobody confirmed who called."""
+    return not ticket.verified and not ticket.from_journal
+
+
+def _await_digest(session: Session, *, ticket: Ticket, page: Page | None, now: datetime) -> Page:
+    """Put an unverified ticket in the next digest; again after another call on it."""
+    if page is None:
+        page = Page(ticket_id=ticket.id, state=IN_NEXT_DIGEST, next_step_at=now, started_at=now)
+        session.add(page)
+    elif page.state == DIGESTED:
+        page.state, page.next_step_at, page.ended_at = IN_NEXT_DIGEST, now, None
+    else:
+        return page
+    _event(session, ticket.id, PAGING_WAITING, "in the next digest of unverified calls", now)
+    return page
 
 
 def _levels(session: Session, now: datetime, rules: PagingPolicy) -> list[rota.OnCallLevel]:
@@ -298,24 +325,80 @@ def due_summaries(session: Session, now: datetime) -> Sequence[Page]:
     ).all()
 
 
+def due_digest(session: Session, now: datetime, rules: PagingPolicy) -> Sequence[Page]:
+    """Return the unverified tickets' pages for a digest now; none while the last is recent.
+
+    Locked without SKIP LOCKED, unlike the other steps: an instance that gets here while
+    another is writing a digest waits for its commit, then sees that digest and sends none.
+    """
+    pages = session.scalars(
+        select(Page)
+        .where(Page.state == IN_NEXT_DIGEST, Page.next_step_at <= now)
+        .order_by(Page.id)
+        .with_for_update()
+    ).all()
+    if not pages:
+        return []
+    last = session.scalar(
+        select(func.max(OutboxMessage.created_at)).where(
+            OutboxMessage.ticket_id.is_(None), OutboxMessage.kind == DIGEST
+        )
+    )
+    if last is not None and now < last + rules.unverified_digest:
+        return []
+    return pages
+
+
+def _list_to_level_one(
+    session: Session,
+    *,
+    pages: Sequence[Page],
+    now: datetime,
+    rules: PagingPolicy,
+    kind: str,
+    state: str,
+    said: str,
+) -> None:
+    """Send level 1 one message listing the pages' tickets that nobody took yet.
+
+    Everything is read before anything is written, so a claim that lost a race fails at the
+    commit (where the sender expects it), not in the middle.
+    """
+    open_ids = [
+        page.ticket_id for page in pages if not _taken(session, session.get(Ticket, page.ticket_id))
+    ]
+    levels = _levels(session, now, rules) if open_ids else []
+    for page in pages:
+        page.state, page.next_step_at, page.ended_at = state, None, now
+    if not open_ids:
+        return
+    numbers = " ".join(str(TICKET_NUMBER_BASE + ticket_id) for ticket_id in open_ids)
+    for engineer in levels[0].engineers if levels else ():
+        _message_engineer(session, None, engineer, rules, kind=kind, detail=numbers)
+    for ticket_id in open_ids:
+        _event(session, ticket_id, PAGED, said, now)
+
+
 def summarise(
     session: Session, *, pages: Sequence[Page], now: datetime, rules: PagingPolicy | None = None
 ) -> None:
     """Send level 1 one summary of the tickets that came in while closed and are still open."""
+    said = "in the opening summary to level 1"
     rules = rules or policy()
-    open_ids = [
-        page.ticket_id for page in pages if not _taken(session, session.get(Ticket, page.ticket_id))
-    ]
-    for page in pages:
-        page.state, page.next_step_at, page.ended_at = "summarised", None, now
-    if not open_ids:
-        return
-    levels = _levels(session, now, rules)
-    numbers = " ".join(str(TICKET_NUMBER_BASE + ticket_id) for ticket_id in open_ids)
-    for engineer in levels[0].engineers if levels else ():
-        _message_engineer(session, None, engineer, rules, kind=SUMMARY, detail=numbers)
-    for ticket_id in open_ids:
-        _event(session, ticket_id, PAGED, "in the opening summary to level 1", now)
+    _list_to_level_one(
+        session, pages=pages, now=now, rules=rules, kind=SUMMARY, state="summarised", said=said
+    )
+
+
+def digest(
+    session: Session, *, pages: Sequence[Page], now: datetime, rules: PagingPolicy | None = None
+) -> None:
+    """Send level 1 one digest of the unverified tickets since the last one, still not taken."""
+    said = "in the digest of unverified calls to level 1"
+    rules = rules or policy()
+    _list_to_level_one(
+        session, pages=pages, now=now, rules=rules, kind=DIGEST, state=DIGESTED, said=said
+    )
 
 
 # ------------------------------------------------------------------ acknowledgement
@@ -345,7 +428,7 @@ def acknowledged(
     rules = policy()
     session.execute(
         update(Page)
-        .where(Page.ticket_id == ticket.id, Page.state.in_(("active", "waiting")))
+        .where(Page.ticket_id == ticket.id, Page.state.in_(("active", "waiting", IN_NEXT_DIGEST)))
         .values(state="acknowledged", next_step_at=None, ended_at=now, version=Page.version + 1)
         .execution_options(synchronize_session=False)
     )
@@ -384,16 +467,29 @@ def acknowledged(
 # ------------------------------------------------------------------ the caller
 
 
+def _not_texted(session: Session, ticket_id: int, why: str, call_sid: str | None, now) -> None:
+    """Note on the timeline that a protection kept the caller from being texted."""
+    if why not in caller_texts.QUIET:
+        log.info("caller of ticket id %s not texted: %s", ticket_id, why)
+        session.add(
+            TicketEvent(
+                ticket_id=ticket_id, kind=CALLER_NOT_TEXTED, detail=why, call_sid=call_sid, at=now
+            )
+        )
+
+
 def inform_caller(
     session: Session,
     *,
     ticket: Ticket,
-    caller: str | None,
+    call: TicketCall,
     language: str,
     rules: PagingPolicy | None = None,
+    now: datetime | None = None,
 ) -> OutboxMessage | None:
-    """Queue the caller's SMS with the ticket number, once per ticket; mobiles only."""
-    if not (rules or policy()).caller_sms or not is_mobile(caller):
+    """Queue the caller's SMS with the ticket number, once per ticket, if they may be texted."""
+    rules, now, caller = rules or policy(), now or utcnow(), call.caller
+    if not rules.caller_sms or not caller:
         return None
     existing = session.scalar(
         select(OutboxMessage.id).where(
@@ -404,34 +500,60 @@ def inform_caller(
     )
     if existing is not None:
         return None
+    why = caller_texts.why_not_textable(
+        session,
+        number=caller,
+        recognised=call.recognised_by is not None,
+        rules=rules.callers,
+        now=now,
+    )
+    if why is not None:
+        _not_texted(session, ticket.id, why, call.sid, now)
+        return None
     return _message(
         session, ticket.id, kind=CALLER_TICKET, channel="sms", recipient=caller, language=language
     )
 
 
-def tell_caller(session: Session, *, ticket: Ticket, kind: str) -> None:
-    """Queue one update (acknowledged, resolved) for each caller who got the ticket number."""
-    if not policy().caller_sms:
+def tell_caller(
+    session: Session, *, ticket: Ticket, kind: str, now: datetime | None = None
+) -> None:
+    """Queue one update (acknowledged, resolved) for each caller who got the ticket number.
+
+    Only a caller whose ticket-number text went out (or is going out) is told, and only
+    within the caps: the rule of `tickets.caller_texts` held when that first text was queued.
+    """
+    rules = policy()
+    if not rules.caller_sms:
         return
+    now = now or utcnow()
     told = session.scalars(
-        select(OutboxMessage).where(
+        select(OutboxMessage)
+        .where(
             OutboxMessage.ticket_id == ticket.id,
             OutboxMessage.kind.in_((CALLER_TICKET, kind)),
+            OutboxMessage.status.not_in(("failed", "cancelled")),
         )
+        .order_by(OutboxMessage.id)
     ).all()
     # A caller whose number was purged or erased is not texted again (nor is "erased").
     already = {row.recipient for row in told if row.kind == kind} | {ERASED}
     for row in told:
-        if row.kind == CALLER_TICKET and row.recipient not in already:
-            already.add(row.recipient)
-            _message(
-                session,
-                ticket.id,
-                kind=kind,
-                channel="sms",
-                recipient=row.recipient,
-                language=row.language,
-            )
+        if row.kind != CALLER_TICKET or row.recipient in already:
+            continue
+        already.add(row.recipient)
+        why = caller_texts.cap_problem(session, number=row.recipient, rules=rules.callers, now=now)
+        if why is not None:
+            _not_texted(session, ticket.id, why, None, now)
+            continue
+        _message(
+            session,
+            ticket.id,
+            kind=kind,
+            channel="sms",
+            recipient=row.recipient,
+            language=row.language,
+        )
 
 
 # ------------------------------------------------------------------ what the timeline shows
@@ -448,17 +570,37 @@ def messages_of(session: Session, ticket_id: int) -> list[OutboxMessage]:
     )
 
 
-def latest_paged_ticket(session: Session, staff: StaffUser) -> Ticket | None:
-    """Return the ticket this staff member was paged about last."""
-    addresses: Iterable[str] = [address for address in (staff.phone, staff.email) if address]
-    ticket_id = session.scalar(
-        select(OutboxMessage.ticket_id)
+def is_waiting(ticket: Ticket) -> bool:
+    """Return whether nobody acknowledged the open ticket yet."""
+    return ticket.acknowledged_at is None and ticket.status in OPEN_STATUSES
+
+
+def paged_tickets(session: Session, staff: StaffUser, *, now: datetime) -> list[Ticket]:
+    """Return the tickets this staff member was paged for within `PAGED_WITHIN`, newest first.
+
+    A page names its ticket; an opening summary or a digest of unverified calls lists its
+    tickets, and each listed ticket counts as paged to whoever got it.
+    """
+    addresses = [address for address in (staff.phone, staff.email) if address]
+    rows = session.execute(
+        select(OutboxMessage.ticket_id, OutboxMessage.detail, OutboxMessage.kind)
         .where(
-            OutboxMessage.kind == PAGE,
-            OutboxMessage.ticket_id.is_not(None),
-            (OutboxMessage.staff_id == staff.id) | OutboxMessage.recipient.in_(list(addresses)),
+            OutboxMessage.kind.in_((PAGE, *LISTING_KINDS)),
+            (OutboxMessage.staff_id == staff.id) | OutboxMessage.recipient.in_(addresses),
+            OutboxMessage.created_at >= now - PAGED_WITHIN,
         )
         .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
-        .limit(1)
-    )
-    return session.get(Ticket, ticket_id) if ticket_id is not None else None
+    ).all()
+    ids: dict[int, None] = {}
+    for ticket_id, detail, kind in rows:
+        if kind in LISTING_KINDS:
+            for number in reversed((detail or "").split()):
+                listed = Ticket.id_from_number(number)
+                if listed is not None:
+                    ids.setdefault(listed)
+        elif ticket_id is not None:
+            ids.setdefault(ticket_id)
+    if not ids:
+        return []
+    found = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(list(ids))))}
+    return [found[ticket_id] for ticket_id in ids if ticket_id in found]

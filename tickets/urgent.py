@@ -12,6 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from core.clock import utcnow
 from core.db import insert_or_get
 from tickets import metrics
+from tickets.helpdesk import events as helpdesk
 from tickets.models import (
     OPEN_STATUSES,
     Contact,
@@ -87,6 +88,21 @@ _TICKET_TO_JOIN = (
     .join(TicketCall)
     .where(
         Ticket.organization_id == bindparam("organization_id"),
+        Ticket.priority == URGENT,
+        Ticket.status.in_(OPEN_STATUSES),
+        TicketCall.started_at >= bindparam("since"),
+    )
+    .order_by(TicketCall.started_at.desc(), Ticket.id.desc())
+    .limit(1)
+)
+# An unverified caller's open ticket, by their number: their later calls join it.
+_UNVERIFIED_TICKET_TO_JOIN = (
+    select(Ticket)
+    .join(TicketCall)
+    .where(
+        Ticket.caller == bindparam("caller"),
+        Ticket.verified.is_(False),
+        Ticket.from_journal.is_(False),
         Ticket.priority == URGENT,
         Ticket.status.in_(OPEN_STATUSES),
         TicketCall.started_at >= bindparam("since"),
@@ -264,27 +280,25 @@ def _open_or_join(
     verified: bool,
     from_journal: bool,
     at: datetime,
+    existing: Ticket | None = None,
 ) -> tuple[TicketCall, bool]:
-    """Add the call to its organisation's open urgent ticket, or to a new one; say which.
+    """Add the call to `existing`, its organisation's open urgent ticket, or a new one; say which.
 
     When a major outage hits, many people of one organisation call at once. Writing the
     organisation's row first locks it until this transaction commits (a row lock on
     PostgreSQL, the write lock on SQLite), so the calls decide "join or open" one after
     another and each sees the ticket the one before it opened: one ticket, every call on it.
     """
-    ticket = None
+    ticket = existing
     if contact is not None and contact.organization_id is not None:
         session.execute(
             update(Organization)
             .where(Organization.id == contact.organization_id)
             .values(last_emergency_call_at=at)
         )
-    if may_join and repeat_window_minutes > 0:
-        ticket = _open_ticket_to_join(
-            session,
-            organization_id=contact.organization_id,
-            since=at - timedelta(minutes=repeat_window_minutes),
-        )
+    if ticket is None and may_join and repeat_window_minutes > 0:
+        since = at - timedelta(minutes=repeat_window_minutes)
+        ticket = _open_ticket_to_join(session, organization_id=contact.organization_id, since=since)
     joined = ticket is not None
     if ticket is None:
         ticket = _new_ticket(
@@ -308,6 +322,8 @@ def _open_or_join(
         started_at=at,
     )
     session.add(call)
+    if not joined:
+        helpdesk.ticket_created(session, ticket=ticket, call=call)
     return call, joined
 
 
@@ -387,6 +403,7 @@ def open_urgent_ticket(
             from_journal=False,
             at=now or utcnow(),
         )
+        call.recognised_by = recognised_by
         if joined:
             detail = f"{contact.name} called again; the call was added to this open ticket"
             _note(session, call, CALL_JOINED, detail)
@@ -408,15 +425,26 @@ def open_unverified_ticket(
     in_hours: bool,
     reason: str,
     because: str,
+    repeat_window_minutes: int,
     now: datetime | None = None,
 ) -> TicketCall:
     """Open an urgent ticket for a caller who goes on without a confirmed PIN; once per call.
 
-    Nobody is identified: the ticket has no contact and no organisation, so it joins no open
-    ticket, and it is marked unverified. `because` says why on its timeline.
+    Nobody is identified: the ticket has no contact and no organisation, and it is marked
+    unverified. A later unverified call from the same number, while the ticket is open and
+    had a call within `repeat_window_minutes`, joins it: one caller dialling again and again
+    makes one ticket. Withheld numbers join nothing (two such callers may be anyone).
+    `because` says why on its timeline.
     """
+    at = now or utcnow()
 
     def add() -> tuple[TicketCall, bool]:
+        existing = None
+        if caller and repeat_window_minutes > 0:
+            since = at - timedelta(minutes=repeat_window_minutes)
+            existing = session.scalar(
+                _UNVERIFIED_TICKET_TO_JOIN, {"caller": caller, "since": since}
+            )
         call, joined = _open_or_join(
             session,
             call_sid=call_sid,
@@ -428,12 +456,17 @@ def open_unverified_ticket(
             repeat_window_minutes=0,
             verified=False,
             from_journal=False,
-            at=now or utcnow(),
+            at=at,
+            existing=existing,
         )
         call.reason = reason
-        call.ticket.reason = reason
-        detail = f"opened by an unverified emergency call {_when(in_hours)}"
-        _note(session, call, TICKET_OPENED, detail)
+        if joined:
+            detail = "an unverified call from the same number was added to this open ticket"
+            _note(session, call, CALL_JOINED, detail)
+        else:
+            call.ticket.reason = reason
+            detail = f"opened by an unverified emergency call {_when(in_hours)}"
+            _note(session, call, TICKET_OPENED, detail)
         _note(session, call, UNVERIFIED, because)
         _note(session, call, TRIAGE, reason)
         return call, joined
@@ -776,6 +809,7 @@ def settle_ticket_call(
     call.duration = duration
     detail = f"{call.outcome}, {duration if duration is not None else '?'} s"
     _add_call_event(session, call, CALL_ENDED, detail, now)
+    helpdesk.call_ended(session, call=call, at=now)
     if then is not None:
         then(session, call)
     session.commit()

@@ -1,17 +1,42 @@
 """The `ivr` command: a module per command group, shared helpers in `common`.
 
-`serve`, `directory`, `staff`, `oncall`, `hours`, `journal`, `privacy`, `call` and `demo`; each
+`serve`, `directory`, `staff`, `oncall`, `hours`, `journal`, `privacy`, `helpdesk`,
+`twilio`, `doctor`, `call` and `demo`; each
 module imports what its commands need when they run, so `ivr --help` stays quick.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import click
 
-from app.cli import call, demo, directory, hours, journal, oncall, privacy, serve, staff
+from app.cli import (
+    call,
+    demo,
+    directory,
+    doctor,
+    helpdesk,
+    hours,
+    journal,
+    oncall,
+    privacy,
+    serve,
+    staff,
+    twilio,
+)
+
+# The installed distribution: its metadata is the one source of the version.
+DISTRIBUTION = "otys-ivr"
+
+
+def installed_version() -> str:
+    """Return the version of the installed package (pyproject.toml's, as pip installed it)."""
+    return importlib.metadata.version(DISTRIBUTION)
 
 
 @click.group()
+@click.version_option(package_name=DISTRIBUTION, prog_name="ivr")
 def main() -> None:
     """OTYS support phone lines."""
 
@@ -24,6 +49,9 @@ for command in (
     hours.hours,
     journal.journal,
     privacy.privacy,
+    helpdesk.helpdesk,
+    twilio.twilio,
+    doctor.doctor,
     call.call,
     demo.demo,
 ):

@@ -23,10 +23,11 @@ def settings_or_exit(hint: str | None = None) -> Settings:
 
 def open_database(settings: Settings):
     """Bring the schema up to date and return a session on the configured database."""
-    from app.schema import upgrade_database
+    from app.schema import register_models, upgrade_database
     from core.db import db
 
     url = settings.resolved_database_url
+    register_models()
     upgrade_database(url)
     # Commands run by people may take their time (a large import); webhooks must not.
     db.configure(url, timeout_seconds=10, limit_statements=False)

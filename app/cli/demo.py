@@ -7,9 +7,9 @@ import sys
 import click
 
 from app.cli.common import cli_actor, echo_import, open_database, settings_or_exit
-from core.settings import PROJECT_ROOT
+from core.settings import DEFAULTS
 
-DEMO_DIRECTORY = PROJECT_ROOT / "config" / "demo-directory.csv"
+DEMO_DIRECTORY = DEFAULTS / "demo-directory.csv"
 DEMO_STAFF_EMAIL = "demo@otys.example"
 
 

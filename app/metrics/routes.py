@@ -13,7 +13,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.metrics.state import ServiceState
 from core.settings import Settings, current_settings
-from tickets.auth import client_address, is_trusted_proxy
+from tickets.auth import client_address, forwarded_for, is_trusted_proxy
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,9 @@ bp = Blueprint("metrics", __name__)
 # Set by `ivr serve` in each worker: the directory prometheus-client's multiprocess mode writes
 # every worker's values to. Unset (the Flask test client, one process): this process's values.
 DIRECTORY = "METRICS_DIRECTORY"
-FORWARDED_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+# Headers by which a proxy says whom it forwards for. Only X-Forwarded-For is believed (from a
+# trusted proxy); the others, CDNs' included, make a request count as forwarded all the same.
+FORWARDED_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Client-IP", "True-Client-IP")
 
 
 def has_valid_token(settings: Settings) -> bool:
@@ -37,12 +39,13 @@ def has_valid_token(settings: Settings) -> bool:
 def is_from_allowed_network(settings: Settings) -> bool:
     """Return whether the client's address is in `metrics.allow`.
 
-    A request forwarded by a proxy that is not in `trusted_proxies` is not believed to come from
-    the proxy's own address (often loopback): it gets in with the token only.
+    A forwarded request is not believed to come from the proxy's own address (often loopback):
+    it counts by network only when a proxy in `trusted_proxies` names the client in
+    X-Forwarded-For, else it gets in with the token only.
     """
-    peer = request.remote_addr
     forwarded = any(request.headers.get(name) for name in FORWARDED_HEADERS)
-    if forwarded and not is_trusted_proxy(peer, settings.trusted_proxies):
+    trusted = is_trusted_proxy(request.remote_addr, settings.trusted_proxies)
+    if forwarded and not (trusted and forwarded_for()):
         return False
     try:
         address = ipaddress.ip_address(client_address())

@@ -23,8 +23,9 @@ from tickets.models import OPEN_STATUSES, Page, Ticket
 log = logging.getLogger(__name__)
 
 # Paging states of an urgent ticket nobody has acknowledged yet: being paged, waiting for the
-# opening-time summary, or given up after every round.
-UNACKNOWLEDGED_PAGING = ("active", "waiting", "exhausted")
+# opening-time summary, given up after every round; unverified: waiting for the next digest of
+# unverified calls, or listed in one.
+UNACKNOWLEDGED_PAGING = ("active", "waiting", "exhausted", "digest", "digested")
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

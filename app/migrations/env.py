@@ -3,9 +3,10 @@
 from alembic import context
 from sqlalchemy import text
 
-import ivr.models  # noqa: F401  (registers the telephone-side tables)
-import tickets.models  # noqa: F401  (registers the ticket-side tables)
+from app.schema import register_models
 from core.db import Base, make_engine
+
+register_models()
 
 # Any fixed number; PostgreSQL serialises concurrent upgrades from several instances on it.
 MIGRATION_LOCK = 720_184_900

@@ -4,8 +4,9 @@ Limits on wrong PINs must never keep a real key user off the emergency line, or 
 could use them to do exactly that. So a caller who runs out of PIN tries, or whose PIN cannot be
 checked now (too many wrong PINs from their number, or from withheld numbers), is offered to go
 on unverified: a triage key opens an urgent ticket marked unverified (no contact, no
-organisation) and rings the engineers, whose screening says the PIN was not confirmed. Silence
-or odd keys end the call politely. Nothing the caller typed is dialled or kept.
+organisation) and rings the engineers, whose screening says the PIN was not confirmed, or with
+`emergency.unverified = "voicemail"` takes a voicemail on it. Silence or odd keys end the call
+politely. Nothing the caller typed is dialled or kept.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 # or the PIN cannot be checked now (pins.LOCKED, pins.PAUSED, pins.UNCOUNTED).
 TRIES = "tries"
 WHY = (TRIES, pins.LOCKED, pins.PAUSED, pins.UNCOUNTED)
+# emergency.unverified: such a caller leaves a voicemail instead of ringing the engineers.
+VOICEMAIL = "voicemail"
 
 
 def because(why: str, caller: str | None) -> str:
@@ -97,6 +100,7 @@ def take_choice(
         in_hours=in_hours,
         reason=step.reason,
         because=because(why, caller),
+        repeat_window_minutes=settings.emergency.repeat_window_minutes,
         now=hours.now,
     )
     log.info("unverified emergency call %s (%s): ticket %s", sid, why, call.ticket.number)
@@ -109,5 +113,9 @@ def take_choice(
             next_open=hours.next_open(schedule, speak),
         )
         guarded(urgent.record_line_closed, call=call, now=hours.now)
+        return offer_voicemail(settings, speak, response, call)
+    if settings.emergency.unverified == VOICEMAIL:
+        # No phone rings for a caller nobody could verify: the digest tells the engineers.
+        speak.say(response, "unverified_voicemail")
         return offer_voicemail(settings, speak, response, call)
     return put_through(settings, speak, response, call)

@@ -41,7 +41,7 @@ def after_call(
         log_row = calls.get_call(session, call.sid)
         language = log_row.language if log_row and log_row.language else settings.default_language
         paging.inform_caller(
-            session, ticket=call.ticket, caller=call.caller, language=language, rules=rules
+            session, ticket=call.ticket, call=call, language=language, rules=rules, now=now
         )
 
     return then

@@ -102,6 +102,17 @@ def _smtp_session(url: str) -> smtplib.SMTP:
     return server
 
 
+def reach_mail_server(settings: Settings) -> None:
+    """Connect and sign in to the mail server, send nothing; raise SendError when it fails."""
+    try:
+        with _smtp_session(settings.paging.smtp_url) as server:
+            server.noop()
+    except smtplib.SMTPResponseException as exc:
+        raise SendError(f"mail server answered {exc.smtp_code}", retry=True) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SendError(f"mail server not reachable: {type(exc).__name__}", retry=True) from exc
+
+
 def send_email(settings: Settings, *, to: str, name: str | None, text: Text, key: str) -> str:
     """Send an e-mail; its Message-ID carries the key, so a resent copy is the same message."""
     message = EmailMessage()

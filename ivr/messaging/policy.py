@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from core.settings import Settings
+from tickets.caller_texts import CallerTextRules
 from tickets.paging import FallbackEngineer, PagingPolicy
 from tickets.paging_state import CANNOT_SEND, OFF, configured_state
 
@@ -43,7 +44,13 @@ def paging_policy(settings: Settings) -> PagingPolicy:
         out_of_hours=paging.out_of_hours,
         channels=channels,
         chat=chat,
-        caller_sms=paging.caller_sms and can_text(settings),
+        callers=CallerTextRules(
+            enabled=paging.caller_sms and can_text(settings),
+            countries=tuple(paging.caller_sms_countries),
+            per_number_per_day=paging.caller_sms_per_number_per_day,
+            per_hour=paging.caller_sms_per_hour,
+        ),
+        unverified_digest=timedelta(minutes=paging.unverified_digest_minutes),
         staff_language=settings.default_language,
         transcript_wait=timedelta(seconds=settings.emergency.transcription.wait_seconds),
         fallback=tuple(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, request
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from core.clock import utcnow
 from core.db import db
 from core.settings import current_settings
 from ivr import params
+from ivr.messaging.texts import listed
 from ivr.prompts import fill
 from ivr.signatures import twilio_only
 from tickets import lifecycle, paging
@@ -34,6 +36,8 @@ DELIVERY_RANK = {
     "read": 5,
 }
 FAILED = ("undelivered", "failed")
+# Our statuses that no later report changes.
+FINAL = ("delivered", "failed", "cancelled")
 
 
 def reply(text: str | None = None) -> Response:
@@ -55,17 +59,41 @@ def _staff_by_phone(number: str | None) -> StaffUser | None:
     )
 
 
-def _ticket_named(body: str, staff: StaffUser) -> tuple[Ticket | None, str | None]:
-    """Return the ticket an SMS reply names (or the latest one paged), or the answer's key."""
+@dataclass(frozen=True)
+class Named:
+    """What an SMS reply names: one ticket to acknowledge, or the answer's key and values."""
+
+    ticket: Ticket | None = None
+    answer: str | None = None
+    tickets: tuple[str, ...] = ()
+
+
+def _ticket_named(body: str, staff: StaffUser) -> Named:
+    """Return the ticket an SMS reply names among those paged to its sender; never a guess.
+
+    "1" or "ok" means the one ticket still waiting that the sender was paged for; with more,
+    the answer lists them and asks which. A ticket number must be one paged to the sender.
+    """
     word = body.strip().strip(".!").lower()
+    paged = paging.paged_tickets(db.session, staff, now=utcnow())
     if word in ACK_WORDS:
-        ticket = paging.latest_paged_ticket(db.session, staff)
-        return (ticket, None) if ticket is not None else (None, "sms_nothing_to_ack")
+        waiting = [ticket for ticket in paged if paging.is_waiting(ticket)]
+        if len(waiting) > 1:
+            numbers = tuple(ticket.number for ticket in waiting)
+            return Named(answer="sms_which_ticket", tickets=numbers)
+        if waiting or paged:  # none waiting: the newest, answered "already acknowledged"
+            return Named(ticket=(waiting or paged)[0])
+        return Named(answer="sms_nothing_to_ack")
     ticket_id = Ticket.id_from_number(word)
     if ticket_id is None:
-        return None, "sms_help"
+        return Named(answer="sms_help")
     ticket = db.session.get(Ticket, ticket_id)
-    return (ticket, None) if ticket is not None else (None, "sms_unknown_ticket")
+    if ticket is None:
+        return Named(answer="sms_unknown_ticket")
+    if ticket not in paged:
+        log.info("SMS from %s names ticket %s they were not paged for", staff.email, word)
+        return Named(answer="sms_not_paged")
+    return Named(ticket=ticket)
 
 
 def _acknowledge(staff: StaffUser, ticket: Ticket) -> str:
@@ -89,7 +117,8 @@ def incoming():
         log.info("SMS from a number that is no staff member's: ignored")
         return reply()
     body = params.text(request.form.get("Body"), 160) or ""
-    ticket, answer = _ticket_named(body, staff)
+    named = _ticket_named(body, staff)
+    ticket, answer = named.ticket, named.answer
     if ticket is not None:
         try:
             answer = _acknowledge(staff, ticket)
@@ -98,7 +127,8 @@ def incoming():
     texts = settings.messages[settings.default_language]
     name = ticket.acknowledged_by.name if ticket and ticket.acknowledged_by else ""
     number = ticket.number if ticket is not None else body.strip()[:12]
-    return reply(fill(texts[answer], {"number": number, "name": name}))
+    tickets = listed(list(named.tickets))
+    return reply(fill(texts[answer], {"number": number, "name": name, "tickets": tickets}))
 
 
 @bp.post("/status")
@@ -122,12 +152,17 @@ def status():
 
 
 def _apply_delivery(message: OutboxMessage, sid: str, state: str, error: str | None) -> None:
-    """Move the message's status forward by Twilio's report."""
+    """Move the message's status forward by Twilio's report; a final status stays as it is.
+
+    Reports come late, twice and out of order: an "undelivered" after "delivered" is old news.
+    """
     message.provider_id = message.provider_id or sid
-    if state in FAILED:
+    if message.status in FINAL:
+        pass  # only the provider's id and the times below are kept
+    elif state in FAILED:
         message.status = "failed"
         message.last_error = f"Twilio: {state}" + (f" (error {error[:10]})" if error else "")
-    elif state == "delivered" and message.status != "failed":
+    elif state == "delivered":
         message.status = "delivered"
     elif message.status in ("sending", "pending"):
         # Twilio has it, before our own record of sending was written (a crash, a slow commit).

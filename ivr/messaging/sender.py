@@ -17,14 +17,15 @@ from datetime import datetime, timedelta
 
 from flask import Flask
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from core.clock import utcnow
 from core.db import db
 from core.settings import Settings
 from ivr.messaging import channels
+from ivr.messaging.outbox import LOST_RACE, commit_or_skip
+from ivr.messaging.outbox import backoff as outbox_backoff
+from ivr.messaging.outbox import record as outbox_record
 from ivr.messaging.texts import render
 from ivr.metrics import counters
 from tickets import paging
@@ -43,7 +44,6 @@ MAX_BATCHES = 10
 ROUND_SECONDS = 10.0
 FIRST_RETRY_SECONDS = 15
 LONGEST_RETRY_SECONDS = 600
-LOST_RACE = (StaleDataError, OperationalError)
 
 
 @dataclass
@@ -52,19 +52,10 @@ class TickReport:
 
     steps: int = 0
     summaries: int = 0
+    digested: int = 0
     sent: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
-
-
-def _commit_or_skip(session: Session) -> bool:
-    """Commit; when another process changed the same rows first, roll back and say so."""
-    try:
-        session.commit()
-    except LOST_RACE:
-        session.rollback()
-        return False
-    return True
 
 
 def take_due_steps(session: Session, now: datetime, rules: paging.PagingPolicy) -> int:
@@ -76,7 +67,7 @@ def take_due_steps(session: Session, now: datetime, rules: paging.PagingPolicy) 
     if not taken:
         session.rollback()
         return 0
-    return taken if _commit_or_skip(session) else 0
+    return taken if commit_or_skip(session) else 0
 
 
 def send_due_summaries(session: Session, now: datetime, rules: paging.PagingPolicy) -> int:
@@ -86,7 +77,26 @@ def send_due_summaries(session: Session, now: datetime, rules: paging.PagingPoli
         session.rollback()
         return 0
     paging.summarise(session, pages=pages, now=now, rules=rules)
-    return len(pages) if _commit_or_skip(session) else 0
+    return len(pages) if commit_or_skip(session) else 0
+
+
+def send_due_digest(session: Session, now: datetime, rules: paging.PagingPolicy) -> int:
+    """Send the digest of unverified tickets when one is due; return how many it lists.
+
+    Its pages are locked waiting (see `paging.due_digest`): a wait cut short by the database's
+    statement timeout is a lost race too, and the next round tries again.
+    """
+    try:
+        pages = paging.due_digest(session, now, rules)
+        if pages:
+            paging.digest(session, pages=pages, now=now, rules=rules)
+    except LOST_RACE:
+        session.rollback()
+        return 0
+    if not pages:
+        session.rollback()
+        return 0
+    return len(pages) if commit_or_skip(session) else 0
 
 
 def claim(session: Session, now: datetime, *, limit: int = BATCH) -> list[int]:
@@ -109,7 +119,7 @@ def claim(session: Session, now: datetime, *, limit: int = BATCH) -> list[int]:
     if not ids:
         session.rollback()
         return []
-    return ids if _commit_or_skip(session) else []
+    return ids if commit_or_skip(session) else []
 
 
 def release(session: Session, message_ids: list[int]) -> None:
@@ -141,17 +151,12 @@ def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text) ->
 
 def backoff(attempts: int) -> timedelta:
     """Return the wait before attempt `attempts + 1`: 15 s, 30 s, 1 min, ... at most 10 min."""
-    seconds = FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1)
-    return timedelta(seconds=min(seconds, LONGEST_RETRY_SECONDS))
+    return outbox_backoff(attempts, first=FIRST_RETRY_SECONDS, longest=LONGEST_RETRY_SECONDS)
 
 
 def _record(session: Session, message_id: int, change: Callable[[OutboxMessage], None]) -> None:
     """Apply `change` to the message as it is now; once more if a status callback raced us."""
-    for _ in range(2):
-        message = session.get(OutboxMessage, message_id, populate_existing=True)
-        change(message)
-        if _commit_or_skip(session):
-            return
+    outbox_record(session, OutboxMessage, message_id, change)
 
 
 def _failed(error: str, give_up: bool) -> Callable[[OutboxMessage], None]:
@@ -206,7 +211,7 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
 
 
 def tick(app: Flask) -> TickReport:
-    """One round: take due paging steps and summaries, then send what is due, batch after batch.
+    """One round: take due paging steps, summaries and digests, then send what is due.
 
     A round goes on while its batches come back full (up to `MAX_BATCHES` and `ROUND_SECONDS`),
     so a backlog is sent as fast as the providers take it.
@@ -220,6 +225,7 @@ def tick(app: Flask) -> TickReport:
             now = utcnow()
             report.steps = take_due_steps(session, now, rules)
             report.summaries = send_due_summaries(session, now, rules)
+            report.digested = send_due_digest(session, now, rules)
             ends = time.monotonic() + ROUND_SECONDS
             for _ in range(MAX_BATCHES):
                 claimed = claim(session, now)

@@ -17,6 +17,8 @@ from tickets import paging
 from tickets.models import OutboxMessage, Ticket
 
 SMS_VOICEMAIL_CHARS = 300
+# Ticket numbers an SMS lists before it only says how many more (the e-mail lists all).
+SMS_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -75,20 +77,23 @@ def _page(settings: Settings, message: OutboxMessage, table: dict[str, str]) -> 
     return Text(fill(table["page_email_subject"], fields), fill(table["page_email_body"], fields))
 
 
-def _summary(settings: Settings, message: OutboxMessage, table: dict[str, str]) -> Text:
+def listed(numbers: list[str]) -> str:
+    """Return ticket numbers for an SMS: the first `SMS_LISTED`, then how many more."""
+    shown = ", ".join(numbers[:SMS_LISTED])
+    return shown + (f" (+{len(numbers) - SMS_LISTED})" if len(numbers) > SMS_LISTED else "")
+
+
+def _listing(settings: Settings, message: OutboxMessage, table: dict[str, str]) -> Text:
+    """Return an opening summary or a digest of unverified calls: tickets in a list."""
     numbers = (message.detail or "").split()
-    fields = {
-        "count": str(len(numbers)),
-        "tickets": ", ".join(numbers),
-        "link": _link(settings),
-    }
+    fields = {"count": str(len(numbers)), "tickets": listed(numbers), "link": _link(settings)}
     if message.channel == "email":
         fields["tickets"] = "\n".join(f"{number}: {_link(settings, number)}" for number in numbers)
         return Text(
-            fill(table["summary_email_subject"], fields),
-            fill(table["summary_email_body"], fields),
+            fill(table[f"{message.kind}_email_subject"], fields),
+            fill(table[f"{message.kind}_email_body"], fields),
         )
-    return Text("", fill(table["summary_sms"], fields))
+    return Text("", fill(table[f"{message.kind}_sms"], fields))
 
 
 def render(settings: Settings, session: Session, message: OutboxMessage) -> Text:
@@ -96,8 +101,8 @@ def render(settings: Settings, session: Session, message: OutboxMessage) -> Text
     table = settings.messages.get(message.language) or settings.messages[settings.default_language]
     if message.kind == paging.PAGE:
         return _page(settings, message, table)
-    if message.kind == paging.SUMMARY:
-        return _summary(settings, message, table)
+    if message.kind in paging.LISTING_KINDS:
+        return _listing(settings, message, table)
     if message.kind == paging.TEST_PAGE:
         fields = {"name": message.recipient_name or "", "link": _link(settings)}
         if message.channel == "email":

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from core.helpdesk_settings import EVENT_TYPES, TEST
 from ivr.calls import EMERGENCY_WITHOUT_TICKET, FAILED, OFFICE_OUTCOMES, OUTAGE
 from ivr.lines import EMERGENCY, OFFICE
 from tickets.metrics import OTHER, bounded
 from tickets.models import MESSAGE_CHANNELS
-from tickets.paging import ACK_NOTICE, CALLER_ACK, CALLER_RESOLVED, CALLER_TICKET, PAGE, SUMMARY
+from tickets.paging import (
+    ACK_NOTICE,
+    CALLER_ACK,
+    CALLER_RESOLVED,
+    CALLER_TICKET,
+    DIGEST,
+    PAGE,
+    SUMMARY,
+)
 from tickets.urgent import OUTCOME_RANK
 
 LINES = (OFFICE, EMERGENCY)
@@ -25,11 +34,12 @@ CALL_OUTCOMES = (
     OUTAGE,
     FAILED,
 )
-MESSAGE_KINDS = (PAGE, ACK_NOTICE, SUMMARY, CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED)
+MESSAGE_KINDS = (PAGE, ACK_NOTICE, SUMMARY, DIGEST, CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED)
 # Rota levels get their own label value up to here; the configured engineers are "configured".
 HIGHEST_LEVEL = 10
 CONFIGURED = "configured"
 ANSWERS = ("accepted", "declined", "silent")
+HELPDESK_TYPES = (*EVENT_TYPES, TEST)
 
 CALLS = Counter(
     "ivr_calls",
@@ -100,3 +110,51 @@ def count_message(channel: str, kind: str, *, sent: bool, final: bool = False) -
         MESSAGES_SENT.labels(channel=channel, kind=kind).inc()
     else:
         MESSAGES_FAILED.labels(channel=channel, kind=kind, final=str(final).lower()).inc()
+
+
+HELPDESK_DELIVERED = Counter(
+    "ivr_helpdesk_deliveries",
+    "Helpdesk events a receiver accepted (2xx), by receiver name and event type.",
+    ["receiver", "type"],
+)
+HELPDESK_FAILED = Counter(
+    "ivr_helpdesk_delivery_failures",
+    "Failed attempts to deliver a helpdesk event, by receiver name, event type and reason "
+    "(gone, http_429, http_5xx, http_4xx, http_3xx, timeout, connection, refused_address); "
+    "final='true' when the event was given up.",
+    ["receiver", "type", "reason", "final"],
+)
+HELPDESK_REASONS = (
+    "gone",
+    "http_429",
+    "http_5xx",
+    "http_4xx",
+    "http_3xx",
+    "timeout",
+    "connection",
+    "refused_address",
+)
+
+
+def count_helpdesk_delivery(
+    receiver: str,
+    type: str,
+    *,
+    receivers: tuple[str, ...],
+    reason: str | None = None,
+    final: bool = False,
+) -> None:
+    """Count a delivered helpdesk event, or a failed attempt (reason; final: given up).
+
+    `receivers` are the configured names: the label never carries a URL or anything else.
+    """
+    receiver, type = bounded(receiver, receivers), bounded(type, HELPDESK_TYPES)
+    if reason is None:
+        HELPDESK_DELIVERED.labels(receiver=receiver, type=type).inc()
+        return
+    HELPDESK_FAILED.labels(
+        receiver=receiver,
+        type=type,
+        reason=bounded(reason, HELPDESK_REASONS),
+        final=str(final).lower(),
+    ).inc()

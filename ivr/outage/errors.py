@@ -10,6 +10,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 from core.db import db, is_database_unreachable
+from core.log_redaction import redact
 from ivr.outage.routes import is_voice_webhook, respond_without_database
 from ivr.prompts import twiml
 
@@ -38,11 +39,11 @@ def answer_failed_request(exc: Exception):
         outage.health.mark_down()
     if request.path.startswith("/sms/"):
         # Twilio's messaging webhooks: say nothing rather than 500; the sender may reply later.
-        log.exception("messaging webhook %s failed", request.path)
+        log.exception("messaging webhook %s failed", redact(request.path))
         return Response(str(MessagingResponse()), 200, mimetype="text/xml")
     if not is_voice_webhook():
         return _answer_failed_page(exc, database=database)
-    path = request.path
+    path = redact(request.path)
     if database:
         log.error("voice webhook %s: database unavailable; serving the caller without it", path)
     else:
@@ -58,9 +59,9 @@ def answer_failed_request(exc: Exception):
 
 def _answer_failed_page(exc: Exception, *, database: bool):
     """Answer a failed dashboard, API or health request with a 503 or 500."""
-    path = request.path
+    path = redact(request.path)  # a calendar feed's path is its key
     # The API's paths (/api/...) are a fixed interface; its blueprints may be split or renamed.
-    api = path.startswith("/api/")
+    api = request.path.startswith("/api/")
     if database:
         log.error("database unavailable on %s (%s)", path, type(exc).__name__)
         if api:

@@ -4,8 +4,9 @@ Their contact and its numbers are deleted; their tickets and calls lose the link
 what they said and their recordings (deleted at Twilio too), but keep organisation, reason,
 times, outcome and duration, so the statistics still count them. Rows kept by number alone
 (call log, call-backs, wrong PINs, texts) lose the number. Then every table's free text is
-looked through for their e-mail address, name and numbers, and so is this host's outage
-journal. One transaction does the database; the audit trail names them only by a keyed hash.
+looked through for their e-mail address, name and numbers (however they were typed), and so
+is this host's outage journal. One transaction does the database; the audit trail names them
+only by a keyed hash.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ivr.privacy.recordings import (
     recording_sid,
 )
 from ivr.privacy.retention import RECORDING_EVENTS, UNSENT
-from ivr.privacy.scrub import scrub_identifiers
+from ivr.privacy.scrub import Mentions, scrub_mentions
 from tickets import urgent
 from tickets.audit import PRIVACY_ERASE, note_change
 from tickets.models import (
@@ -186,12 +187,12 @@ def erase_person(
 ) -> EraseReport:
     """Remove or anonymise everything held about a person; delete their recordings at Twilio."""
     report = EraseReport()
-    identifiers = person.identifiers()
+    mentions = Mentions.of(person)  # before the contact, which names them, is deleted
     sids = _erase_calls(session, person, report)
     _erase_tickets(session, person, report)
     _erase_by_number(session, person, report)
     _delete_contact(session, person, report)
-    report.rows["free_text"] = scrub_identifiers(session, identifiers)
+    report.rows["free_text"] = scrub_mentions(session, mentions)
     _erase_journal(settings, person, sids, report)
     report.recordings.discard(None)
     oblige_deletion(session, report.recordings, reason=ERASE, now=now)

@@ -19,7 +19,7 @@ from ivr.models import CallLog, PinFailure
 from ivr.outage.journal import Journal
 from ivr.privacy import journal_files
 from ivr.privacy.people import Person, from_numbers, linked
-from ivr.privacy.scrub import find_mentions, pattern
+from ivr.privacy.scrub import Mentions, find_mentions, pattern
 from tickets.audit import PRIVACY_EXPORT, note_change
 from tickets.models import (
     AuditEvent,
@@ -238,6 +238,6 @@ def _elsewhere(session: Session, person: Person, document: dict) -> list[dict]:
     exported = _strings(document)
     return [
         {"table": table, "column": column, "text": text}
-        for table, column, text in find_mentions(session, person.identifiers())
+        for table, column, text in find_mentions(session, Mentions.of(person))
         if text not in exported
     ]

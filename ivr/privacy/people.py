@@ -63,11 +63,16 @@ class Person:
         key = (self.email or self.asked).lower()
         return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def identifiers(self) -> list[str]:
-        """Return the texts that name this person in free text: e-mail, name, numbers."""
+    def words(self) -> list[str]:
+        """Return the words that name this person in free text: e-mail address and name."""
         found = {self.email} if self.email else set()
         if self.name and len(self.name.strip()) >= SHORTEST_NAME:
             found.add(self.name.strip())
+        return sorted(found, key=lambda text: (-len(text), text))
+
+    def identifiers(self) -> list[str]:
+        """Return the texts that name this person as written by us: e-mail, name, numbers."""
+        found = set(self.words())
         for number in self.numbers:
             found.add(number)
             parsed = phonenumbers.parse(number, None)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
@@ -30,6 +30,7 @@ from ivr.privacy.recordings import (
 )
 from tickets import paging, urgent
 from tickets.audit import RETENTION_PURGE, note_change
+from tickets.helpdesk.models import UNFINISHED, HelpdeskDelivery
 from tickets.models import (
     ERASED,
     OPEN_STATUSES,
@@ -58,7 +59,13 @@ class PurgeReport:
 
     def summary(self) -> str:
         """Return one line for people and the audit trail."""
-        kinds = ("recordings", "transcriptions", "descriptions", "caller numbers")
+        kinds = (
+            "recordings",
+            "transcriptions",
+            "descriptions",
+            "caller numbers",
+            "helpdesk events",
+        )
         counts = ", ".join(f"{self.removed[kind]} {kind}" for kind in kinds)
         return f"purged {counts}, {self.archives} journal archives; {self.deletions.summary()}"
 
@@ -215,6 +222,18 @@ def purge_caller_numbers(session: Session, *, before: datetime) -> int:
     return sum(_clear(session, model, *where, values=values) for model, where, values in cleared)
 
 
+def purge_helpdesk_deliveries(session: Session, *, before: datetime) -> int:
+    """Delete helpdesk deliveries done before `before`: they hold copies of tickets and calls."""
+    finished = select(HelpdeskDelivery.id).where(
+        HelpdeskDelivery.created_at < before, HelpdeskDelivery.status.not_in(UNFINISHED)
+    )
+
+    def change(ids: list[int]) -> None:
+        session.execute(delete(HelpdeskDelivery).where(HelpdeskDelivery.id.in_(ids)))
+
+    return _in_batches(session, finished, change)
+
+
 def purge_database(session: Session, settings: Settings, *, now: datetime) -> Counter:
     """Apply every retention period to the database; return how many rows each kind touched."""
     days = settings.privacy
@@ -227,6 +246,7 @@ def purge_database(session: Session, settings: Settings, *, now: datetime) -> Co
     removed["transcriptions"] = purge_transcriptions(session, before=ago(days.transcription_days))
     removed["descriptions"] = purge_descriptions(session, before=ago(days.description_days))
     removed["caller numbers"] = purge_caller_numbers(session, before=ago(days.caller_number_days))
+    removed["helpdesk events"] = purge_helpdesk_deliveries(session, before=ago(days.shortest_days))
     return removed
 
 

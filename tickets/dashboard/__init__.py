@@ -2,11 +2,12 @@
 
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
-back, `settings` the hours override and announcements, `oncall` the rota, `staff` and
-`staff_account` the staff accounts and their tokens (admins), `testpages` an engineer's test
-page, `messages` where paging stands and the pages that failed or wait, `statistics` the
-figures of a period (and their CSV), `notices` what every page says while it holds (PIN checks
-paused, paging or recordings that cannot work), `display` how times and names are shown.
+back, `settings` the hours override and announcements, `helpdesk` the helpdesk events there,
+`oncall` the rota, `staff` and `staff_account` the staff accounts and their tokens (admins),
+`testpages` an engineer's test page, `messages` where paging stands and the pages that failed
+or wait, `statistics` the figures of a period (and their CSV), `notices` what every page says
+while it holds (PIN checks paused, a helpdesk receiver switched off, paging or recordings that
+cannot work), `display` how times and names are shown.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from tickets.dashboard import (  # noqa: E402
     callbacks,
     display,
     feed,
+    helpdesk,
     messages,
     notices,
     oncall,
@@ -89,6 +91,7 @@ __all__ = [
     "error_page",
     "feed",
     "first_error",
+    "helpdesk",
     "messages",
     "notices",
     "require_admin",

@@ -1,4 +1,5 @@
-"""What every dashboard page says while it holds: PIN checks paused, paging or recordings broken."""
+"""What every dashboard page says while it holds: PIN checks paused, a helpdesk receiver switched
+off, paging that cannot send or recordings that cannot be played."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from core.settings import current_settings
 from tickets import paging, pin_guard
 from tickets.dashboard import bp
 from tickets.dashboard.display import format_local
+from tickets.helpdesk import deliveries
+from tickets.helpdesk.events import policy as helpdesk_policy
 from tickets.paging_state import CANNOT_SEND, PagingState, paging_state
 
 
@@ -39,6 +42,24 @@ def pin_pause_notice() -> str | None:
                 "unverified; the engineer decides."
             )
     return g.pin_pause_notice
+
+
+def helpdesk_notice() -> str | None:
+    """Return the notice of configured helpdesk receivers switched off after a 410, or None."""
+    if not helpdesk_policy().receivers:
+        return None
+    held = deliveries.disabled_receivers(db.session)
+    names = [name for name in helpdesk_policy().names if name in held]
+    if not names:
+        return None
+    said = "; ".join(
+        f"{name} on {format_local(held[name].disabled_at)}: {held[name].disabled_reason}"
+        for name in names
+    )
+    return (
+        f"Helpdesk events are not sent to {', '.join(names)}: switched off ({said}). "
+        "Their events wait; an admin enables the receiver again under Settings."
+    )
 
 
 def current_paging_state() -> PagingState:
@@ -83,8 +104,9 @@ def service_notices() -> list[ServiceNotice]:
 
 @bp.context_processor
 def _notices() -> dict:
-    # Callables: only pages that show the notices (those built on base.html) ask for them.
+    # Callables: only pages that show the notices (those built on base.html) ask the database.
     return {
         "pin_pause_notice": pin_pause_notice,
+        "helpdesk_notice": helpdesk_notice,
         "service_notices": service_notices,
     }

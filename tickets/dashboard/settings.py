@@ -1,4 +1,5 @@
-"""Line-wide switches (admins): the working-hours override, announcements, and their audit trail."""
+"""Line-wide switches (admins): the working-hours override, announcements, the helpdesk events
+(`tickets.dashboard.helpdesk`), and their audit trail."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tickets.audit import personal_data_trail, recent_changes
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
+from tickets.dashboard.helpdesk import helpdesk_section
 from tickets.forms import AnnouncementForm, EndAnnouncementForm, HoursOverrideForm
 from tickets.labels import HOURS_MODES
 
@@ -39,6 +41,7 @@ def render_settings(
             active_id=active.id if active else None,
             changes=recent_changes(db.session),
             personal_data=personal_data_trail(db.session, limit=50),
+            **helpdesk_section(),
             is_admin=current_staff().role == "admin",
             now=utcnow(),
             error=error,

@@ -1,15 +1,15 @@
 """nightphone: voicemail transcripts on ticket calls; paging state by channel
 
-Revision ID: 0016_nightphone
-Revises: 0015_statistics
+Revision ID: 0018_nightphone
+Revises: 0017_caller_texts
 Create Date: 2026-12-09 01:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_nightphone"
-down_revision = "0015_statistics"
+revision = "0018_nightphone"
+down_revision = "0017_caller_texts"
 branch_labels = None
 depends_on = None
 
