@@ -55,8 +55,6 @@ PAGED_WITHIN = timedelta(days=7)
 IN_NEXT_DIGEST = "digest"
 DIGESTED = "digested"
 
-CHANNEL_NAMES = {"sms": "SMS", "email": "E-mail", "chat": "Chat"}
-
 # Timeline event kinds.
 PAGED = "paged"
 PAGING_EXHAUSTED = "paging_exhausted"
@@ -157,8 +155,9 @@ def start(
 
     Out of hours, unless paging then is on, the ticket waits for the summary sent at
     `next_opening`. While the caller's voicemail is `transcribing`, the first level is paged
-    once the transcript is in (`transcript_complete`) or after `rules.transcript_wait`,
-    whichever comes first: the page's `next_step_at`, which any instance's sender takes.
+    once the transcript is in (`tickets.transcripts.transcript_complete`) or after
+    `rules.transcript_wait`, whichever comes first: the page's `next_step_at`, which any
+    instance's sender takes.
     Does not commit: the caller's transaction holds the cause.
     """
     rules = rules or policy()
@@ -187,22 +186,6 @@ def start(
         return page
     step(session, page=page, now=now, rules=rules)
     return page
-
-
-def transcript_complete(session: Session, *, ticket_id: int, now: datetime) -> bool:
-    """Page now the transcript is in, if the ticket's first page still waits for it."""
-    hurried = session.execute(
-        update(Page)
-        .where(
-            Page.ticket_id == ticket_id,
-            Page.state == "active",
-            Page.level == 0,
-            Page.next_step_at > now,
-        )
-        .values(next_step_at=now, version=Page.version + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return bool(hurried)
 
 
 def _note_not_paged(session: Session, ticket: Ticket, now: datetime) -> None:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tickets.labels import channel_label
 from tickets.models import OutboxMessage
 from tickets.paging import ENGINEER_KINDS, TEST_PAGE, PagingPolicy
 
@@ -28,7 +29,6 @@ CANNOT_SEND = "cannot_send"
 
 RECENT = timedelta(hours=24)
 LAST_ATTEMPTS = 3
-CHANNEL_NAMES = {"sms": "SMS", "email": "e-mail", "chat": "chat"}
 SET_UP = (
     "set IVR_SMS_FROM and TWILIO_ACCOUNT_SID for SMS, or IVR_SMTP_URL for e-mail "
     "(or paging.chat_webhook_url for a chat channel)"
@@ -102,7 +102,7 @@ def paging_state(session: Session | None, rules: PagingPolicy, now: datetime) ->
     failing = recent_failures(session, configured.channels, now)
     if set(failing) != set(configured.channels):
         return PagingState(OK, failing=failing, missing=rules.missing, channels=configured.channels)
-    reasons = "; ".join(f"{CHANNEL_NAMES[c]}: {error}" for c, error in failing.items())
+    reasons = "; ".join(f"{channel_label(c)}: {error}" for c, error in failing.items())
     advice = f"every recent page failed ({reasons}); check the credentials and addresses"
     return PagingState(
         CANNOT_SEND, advice, failing=failing, missing=rules.missing, channels=configured.channels

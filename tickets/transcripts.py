@@ -12,7 +12,7 @@ from sqlalchemy import case, update
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from tickets.models import TicketCall, TicketEvent
+from tickets.models import Page, TicketCall, TicketEvent
 
 # Where the transcript of a call's voicemail stands (`TicketCall.transcript_state`).
 TRANSCRIBING = "transcribing"
@@ -96,3 +96,19 @@ def finish_transcript(
     )
     session.commit()
     return True
+
+
+def transcript_complete(session: Session, *, ticket_id: int, now: datetime) -> bool:
+    """Page now the transcript is in, if the ticket's first page still waits for it."""
+    hurried = session.execute(
+        update(Page)
+        .where(
+            Page.ticket_id == ticket_id,
+            Page.state == "active",
+            Page.level == 0,
+            Page.next_step_at > now,
+        )
+        .values(next_step_at=now, version=Page.version + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return bool(hurried)

@@ -20,7 +20,7 @@ from ivr import params
 from ivr.emergency.state import find_call, say_ticket
 from ivr.flow import absolute_url, action_url, goodbye, guarded, note
 from ivr.prompts import Speaker
-from tickets import paging, transcripts, urgent
+from tickets import transcripts, urgent
 from tickets.models import TicketCall
 
 # The name our <Transcription> goes by, so <Stop> ends that one.
@@ -117,7 +117,7 @@ def take_transcript(form: Mapping[str, str]) -> None:
     if event == ERROR:
         failed = params.text(form.get("TranscriptionError"), 200) or "the engine failed"
     if guarded(transcripts.finish_transcript, call=call, failed=failed, now=utcnow()):
-        guarded(paging.transcript_complete, ticket_id=call.ticket_id, now=utcnow())
+        guarded(transcripts.transcript_complete, ticket_id=call.ticket_id, now=utcnow())
 
 
 def store_recording(form: Mapping[str, str], *, call_sid: str | None) -> None:

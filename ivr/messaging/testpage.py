@@ -21,6 +21,7 @@ from ivr.messaging.policy import NEEDS, usable_channels
 from ivr.messaging.sender import LEASE
 from ivr.messaging.texts import render
 from tickets import paging
+from tickets.labels import channel_label
 from tickets.models import OutboxMessage, StaffUser
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class ChannelResult:
 
     def describe(self) -> str:
         """Say it in one line, for the command and the dashboard."""
-        name = paging.CHANNEL_NAMES.get(self.channel, self.channel)
+        name = channel_label(self.channel)
         to = f" to {self.address}" if self.address else ""
         if self.accepted:
             return f"{name}{to}: accepted by the provider ({self.detail})"
