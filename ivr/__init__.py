@@ -56,8 +56,16 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Bind the database and the web extensions to the app."""
+    from flask import request
+
+    from ivr.admission import is_support_path
+
     db.init_app(
-        app, settings.resolved_database_url, timeout_seconds=settings.database_timeout_seconds
+        app,
+        settings.resolved_database_url,
+        timeout_seconds=settings.database_timeout_seconds,
+        support_connections=settings.server.support_threads,
+        is_support_request=lambda: is_support_path(request.path),
     )
 
     from tickets import auth
