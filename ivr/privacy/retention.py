@@ -28,7 +28,7 @@ from ivr.privacy.recordings import (
     recording_sid,
 )
 from ivr.settings import Settings
-from tickets import paging, urgent
+from tickets import paging, sign_in_guard, urgent
 from tickets.audit import RETENTION_PURGE, note_change
 from tickets.models import (
     ERASED,
@@ -58,7 +58,13 @@ class PurgeReport:
 
     def summary(self) -> str:
         """Return one line for people and the audit trail."""
-        kinds = ("recordings", "transcriptions", "descriptions", "caller numbers")
+        kinds = (
+            "recordings",
+            "transcriptions",
+            "descriptions",
+            "caller numbers",
+            "failed sign-ins",
+        )
         counts = ", ".join(f"{self.removed[kind]} {kind}" for kind in kinds)
         return f"purged {counts}, {self.archives} journal archives; {self.deletions.summary()}"
 
@@ -227,6 +233,9 @@ def purge_database(session: Session, settings: Settings, *, now: datetime) -> Co
     removed["transcriptions"] = purge_transcriptions(session, before=ago(days.transcription_days))
     removed["descriptions"] = purge_descriptions(session, before=ago(days.description_days))
     removed["caller numbers"] = purge_caller_numbers(session, before=ago(days.caller_number_days))
+    # Failed sign-ins (e-mail addresses anyone typed) count for minutes only.
+    removed["failed sign-ins"] = sign_in_guard.purge_failures(session, now=now)
+    session.commit()
     return removed
 
 
