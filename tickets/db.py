@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -247,6 +248,10 @@ def _ping_once_per_request(engine: Engine) -> None:
     engine.dialect.do_ping = do_ping
 
 
+# Whether the current request is support traffic (its own engine); per greenlet under gevent.
+_serving_support: ContextVar[bool] = ContextVar("serving_support", default=False)
+
+
 class Database:
     """Engines and request-scoped sessions, bound to a Flask app with `init_app`.
 
@@ -267,11 +272,7 @@ class Database:
     @property
     def session(self) -> scoped_session[Session]:
         """Return the session registry of the current request's kind (webhooks outside one)."""
-        if (
-            self._support_sessions is not None
-            and has_request_context()
-            and self._is_support_request()
-        ):
+        if _serving_support.get() and self._support_sessions is not None:
             return self._support_sessions
         return self._sessions
 
@@ -311,6 +312,16 @@ class Database:
             support = sessionmaker(self.support_engine, expire_on_commit=False)
             self._support_sessions = scoped_session(support)
             self._is_support_request = is_support_request
+
+            # Decided once per request (`session` is read dozens of times in a webhook).
+            @app.before_request
+            def _choose_engine() -> None:
+                _serving_support.set(is_support_request())
+
+            @app.teardown_request
+            def _back_to_the_webhooks(_exc) -> None:
+                _serving_support.set(False)
+
         app.extensions["database"] = self
 
         @app.teardown_appcontext
