@@ -268,6 +268,7 @@ def _request(middleware, path: str, finished: list[str]) -> None:
     finished.append(path)
 
 
+@pytest.mark.wall_clock
 def test_support_requests_wait_for_their_own_places_not_the_webhooks():
     served = WholeRequests(_slow_app, places=1, support_places=1, read_seconds=5, max_bytes=1000)
     finished: list[str] = []

@@ -153,6 +153,7 @@ def run_under_gevent(script: str, *, env: dict | None = None) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.wall_clock
 def test_a_password_is_checked_while_the_worker_serves_other_requests():
     outcome = run_under_gevent(
         """
@@ -184,6 +185,7 @@ def test_a_password_is_checked_while_the_worker_serves_other_requests():
     assert outcome["during"] > 0  # the loop ran while the hash was worked out
 
 
+@pytest.mark.wall_clock
 @NEEDS_POSTGRES
 def test_the_watchdog_leaves_an_answer_that_waits_only_for_its_reader(database_url):
     url = make_url(database_url).set(drivername="postgresql")
@@ -208,6 +210,7 @@ def test_the_watchdog_leaves_an_answer_that_waits_only_for_its_reader(database_u
         connection.close()
 
 
+@pytest.mark.wall_clock
 @NEEDS_POSTGRES
 def test_a_blocked_event_loop_does_not_make_a_healthy_database_look_hung(database_url):
     outcome = run_under_gevent(
