@@ -13,6 +13,7 @@ import random
 import secrets
 import shutil
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -35,6 +36,8 @@ pytestmark = pytest.mark.wall_clock
 STAFF_EMAIL = "agent@otys.test"
 STAFF_PASSWORD = "a long and right password"
 PHASE_SECONDS = 6.0
+MIN_CALLS = 4
+MOST_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +85,10 @@ def line(postgres, tmp_path_factory):
 
 
 def calls_meanwhile(server: IvrServer, load) -> loads.Calls:
-    """Keep a known super user calling the emergency line while `load` runs; return the calls."""
+    """Keep a known super user calling the emergency line while `load` runs; return the calls.
+
+    The load runs PHASE_SECONDS, and on a slow machine longer, until MIN_CALLS calls are done.
+    """
     calls = loads.Calls()
     plan = Plan("emergency-accept", EMERGENCY_NUMBER, ("1",), caller_kind="entitled")
     caller = loads.Line(server.port, server.base_url, AUTH_TOKEN, plan, [SUPER_PHONE], ())
@@ -91,7 +97,11 @@ def calls_meanwhile(server: IvrServer, load) -> loads.Calls:
     threads += [threading.Thread(target=work, args=(stop,)) for work in load]
     for thread in threads:
         thread.start()
-    stop.wait(PHASE_SECONDS)
+    started = time.monotonic()
+    while time.monotonic() - started < MOST_SECONDS:
+        stop.wait(0.5)
+        if time.monotonic() - started >= PHASE_SECONDS and len(calls.results) >= MIN_CALLS:
+            break
     stop.set()
     for thread in threads:
         thread.join(timeout=60)
@@ -99,7 +109,7 @@ def calls_meanwhile(server: IvrServer, load) -> loads.Calls:
 
 
 def assert_every_call_recognised(calls: loads.Calls, server: IvrServer) -> None:
-    assert len(calls.results) >= 3, "too few calls to tell"
+    assert len(calls.results) >= MIN_CALLS, "too few calls to tell"
 
     def described(results) -> list:
         return [(result.error, [path for path, _ in result.samples]) for result in results]
