@@ -76,8 +76,16 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     from app.schema import register_models
 
     register_models()
+    from flask import request
+
+    from ivr.signatures import is_support_path
+
     db.init_app(
-        app, settings.resolved_database_url, timeout_seconds=settings.database_timeout_seconds
+        app,
+        settings.resolved_database_url,
+        timeout_seconds=settings.database_timeout_seconds,
+        support_connections=settings.server.support_threads,
+        is_support_request=lambda: is_support_path(request.path),
     )
 
     from tickets import auth

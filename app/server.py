@@ -77,6 +77,7 @@ def admit_whole_requests(app, settings: Settings):
     return WholeRequests(
         app,
         places=settings.server.threads,
+        support_places=settings.server.support_threads,
         read_seconds=settings.server.read_timeout,
         max_bytes=app.config.get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_BYTES,
     )

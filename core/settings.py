@@ -378,6 +378,9 @@ class Server(Strict):
     # Requests each worker runs in the app at once; more wait, already read, for their turn.
     # (Named for the thread pool that did this before the gevent workers.)
     threads: int = Field(default=4, ge=1, le=64)
+    # Dashboard, API and metrics requests each worker runs at once, in places (and database
+    # connections) of their own: support traffic never takes the webhooks'.
+    support_threads: int = Field(default=2, ge=1, le=64)
     timeout: int = Field(default=30, ge=5, le=600)
     # Seconds a client has to send a request's line and headers, and again its body; an idle
     # kept-alive connection is closed after as long.

@@ -458,11 +458,15 @@ class LoginFailure(Base):
     """A failed sign-in: counted per e-mail address and source, so a lock-out is no weapon."""
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_email_source_at", "email", "source", "at"),)
+    __table_args__ = (
+        Index("ix_login_failures_email_source_at", "email", "source", "at"),
+        # Failures per source, whatever the address: the limit on sign-in floods.
+        Index("ix_login_failures_source_at", "source", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
-    # The client's address (behind a trusted proxy, the one the proxy saw).
+    # The client's address (behind a trusted proxy, the one the proxy saw); an IPv6 one's /64.
     source: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
