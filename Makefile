@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEV_ENV := var/dev.env
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench badday clean
 
 install: $(STAMP)
 
@@ -32,6 +32,13 @@ test: $(STAMP)
 BENCH_ARGS ?= --all
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# A bad day: API reads, deep dashboard pages, sign-in floods and a locked sign-in table while
+# super users call; counts the calls served through the outage path (database ivr_badday_bench,
+# grown to 1,000,000 tickets once; --reuse keeps it). Quick look: make badday BADDAY_ARGS="--tickets 0"
+BADDAY_ARGS ?=
+badday: $(STAMP)
+	$(BIN)/python -m bench.badday $(BADDAY_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -54,6 +54,10 @@ def configure(app: Flask, settings: Settings) -> None:
     from ivr.office.figures import count_menu_choices
 
     app.config["OFFICE_MENU_FIGURES"] = partial(count_menu_choices, office=settings.office)
+    # The Staff and On call pages send test pages through the telephone side's real channels.
+    from ivr.messaging.testpage import send_test_page
+
+    app.config["TEST_PAGE"] = partial(send_test_page, settings)
     # First of all request hooks: an oversized webhook is refused before anyone reads its form.
     from ivr.signatures import limit_webhook_size
 
@@ -72,8 +76,16 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     from app.schema import register_models
 
     register_models()
+    from flask import request
+
+    from ivr.signatures import is_support_path
+
     db.init_app(
-        app, settings.resolved_database_url, timeout_seconds=settings.database_timeout_seconds
+        app,
+        settings.resolved_database_url,
+        timeout_seconds=settings.database_timeout_seconds,
+        support_connections=settings.server.support_threads,
+        is_support_request=lambda: is_support_path(request.path),
     )
 
     from tickets import auth
@@ -119,6 +131,14 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(tickets_api.bp)
     app.register_blueprint(feed_routes.bp)
+    # Browsers ask for /favicon.ico whatever the page says: the dashboard's icon answers.
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
+
+
+def _favicon():
+    from flask import redirect, url_for
+
+    return redirect(url_for("dashboard.static", filename="favicon.svg"), code=301)
 
 
 def register_error_handlers(app: Flask) -> None:

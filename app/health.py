@@ -12,6 +12,8 @@ from core.clock import utcnow
 from core.db import db
 from core.settings import current_settings
 from ivr.messaging.sender import backlog
+from tickets import paging
+from tickets.paging_state import paging_state
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +22,11 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health():
-    """Answer 200 while calls can be served; say whether the database is reachable."""
+    """Answer 200 while calls can be served; say whether the database is reachable.
+
+    Also whether paging can send and recordings can be played: neither changes the status,
+    a load balancer keeps an instance that answers calls.
+    """
     try:
         db.session.execute(text("SELECT 1"))
         database = "ok"
@@ -29,10 +35,26 @@ def health():
         db.session.rollback()
         database = "unavailable"
     status = "ok" if database == "ok" else "degraded"
-    body = {"status": status, "database": database}
+    body = {"status": status, "database": database, "paging": _paging(database == "ok")}
+    body["recordings"] = "ok" if current_settings().twilio_account_sid else "cannot_play"
     if database == "ok":
         body["messages"] = _sender_state()
     return jsonify(body)
+
+
+def _paging(database_up: bool) -> str:
+    """Say whether paging can send: "ok", "off" or "cannot_send" (`tickets.paging_state`).
+
+    Without the database only the configuration can tell.
+    """
+    try:
+        state = paging_state(db.session if database_up else None, paging.policy(), utcnow())
+    except SQLAlchemyError:
+        db.session.rollback()
+        state = paging_state(None, paging.policy(), utcnow())
+    if state.state != "ok":
+        log.warning("health check: paging %s: %s", state.state, state.advice)
+    return state.state
 
 
 def _sender_state() -> dict:

@@ -77,6 +77,7 @@ def admit_whole_requests(app, settings: Settings):
     return WholeRequests(
         app,
         places=settings.server.threads,
+        support_places=settings.server.support_threads,
         read_seconds=settings.server.read_timeout,
         max_bytes=app.config.get("MAX_CONTENT_LENGTH") or DEFAULT_MAX_BYTES,
     )
@@ -138,14 +139,14 @@ def run_server(
     settings: Settings, *, host: str | None, port: int | None, workers: int | None
 ) -> None:
     """Migrate the database if it is reachable, then serve until stopped."""
-    from ivr.messaging.policy import warn_if_silent
+    from ivr.messaging.policy import announce_paging
 
     check_exposure(settings, host or settings.server.host)
     options = gunicorn_options(settings, host=host, port=port, workers=workers)
     metrics_directory = prepare_metrics_directory(settings, options["bind"])
     options["child_exit"] = _forget_worker_gauges
     options["worker_exit"] = _thaw_collector
-    warn_if_silent(settings)
+    announce_paging(settings)
     migrate_in_child(settings.resolved_database_url)
     _Gunicorn(settings, options, metrics_directory=metrics_directory).run()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import random
 import time
 import uuid
@@ -181,6 +182,9 @@ class _Call:
         if caller is not None:
             self.form.update({"From": caller, "Caller": caller, "FromCountry": "NL"})
         self.sequence = 0
+        # A real-time transcription the service started (<Start><Transcription>): its
+        # callback path and how many events it was sent.
+        self.transcription: list | None = None
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -225,6 +229,8 @@ class _Call:
         self.form["CallStatus"] = "in-progress"
         while root is not None:
             root, path = self.perform(root, path)
+        if self.transcription is not None:  # the call's end stops what transcribes it
+            self.transcription_event("transcription-stopped", {})
         self.sequence += 1
         self.callback(
             "/voice/status",
@@ -272,6 +278,13 @@ class _Call:
                 continue
             if tag == "Record":
                 return self.record(verb, path)
+            if tag == "Start":
+                self.start_transcription(verb, path)
+                continue
+            if tag == "Stop":
+                self.transcription_event("transcription-stopped", {})
+                self.transcription = None
+                continue
             if tag in ("Hangup", "Reject"):
                 return None, path
             raise FlowError(f"{path} answered a verb the bench does not know: <{tag}>")
@@ -292,9 +305,39 @@ class _Call:
             raise FlowError(f"{path}: expected a keypad <Gather>, got input={inputs}")
         return {"Digits": answer}
 
+    def start_transcription(self, verb: ET.Element, path: str) -> None:
+        """Begin Twilio's real-time transcription of the call, as <Start><Transcription> asks."""
+        for child in verb:
+            if child.tag != "Transcription" or not child.get("statusCallbackUrl"):
+                raise FlowError(f"{path}: <Start><{child.tag}> is not known to the bench")
+            self.transcription = [self.twilio.resolve(path, child.get("statusCallbackUrl")), 0]
+            self.transcription_event("transcription-started", {})
+
+    def transcription_event(self, event: str, params: dict) -> None:
+        """Post one real-time transcription callback, numbered like Twilio's."""
+        if self.transcription is None:
+            return
+        self.transcription[1] += 1
+        form = {"AccountSid": ACCOUNT_SID, "CallSid": self.result.sid}
+        self.callback(
+            self.transcription[0],
+            {
+                "TranscriptionSid": "GT" + self.result.sid[2:],
+                "TranscriptionEvent": event,
+                "SequenceId": str(self.transcription[1]),
+                **params,
+            },
+            form=form,
+        )
+
     def record(self, verb: ET.Element, path: str) -> tuple[ET.Element, str]:
         """Leave a voicemail: the caller speaks and ends it with the hash key."""
         self.result.recorded = True
+        said = {"transcript": "De omgeving ligt eruit sinds vanochtend.", "confidence": 0.9}
+        self.transcription_event(
+            "transcription-content",
+            {"TranscriptionData": json.dumps(said), "Final": "true", "Track": "inbound_track"},
+        )
         recording_sid = new_sid("RE")
         recording_url = (
             f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{recording_sid}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -109,13 +110,61 @@ def unit_of_work(view: Callable[..., Row]) -> Callable[..., Row]:
     return done
 
 
+# SQLSTATEs of a server that refuses or dropped the connection, not of one failed statement:
+# class 08 (connection exception), 28 (authorisation), a database that is not there, too many
+# connections, and the server shutting down, crashing or starting up (57P01-57P05).
+CONNECTION_CLASSES = ("08", "28")
+CONNECTION_STATES = frozenset({"3D000", "53300", "57P01", "57P02", "57P03", "57P04", "57P05"})
+# SQLite's primary result codes for a statement that waited for a lock or was interrupted.
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_INTERRUPT = 5, 6, 9
+
+
+def _statement_failed(orig: BaseException | None) -> bool:
+    """Return whether a driver error is about one statement while its connection stands.
+
+    PostgreSQL names every error a server sent with a SQLSTATE (a cancelled statement 57014, a
+    lock not available 55P03, a serialization failure 40001); an error without one never
+    reached a server. SQLite gives a result code; only waiting on a lock is a statement's.
+    """
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED, SQLITE_INTERRUPT)
+    state = getattr(orig, "sqlstate", None)
+    if not state:
+        return False
+    return state[:2] not in CONNECTION_CLASSES and state not in CONNECTION_STATES
+
+
 def is_database_unreachable(exc: BaseException) -> bool:
-    """Return whether an error means the database itself is away, not that one statement failed."""
+    """Return whether an error means the database itself is away, not that one statement failed.
+
+    Away: connecting failed, the connection was lost or cut (also by the deadline watchdog),
+    the server is shutting down, or no pooled connection came free in time. A statement the
+    server cancelled (statement_timeout), or one that waited too long for a lock, fails its
+    own request only.
+    """
     if isinstance(exc, PoolTimeoutError):
         return True
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    return False
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    return isinstance(exc, OperationalError) and not _statement_failed(exc.orig)
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """Return whether the database is there but did not serve this request: try again soon.
+
+    A statement cancelled or refused by the server (its timeout, a lock, a conflict), a
+    locked SQLite file, or no connection free in the pool.
+    """
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    return (
+        isinstance(exc, OperationalError)
+        and not exc.connection_invalidated
+        and _statement_failed(exc.orig)
+    )
 
 
 class UTCDateTime(TypeDecorator):
@@ -147,17 +196,26 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
-def make_engine(url: str, *, timeout_seconds: float = 2.0, limit_statements: bool = True) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    timeout_seconds: float = 2.0,
+    limit_statements: bool = True,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+) -> Engine:
     """Create an engine that fails fast when the database is unreachable.
 
     With `limit_statements`, PostgreSQL also cancels any statement running longer than twice
     the timeout; migrations turn that off, since building an index on a big table takes longer.
     """
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": timeout_seconds}
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             connect_args={"timeout": 15, "check_same_thread": False},
             hide_parameters=True,
+            **({} if _in_memory(url) else pool),
         )
 
         @event.listens_for(engine, "connect")
@@ -178,9 +236,7 @@ def make_engine(url: str, *, timeout_seconds: float = 2.0, limit_statements: boo
         pool_pre_ping=True,
         # Error messages and logs must not carry values such as PIN hashes or phone numbers.
         hide_parameters=True,
-        pool_size=5,
-        max_overflow=5,
-        pool_timeout=timeout_seconds,
+        **pool,
         connect_args={"connect_timeout": connect_timeout, **options},
     )
     _ping_once_per_request(engine)
@@ -211,6 +267,12 @@ def make_read_only_engine(url: str, *, timeout_seconds: float = 5.0) -> Engine:
     )
 
 
+def _in_memory(url: str) -> bool:
+    """Return whether a URL names an in-memory SQLite database (one per connection pool)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
 def _ping_once_per_request(engine: Engine) -> None:
     """Ping a pooled connection before its first use in a request, not before every transaction.
 
@@ -234,42 +296,110 @@ def _ping_once_per_request(engine: Engine) -> None:
     engine.dialect.do_ping = do_ping
 
 
+# Whether the current request is support traffic (its own engine); per greenlet under gevent.
+_serving_support: ContextVar[bool] = ContextVar("serving_support", default=False)
+
+
 class Database:
-    """Engine and request-scoped session, bound to a Flask app with `init_app`."""
+    """Engines and request-scoped sessions, bound to a Flask app with `init_app`.
+
+    A served app has two engines over the one database, each with its own pool: the webhooks'
+    (also used outside requests, by the background loops and commands) and support's, for the
+    requests `is_support_request` picks (dashboard, API). Support traffic can then never take
+    a connection a caller's webhook needs. `session` is the current request's session.
+    """
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
+        self.support_engine: Engine | None = None
         self.session_factory: sessionmaker[Session] | None = None
-        self.session: scoped_session[Session] | None = None
+        self._sessions: scoped_session[Session] | None = None
+        self._support_sessions: scoped_session[Session] | None = None
+        self._is_support_request: Callable[[], bool] | None = None
+
+    @property
+    def session(self) -> scoped_session[Session]:
+        """Return the session registry of the current request's kind (webhooks outside one)."""
+        if _serving_support.get() and self._support_sessions is not None:
+            return self._support_sessions
+        return self._sessions
 
     def configure(
         self, url: str, *, timeout_seconds: float = 2.0, limit_statements: bool = True
     ) -> None:
         """Create the engine and session registry for a database URL."""
-        if self.engine is not None:
-            self.engine.dispose()
+        self.dispose_engines()
         self.engine = make_engine(
             url, timeout_seconds=timeout_seconds, limit_statements=limit_statements
         )
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
-        self.session = scoped_session(self.session_factory)
+        self._sessions = scoped_session(self.session_factory)
 
-    def init_app(self, app, url: str, *, timeout_seconds: float = 2.0) -> None:
-        """Bind to a Flask app: configure, and drop the session at the end of each request."""
+    def init_app(
+        self,
+        app,
+        url: str,
+        *,
+        timeout_seconds: float = 2.0,
+        support_connections: int = 0,
+        is_support_request: Callable[[], bool] | None = None,
+    ) -> None:
+        """Bind to a Flask app: configure, and drop the sessions at the end of each request.
+
+        With `is_support_request`, the requests it picks get an engine of their own, whose
+        pool lends `support_connections` (and as many again for a moment).
+        """
         self.configure(url, timeout_seconds=timeout_seconds)
+        if is_support_request is not None and not _in_memory(url):
+            self.support_engine = make_engine(
+                url,
+                timeout_seconds=timeout_seconds,
+                pool_size=support_connections,
+                max_overflow=support_connections,
+            )
+            support = sessionmaker(self.support_engine, expire_on_commit=False)
+            self._support_sessions = scoped_session(support)
+            self._is_support_request = is_support_request
+
+            # Decided once per request (`session` is read dozens of times in a webhook).
+            @app.before_request
+            def _choose_engine() -> None:
+                _serving_support.set(is_support_request())
+
+            @app.teardown_request
+            def _back_to_the_webhooks(_exc) -> None:
+                _serving_support.set(False)
+
         app.extensions["database"] = self
 
         @app.teardown_appcontext
         def _remove_session(_exc) -> None:
-            if self.session is not None:
-                self.session.remove()
+            for sessions in (self._sessions, self._support_sessions):
+                if sessions is not None:
+                    sessions.remove()
+
+    def engines(self) -> list[Engine]:
+        """Return every engine in use: the webhooks', then support's."""
+        return [engine for engine in (self.engine, self.support_engine) if engine is not None]
+
+    def dispose_engines(self) -> None:
+        """Close every pooled connection and forget the engines (before configuring anew)."""
+        for sessions in (self._sessions, self._support_sessions):
+            if sessions is not None:
+                sessions.remove()
+        for engine in self.engines():
+            engine.dispose()
+        self.support_engine = None
+        self._support_sessions = None
+        self._is_support_request = None
 
     def dispose(self) -> None:
         """Close every pooled connection."""
-        if self.session is not None:
-            self.session.remove()
-        if self.engine is not None:
-            self.engine.dispose()
+        for sessions in (self._sessions, self._support_sessions):
+            if sessions is not None:
+                sessions.remove()
+        for engine in self.engines():
+            engine.dispose()
 
 
 db = Database()

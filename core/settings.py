@@ -193,6 +193,20 @@ class Engineer(Strict):
     number: PhoneNumber
 
 
+class Transcription(Strict):
+    """Transcripts of emergency voicemails, by Twilio's real-time transcription (<Transcription>).
+
+    The legacy `<Record transcribe>` only knows English; this one transcribes in the call's
+    language. Pages about a voicemail wait at most `wait_seconds` for its transcript.
+    """
+
+    enabled: bool = True
+    engine: Literal["google", "deepgram"] = "google"
+    # The call's prompt language -> the transcription's BCP-47 language code.
+    languages: dict[str, str] = Field(default_factory=lambda: {"nl": "nl-NL", "en": "en-US"})
+    wait_seconds: int = Field(default=30, ge=0, le=300)
+
+
 class EmergencyLine(Strict):
     """The emergency line for key users and super users."""
 
@@ -219,6 +233,7 @@ class EmergencyLine(Strict):
     # (who hear that the caller is not verified), "voicemail" takes a voicemail instead.
     unverified: Literal["ring", "voicemail"] = "ring"
     schedule: Schedule | None = None
+    transcription: Transcription = Field(default_factory=Transcription)
 
     @model_validator(mode="after")
     def _line_limit_above_a_number(self) -> EmergencyLine:
@@ -363,6 +378,9 @@ class Server(Strict):
     # Requests each worker runs in the app at once; more wait, already read, for their turn.
     # (Named for the thread pool that did this before the gevent workers.)
     threads: int = Field(default=4, ge=1, le=64)
+    # Dashboard, API and metrics requests each worker runs at once, in places (and database
+    # connections) of their own: support traffic never takes the webhooks'.
+    support_threads: int = Field(default=2, ge=1, le=64)
     timeout: int = Field(default=30, ge=5, le=600)
     # Seconds a client has to send a request's line and headers, and again its body; an idle
     # kept-alive connection is closed after as long.

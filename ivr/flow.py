@@ -15,7 +15,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from core.clock import utcnow
 from core.db import db, is_database_unreachable
-from core.settings import Engineer, Schedule, Settings
+from core.settings import Engineer, Schedule, Settings, current_settings
 from ivr import calls, params
 from ivr.hours import describe_moment, is_open, next_opening
 from ivr.prompts import Speaker
@@ -32,6 +32,19 @@ def action_url(endpoint: str, **state: object) -> str:
     """Return the relative URL of one of our webhooks, with the call state in its query."""
     values = {key: value for key, value in state.items() if value is not None}
     return url_for(endpoint, _external=False, **values)
+
+
+def absolute_url(endpoint: str, **state: object) -> str:
+    """Return the full URL of one of our webhooks, for TwiML attributes that want one.
+
+    On the configured public base when there is one (signatures are checked over it), else on
+    the URL this request came in on.
+    """
+    settings = current_settings()
+    if settings.public_url:
+        return settings.public_url + action_url(endpoint, **state)
+    values = {key: value for key, value in state.items() if value is not None}
+    return url_for(endpoint, _external=True, **values)
 
 
 def hang_up() -> VoiceResponse:

@@ -7,10 +7,12 @@ raises. Flows read parameters only through these functions, so one rule holds fo
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
 from collections.abc import Collection
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from core.phones import to_e164
@@ -120,6 +122,32 @@ def confidence(value: str | None) -> float | None:
 def speech(value: str | None) -> str | None:
     """Return a caller's spoken words fit to store, or None when there are none."""
     return text(value, SPEECH_LIMIT) or None
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """What a real-time transcription callback says the caller said."""
+
+    text: str
+    confidence: float | None
+
+
+def transcription_data(value: str | None) -> Utterance | None:
+    """Return the words of a `TranscriptionData` (JSON: transcript, confidence), or None."""
+    if not value or len(value) > SPEECH_LIMIT * 8:
+        return None
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    words = speech(data.get("transcript") if isinstance(data.get("transcript"), str) else None)
+    if words is None:
+        return None
+    raw = data.get("confidence")
+    number = str(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+    return Utterance(words, confidence(number))
 
 
 def recording_url(value: str | None) -> str | None:

@@ -18,6 +18,14 @@ log = logging.getLogger(__name__)
 # Twilio's webhooks are a few kilobytes with some forty fields; anything far larger is refused
 # before any parsing or signature work, so unsigned junk costs next to no CPU.
 WEBHOOK_PREFIXES = ("/voice/", "/sms/")
+
+
+def is_support_path(path: str) -> bool:
+    """Return whether a request is support traffic (dashboard, API, metrics), not one the line
+    itself depends on: Twilio's webhooks and the load balancer's health check."""
+    return not path.startswith((*WEBHOOK_PREFIXES, "/health"))
+
+
 WEBHOOK_MAX_BYTES = 16 * 1024
 WEBHOOK_MAX_FIELDS = 200
 

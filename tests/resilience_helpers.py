@@ -21,28 +21,34 @@ URL_ATTRIBUTES = ("action", "url", "recordingStatusCallback", "statusCallback")
 
 
 class DatabaseOutage:
-    """Make the app's database refuse every new connection, counting the attempts."""
+    """Make the app's database refuse every new connection, counting the attempts.
+
+    Both of the app's engines (the webhooks' and support's) lose it, as they would for real.
+    """
 
     def __init__(self, engine=None):
-        self.engine = engine or db.engine
+        self.engines = [engine] if engine is not None else db.engines()
         self.attempts = 0
         self.active = False
 
     def refuse(self, *_args):
         self.attempts += 1
-        raise self.engine.dialect.loaded_dbapi.OperationalError("connection refused (simulated)")
+        dbapi = self.engines[0].dialect.loaded_dbapi
+        raise dbapi.OperationalError("connection refused (simulated)")
 
     def start(self) -> DatabaseOutage:
-        db.session.remove()
-        self.engine.dispose()
-        event.listen(self.engine, "do_connect", self.refuse)
+        db.dispose()
+        for engine in self.engines:
+            engine.dispose()
+            event.listen(engine, "do_connect", self.refuse)
         self.active = True
         return self
 
     def end(self) -> None:
         if self.active:
-            event.remove(self.engine, "do_connect", self.refuse)
-            self.engine.dispose()
+            for engine in self.engines:
+                event.remove(engine, "do_connect", self.refuse)
+                engine.dispose()
             self.active = False
 
 

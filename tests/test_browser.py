@@ -216,7 +216,7 @@ def test_ticket_lifecycle_in_the_browser(page, session):
     change("closed", "Closed", rate)
     expect(page.locator("#rating")).to_contain_text("4 / 5")
     expect(page.locator("#rating")).to_contain_text("Solved before lunch")
-    expect(page.locator("#history")).to_contain_text("resolved → closed; rating 4")
+    expect(page.locator("#history")).to_contain_text("Resolved → Closed; rating 4")
     screenshot(page, "support-ticket-closed.png")
 
     page.get_by_role("link", name="← Tickets").click()

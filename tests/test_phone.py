@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -720,3 +721,93 @@ def test_walks_the_real_app_through_the_flask_test_client(clock, client, setting
     result = telephone.call(to=OFFICE_NUMBER, from_=CALLER)
     assert result.exit_code == 0, "\n".join(lines)
     assert "[nl-NL] Welkom bij OTYS." in lines
+
+
+# ------------------------------------------------------------ the rough edges
+
+
+def test_a_message_with_commas_stays_whole_and_the_telephone_says_so():
+    notes = []
+    script = parse_script("9,1,n,rec:bel mij terug, over de factuur van maart,1", warn=notes.append)
+    assert script == ["9", "1", "n", "rec:bel mij terug, over de factuur van maart", "1"]
+    assert notes == [
+        "(the commas in 'rec:bel mij terug, over de factuur van maart' are taken as part of the "
+        "message)"
+    ]
+    assert parse_script(r"say:ja\, graag,2") == ["say:ja, graag", "2"]
+
+
+def test_a_scripted_odd_answer_to_a_ringing_number_is_said_to_be_no():
+    response = VoiceResponse()
+    response.dial(ENGINEER_1, action="/voice/dialled")
+    line = dial_line(twiml(response))
+    line.call("maybe")
+    assert line.forms("/voice/dialled")[0]["DialCallStatus"] == "no-answer"
+    assert "  ('maybe' is not y, n, b or hangup: taken as no answer)" in line.lines
+
+
+def test_an_odd_answer_at_the_terminal_is_asked_again():
+    response = VoiceResponse()
+    response.dial(ENGINEER_1, action="/voice/dialled")
+    line = dial_line(twiml(response))
+    typed = iter(["ok", "y"])
+    line.call("", interactive=True, read=lambda prompt: next(typed))
+    assert "  (answer y, n, b or hangup)" in line.lines
+    assert line.forms("/voice/dialled")[0]["DialCallStatus"] == "completed"
+
+
+def test_a_real_time_transcription_posts_what_the_caller_says():
+    response = VoiceResponse()
+    response.start().transcription(
+        name="voicemail",
+        status_callback_url="/voice/transcript",
+        language_code="nl-NL",
+        track="inbound_track",
+    )
+    response.record(action="/voice/voicemail", max_length=120)
+    stop = VoiceResponse()
+    stop.stop().transcription(name="voicemail")
+    stop.say("Dank u.", language="nl-NL")
+    line = Line(
+        {
+            "/voice/incoming": twiml(response),
+            "/voice/voicemail": twiml(stop),
+            "/voice/transcript": None,
+        }
+    )
+    result = line.call("rec:de omgeving ligt eruit, help")
+    events = line.forms("/voice/transcript")
+    assert [form["TranscriptionEvent"] for form in events] == [
+        "transcription-started",
+        "transcription-content",
+        "transcription-stopped",
+    ]
+    content = events[1]
+    assert content["CallSid"] == result.sid
+    assert content["Final"] == "true" and content["Track"] == "inbound_track"
+    assert content["LanguageCode"] == "nl-NL"
+    assert json.loads(content["TranscriptionData"]) == {
+        "transcript": "de omgeving ligt eruit, help",
+        "confidence": 0.91,
+    }
+    assert [form["SequenceId"] for form in events] == ["1", "2", "3"]
+    # The transcription stopped before the recording's action answered, not again at the end.
+    assert line.paths().index("/voice/transcript", 2) < line.paths().index("/voice/status")
+
+
+def test_without_the_server_s_secrets_the_command_names_the_file(database_url):
+    env = {"IVR_DATABASE_URL": database_url, "IVR_SECRET_KEY": "", "TWILIO_AUTH_TOKEN": ""}
+    result = CliRunner().invoke(main, ["call", "--keys", "1"], env=env)
+    assert result.exit_code == 2
+    assert "secret_key: is missing" in result.output
+    assert "set -a; . ./var/dev.env; set +a" in result.output
+
+
+def test_an_invalid_caller_number_is_warned_about(cli_env):
+    result = CliRunner().invoke(
+        main,
+        ["call", "--url", "http://127.0.0.1:9", "--from", "+3161234567", "--keys", "1"],
+        env=cli_env,
+    )
+    assert "note: --from +3161234567 is not a valid phone number" in result.output
+    assert "treat the caller as withheld" in result.output

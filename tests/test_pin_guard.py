@@ -356,7 +356,7 @@ def test_support_sees_the_pause_on_every_page_and_in_the_live_feed_while_it_last
     for path in ("/support", "/support/oncall", "/support/settings"):
         page = staff.get(path).get_data(as_text=True)
         assert f'<div id="line-notice" class="line-notice" role="status">{notice}</div>' in page
-    assert "pin checks paused" in staff.get("/support/settings").get_data(as_text=True)
+    assert "PIN checks paused" in staff.get("/support/settings").get_data(as_text=True)
     assert staff.get("/support/feed?after=0").get_json()["notice"] == notice
     assert staff.get("/support/feed").get_json()["notice"] == notice
 

@@ -727,8 +727,8 @@ def test_each_listen_to_a_recording_is_on_the_audit_trail_once(
     # On the settings page, apart from the switches' changes.
     page = client.get("/support/settings").get_data(as_text=True)
     personal = page[page.index('id="personal-data"') :]
-    assert personal.count("recording played") == 4 and "admin@otys.test" in personal
-    assert "recording played" not in page[: page.index('id="personal-data"')]
+    assert personal.count("Recording played") == 4 and "admin@otys.test" in personal
+    assert "Recording played" not in page[: page.index('id="personal-data"')]
 
 
 # ------------------------------------------------------------------- once a day

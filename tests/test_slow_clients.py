@@ -225,7 +225,9 @@ class TrickledBody(io.RawIOBase):
 
 
 def test_a_whole_body_reaches_the_app():
-    client = Client(WholeRequests(echo_form, places=2, read_seconds=1, max_bytes=1024))
+    client = Client(
+        WholeRequests(echo_form, places=2, support_places=1, read_seconds=1, max_bytes=1024)
+    )
     response = client.post("/voice/incoming", data={"CallSid": "CA1", "Digits": "1"})
     assert response.status_code == 200
     assert response.get_data() == b"CallSid=CA1&Digits=1"
@@ -238,7 +240,7 @@ def test_a_body_that_does_not_arrive_in_time_is_answered_408_without_the_app():
         called.append(environ)
         return echo_form(environ, start_response)
 
-    admission = WholeRequests(app, places=2, read_seconds=0.2, max_bytes=1024)
+    admission = WholeRequests(app, places=2, support_places=1, read_seconds=0.2, max_bytes=1024)
     environ = EnvironBuilder(method="POST", content_length=100).get_environ()
     environ["wsgi.input"] = TrickledBody()
     started = time.monotonic()
@@ -249,7 +251,9 @@ def test_a_body_that_does_not_arrive_in_time_is_answered_408_without_the_app():
 
 
 def test_a_body_over_the_limit_is_refused_413():
-    client = Client(WholeRequests(echo_form, places=2, read_seconds=1, max_bytes=1024))
+    client = Client(
+        WholeRequests(echo_form, places=2, support_places=1, read_seconds=1, max_bytes=1024)
+    )
     assert client.post("/voice/incoming", data=b"a" * 2000).status_code == 413
 
 
@@ -264,7 +268,7 @@ def test_only_a_few_requests_are_inside_the_app_at_once():
         inside.pop()
         return echo_form(environ, start_response)
 
-    admission = WholeRequests(app, places=3, read_seconds=1, max_bytes=1024)
+    admission = WholeRequests(app, places=3, support_places=1, read_seconds=1, max_bytes=1024)
     requests_ = [gevent.spawn(Client(admission).get, "/health") for _ in range(12)]
     gevent.joinall(requests_, raise_error=True)
     assert all(request.value.status_code == 200 for request in requests_)

@@ -368,7 +368,7 @@ def test_forms_without_a_csrf_token_are_refused_and_change_nothing(as_admin, ses
 def test_staff_changes_show_on_the_settings_page_trail(as_admin, session, agent):
     post(as_admin, f"/support/staff/{agent.id}/deactivate")
     page = text(as_admin.get("/support/settings"))
-    assert "staff deactivated" in page
+    assert "Account deactivated" in page
     assert "Agent Smith &lt;agent@otys.test&gt;: 0 token(s) revoked" in page
 
 

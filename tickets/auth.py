@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (
@@ -21,22 +20,24 @@ from flask import (
 from flask import session as cookie_session
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.clock import utcnow
 from core.db import db, unit_of_work
 from core.settings import current_settings
+from tickets import sign_in_guard
 from tickets.forms import LoginForm, LogoutForm
-from tickets.models import LoginFailure, StaffUser
+from tickets.models import StaffUser
+from tickets.passwords import hash_password, password_matches
 from tickets.staff import check_password, end_sessions, find_staff
 
-MAX_FAILED_LOGINS = 5
-LOCK_MINUTES = 15
 LOGIN_REFUSED = (
     "That did not work: the e-mail address or password is not right, or sign-in is "
     "locked for a while after too many attempts."
+)
+SOURCE_REFUSED = (
+    f"Too many failed sign-ins from your network: sign-in from it is paused for "
+    f"{sign_in_guard.LOCK_MINUTES} minutes. Try again later."
 )
 
 CONTENT_SECURITY_POLICY = (
@@ -74,45 +75,33 @@ def _fingerprint(staff: StaffUser) -> str:
 
 @functools.cache
 def _dummy_hash() -> str:
-    return generate_password_hash("not-a-real-password")
+    return hash_password("not-a-real-password")
 
 
 def authenticate(session: Session, *, email: str, password: str, source: str) -> StaffUser | None:
     """Return the staff member if the password is right and this source is not locked out.
 
-    Failures are counted per e-mail address and source: MAX_FAILED_LOGINS within LOCK_MINUTES
-    lock that address out for that source only, so nobody can keep a named person out from
-    elsewhere. Every failure costs one password hash, whether the account exists, is locked or
-    the password is wrong, and gets the same answer.
+    Failures are counted per e-mail address and source (`tickets.sign_in_guard`): too many for
+    one address lock that address out for that source only; too many from one source, for
+    any addresses, raise SourceLocked. A locked attempt is refused without hashing anything.
+    Every other failure costs one password hash, whether the account exists or the password
+    is wrong, and gets the same answer.
     """
     email = (email or "").strip().lower()[:320]
     now = utcnow()
+    if sign_in_guard.source_locked(session, source=source, now=now):
+        raise sign_in_guard.SourceLocked(source)
+    if sign_in_guard.address_locked(session, email=email, source=source, now=now):
+        return None
     staff = find_staff(session, email) if email else None
-    locked = _recent_failures(session, email, source, now) >= MAX_FAILED_LOGINS
-    if staff is None or locked:
-        check_password_hash(_dummy_hash(), password)  # take as long as a real check
+    if staff is None:
+        password_matches(_dummy_hash(), password)  # take as long as a real check
     elif staff.active and check_password(staff, password):
-        session.execute(
-            delete(LoginFailure).where(LoginFailure.email == email, LoginFailure.source == source)
-        )
+        sign_in_guard.forget_failures(session, email=email, source=source)
         return staff
-    if not locked:
-        session.add(LoginFailure(email=email, source=source[:64], at=now))
-        session.flush()
+    sign_in_guard.record_failure(session, email=email, source=source, now=now)
+    session.flush()
     return None
-
-
-def _recent_failures(session: Session, email: str, source: str, now) -> int:
-    """Return how many sign-ins to `email` from `source` failed within LOCK_MINUTES."""
-    return session.scalar(
-        select(func.count())
-        .select_from(LoginFailure)
-        .where(
-            LoginFailure.email == email,
-            LoginFailure.source == source,
-            LoginFailure.at > now - timedelta(minutes=LOCK_MINUTES),
-        )
-    )
 
 
 def forwarded_for() -> str | None:
@@ -173,12 +162,16 @@ def login():
         return redirect(url_for("dashboard.tickets"))
     form = LoginForm()
     if form.validate_on_submit():
-        staff = authenticate(
-            db.session,
-            email=form.email.data,
-            password=form.password.data,
-            source=client_address(),
-        )
+        try:
+            staff = authenticate(
+                db.session,
+                email=form.email.data,
+                password=form.password.data,
+                source=sign_in_guard.source_key(client_address()),
+            )
+        except sign_in_guard.SourceLocked:
+            page = render_template("support/login.html", form=form, error=SOURCE_REFUSED)
+            return page, 429, {"Retry-After": str(sign_in_guard.LOCK_MINUTES * 60)}
         if staff is not None:
             target = _safe_next(request.args.get("next"))
             cookie_session.clear()

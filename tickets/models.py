@@ -277,6 +277,11 @@ class TicketCall(Base):
     recording_sid: Mapped[str | None] = mapped_column(String(64))
     recording_duration: Mapped[int | None]
     transcription: Mapped[str | None] = mapped_column(Text)
+    # The voicemail's transcript: None (not asked for), transcribing, done or failed.
+    transcript_state: Mapped[str | None] = mapped_column(String(20))
+    transcript_confidence: Mapped[float | None]
+    # The last of Twilio's transcription callbacks (SequenceId) added: a retry adds nothing.
+    transcript_sequence: Mapped[int | None]
 
     ticket: Mapped[Ticket] = relationship(back_populates="calls")
     contact: Mapped[Contact | None] = relationship()
@@ -453,11 +458,15 @@ class LoginFailure(Base):
     """A failed sign-in: counted per e-mail address and source, so a lock-out is no weapon."""
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_email_source_at", "email", "source", "at"),)
+    __table_args__ = (
+        Index("ix_login_failures_email_source_at", "email", "source", "at"),
+        # Failures per source, whatever the address: the limit on sign-in floods.
+        Index("ix_login_failures_source_at", "source", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
-    # The client's address (behind a trusted proxy, the one the proxy saw).
+    # The client's address (behind a trusted proxy, the one the proxy saw); an IPv6 one's /64.
     source: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -512,6 +521,8 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_outbox_messages_ticket_id_kind", "ticket_id", "kind"),
         Index("ix_outbox_messages_recipient_kind", "recipient", "kind"),
+        # Whether paging can send: each channel's latest attempts (tickets.paging_state).
+        Index("ix_outbox_messages_channel_updated_at", "channel", "updated_at"),
         # Texts to callers whose number is still kept.
         Index(
             "ix_outbox_messages_caller_created_at",

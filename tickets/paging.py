@@ -43,6 +43,8 @@ PAGE = "page"
 ACK_NOTICE = "ack_notice"
 SUMMARY = "summary"
 DIGEST = "digest"
+# A test SMS or e-mail an engineer asks for before a shift (`ivr staff test-page`).
+TEST_PAGE = "test_page"
 ENGINEER_KINDS = (PAGE, ACK_NOTICE, SUMMARY, DIGEST)
 # Messages that list tickets to an engineer: each entitles them to acknowledge those by SMS.
 LISTING_KINDS = (SUMMARY, DIGEST)
@@ -57,6 +59,8 @@ DIGESTED = "digested"
 PAGED = "paged"
 PAGING_EXHAUSTED = "paging_exhausted"
 PAGING_WAITING = "paging_waiting"
+PAGING_TRANSCRIPT = "paging_transcript"
+NOT_PAGED = "not_paged"
 CALLER_NOT_TEXTED = "caller_not_texted"
 
 
@@ -70,9 +74,16 @@ class FallbackEngineer:
 
 @dataclass(frozen=True)
 class PagingPolicy:
-    """The paging settings the ticket side needs; the service builds it from its settings."""
+    """The paging settings the ticket side needs; the service builds it from its settings.
+
+    `enabled` means paging can happen: switched on and a channel that can send. `switched_on`
+    is the configuration's own switch, and `missing` says, for each configured channel that
+    cannot send, what to set (`tickets.paging_state` tells support from these).
+    """
 
     enabled: bool = False
+    switched_on: bool = False
+    missing: tuple[str, ...] = ()
     ack_timeout: timedelta = timedelta(minutes=5)
     rounds: int = 2
     out_of_hours: bool = False
@@ -82,6 +93,8 @@ class PagingPolicy:
     # Unverified tickets are paged together, at most one digest in this time.
     unverified_digest: timedelta = timedelta(minutes=15)
     staff_language: str = "nl"
+    # Pages about a voicemail wait at most this long for its transcript.
+    transcript_wait: timedelta = timedelta(seconds=30)
     fallback: tuple[FallbackEngineer, ...] = field(default_factory=tuple)
 
     @property
@@ -136,14 +149,23 @@ def start(
     now: datetime,
     next_opening: datetime | None,
     rules: PagingPolicy | None = None,
+    transcribing: bool = False,
 ) -> Page | None:
     """Begin paging for an urgent ticket nobody took; nothing when paging already began.
 
     Out of hours, unless paging then is on, the ticket waits for the summary sent at
-    `next_opening`. Does not commit: the caller's transaction holds the cause.
+    `next_opening`. While the caller's voicemail is `transcribing`, the first level is paged
+    once the transcript is in (`tickets.transcripts.transcript_complete`) or after
+    `rules.transcript_wait`, whichever comes first: the page's `next_step_at`, which any
+    instance's sender takes.
+    Does not commit: the caller's transaction holds the cause.
     """
     rules = rules or policy()
-    if not rules.enabled or ticket.priority != "urgent" or _taken(session, ticket):
+    if ticket.priority != "urgent" or _taken(session, ticket):
+        return None
+    if not rules.enabled:
+        if rules.switched_on:  # on, but nothing can send: the ticket says nobody was paged
+            _note_not_paged(session, ticket, now)
         return None
     page = session.scalar(select(Page).where(Page.ticket_id == ticket.id))
     if by_digest(ticket) and (ticket.in_hours or rules.out_of_hours):
@@ -157,8 +179,24 @@ def start(
         return page
     page = Page(ticket_id=ticket.id, state="active", level=0, round=1, started_at=now)
     session.add(page)
+    if transcribing and rules.transcript_wait:
+        page.next_step_at = now + rules.transcript_wait
+        wait = int(rules.transcript_wait.total_seconds())
+        _event(session, ticket.id, PAGING_TRANSCRIPT, f"at most {wait} s", now)
+        return page
     step(session, page=page, now=now, rules=rules)
     return page
+
+
+def _note_not_paged(session: Session, ticket: Ticket, now: datetime) -> None:
+    """Say once on the ticket that nobody was paged because no channel can send."""
+    noted = session.scalar(
+        select(TicketEvent.id)
+        .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == NOT_PAGED)
+        .limit(1)
+    )
+    if noted is None:
+        _event(session, ticket.id, NOT_PAGED, "paging is on, but no channel can send", now)
 
 
 def by_digest(ticket: Ticket) -> bool:

@@ -10,12 +10,14 @@ import click
 from core.settings import ConfigError, Settings, load_settings
 
 
-def settings_or_exit() -> Settings:
-    """Load the settings, or stop with one line naming the bad key."""
+def settings_or_exit(hint: str | None = None) -> Settings:
+    """Load the settings, or stop with one line naming the bad key (and `hint`, what to do)."""
     try:
         return load_settings()
     except ConfigError as exc:
         click.echo(str(exc), err=True)
+        if hint:
+            click.echo(hint, err=True)
         sys.exit(2)
 
 

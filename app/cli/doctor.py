@@ -11,7 +11,6 @@ import sys
 from datetime import datetime, timedelta
 
 import click
-from sqlalchemy import select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -33,7 +32,6 @@ from app.doctor_checks import (
 from core.settings import ConfigError, Settings, load_settings
 
 WEEK = timedelta(days=7)
-RECENT = timedelta(hours=24)
 MIGRATE = "restart the service: `ivr serve` brings the schema up to date as it starts"
 
 
@@ -95,22 +93,15 @@ def check_schema(engine: Engine, url: str) -> CheckResult:
     )
 
 
-def recent_paging_failures(session: Session, now: datetime) -> dict[str, str]:
-    """Return the channels whose every message attempted in the last day failed, with the error."""
-    from tickets.models import OutboxMessage
+def recent_paging_failures(settings: Settings, session: Session, now: datetime) -> dict[str, str]:
+    """Return the channels whose every recent attempt failed, with the latest error.
 
-    rows = session.execute(
-        select(OutboxMessage.channel, OutboxMessage.sent_at, OutboxMessage.last_error)
-        .where(OutboxMessage.created_at >= now - RECENT, OutboxMessage.attempts > 0)
-        .order_by(OutboxMessage.id.desc())
-        .limit(500)
-    ).all()
-    sent = {row.channel for row in rows if row.sent_at is not None}
-    failures: dict[str, str] = {}
-    for row in rows:  # newest first: the first error of a channel is its latest
-        if row.sent_at is None and row.last_error and row.channel not in sent:
-            failures.setdefault(row.channel, row.last_error[:120])
-    return failures
+    The rule is paging's own (`tickets.paging_state`), the one `/health` and the dashboard use.
+    """
+    from ivr.messaging.policy import paging_policy
+    from tickets.paging_state import paging_state
+
+    return paging_state(session, paging_policy(settings), now).failing
 
 
 def check_rota(settings: Settings, session: Session, now: datetime) -> CheckResult:
@@ -186,7 +177,7 @@ def database_checks(settings: Settings, engine: Engine | None, now: datetime):
         return {}, [skipped]
     with Session(engine) as session:
         try:
-            failures = recent_paging_failures(session, now)
+            failures = recent_paging_failures(settings, session, now)
             results = [check_rota(settings, session, now)]
             results += check_engineers(session, now, settings.zone)
         except SQLAlchemyError as exc:

@@ -130,3 +130,26 @@ def staff_deactivate(email: str) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"deactivated {account.email}: its sessions and API tokens no longer work")
+
+
+@staff.command("test-page")
+@click.argument("email")
+def staff_test_page(email: str) -> None:
+    """Send an engineer a test SMS and e-mail through the real channels, as paging does.
+
+    Exit status 0 once the providers accepted both; 1 with a line per channel that failed.
+    """
+    from app import create_app
+    from core.db import db
+    from ivr.messaging.testpage import send_test_page
+
+    settings = settings_or_exit()
+    open_database(settings)
+    app = create_app(settings)
+    with app.app_context():
+        account = active_staff_or_exit(db.session, email)
+        results = unit_of_work(send_test_page)(settings, db.session, account)
+    for result in results:
+        click.echo(result.describe(), err=not result.accepted)
+    if not all(result.accepted for result in results):
+        sys.exit(1)

@@ -161,7 +161,7 @@ def settle_engineer_dial(
     guarded(outcomes.record_engineers_unavailable, call=call, now=utcnow())
     note(call.sid, "engineers_unavailable")
     speak.say(response, "engineers_unavailable")
-    return offer_voicemail(settings, speak, response)
+    return offer_voicemail(settings, speak, response, call)
 
 
 def _ring_again(

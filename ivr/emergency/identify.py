@@ -192,7 +192,7 @@ def _recognised(
         organization=contact.organization.name,
     )
     if not line.open:
-        return closed_voicemail(settings, speak, response, line)
+        return closed_voicemail(settings, speak, response, line, call)
     _announce(speak, response, line.now)
     ask_triage(settings, speak, response, misses=0)
     return response

@@ -131,6 +131,14 @@ def voicemail():
     return twiml(voicemails.take_voicemail(current_settings(), request.form, language=_language()))
 
 
+@bp.post("/transcript")
+@webhook
+def transcript():
+    """Store what Twilio's real-time transcription heard on a voicemail."""
+    voicemails.take_transcript(request.form)
+    return twiml(VoiceResponse())
+
+
 @bp.post("/recording")
 @webhook
 def recording():

@@ -105,9 +105,9 @@ def take_choice(
     log.info("unverified emergency call %s (%s): ticket %s", sid, why, call.ticket.number)
     note(sid, f"unverified:{why} ticket:{call.ticket.number} triage:{step.reason}")
     if not line.open:
-        return closed_voicemail(settings, speak, response, line)
+        return closed_voicemail(settings, speak, response, line, call)
     if settings.emergency.unverified == VOICEMAIL:
         # No phone rings for a caller nobody could verify: the digest tells the engineers.
         speak.say(response, "unverified_voicemail")
-        return offer_voicemail(settings, speak, response)
+        return offer_voicemail(settings, speak, response, call)
     return put_through(settings, speak, response, call)

@@ -11,7 +11,7 @@ from core.clock import utcnow
 from core.settings import Settings
 from ivr import calls
 from ivr.hours import next_opening
-from tickets import paging
+from tickets import paging, transcripts
 from tickets.models import TicketCall
 
 
@@ -33,6 +33,10 @@ def after_call(
             now=now,
             next_opening=_next_opening(settings, now),
             rules=rules,
+            # Only a voicemail left has words to wait for: a caller who hung up at the beep
+            # left none, whatever the transcription says later.
+            transcribing=call.outcome == "voicemail"
+            and call.transcript_state == transcripts.TRANSCRIBING,
         )
         log_row = calls.get_call(session, call.sid)
         language = log_row.language if log_row and log_row.language else settings.default_language

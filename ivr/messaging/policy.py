@@ -8,8 +8,15 @@ from datetime import timedelta
 from core.settings import Settings
 from tickets.caller_texts import CallerTextRules
 from tickets.paging import FallbackEngineer, PagingPolicy
+from tickets.paging_state import CANNOT_SEND, OFF, configured_state
 
 log = logging.getLogger(__name__)
+
+# What each channel needs before it can send, as support sets it.
+NEEDS = {
+    "sms": "SMS needs IVR_SMS_FROM and TWILIO_ACCOUNT_SID",
+    "email": "e-mail needs IVR_SMTP_URL",
+}
 
 
 def can_text(settings: Settings) -> bool:
@@ -30,6 +37,8 @@ def paging_policy(settings: Settings) -> PagingPolicy:
     chat = bool(paging.chat_webhook_url)
     return PagingPolicy(
         enabled=paging.enabled and bool(channels or chat),
+        switched_on=paging.enabled,
+        missing=tuple(NEEDS[channel] for channel in paging.channels if channel not in channels),
         ack_timeout=timedelta(minutes=paging.ack_timeout),
         rounds=paging.rounds,
         out_of_hours=paging.out_of_hours,
@@ -43,6 +52,7 @@ def paging_policy(settings: Settings) -> PagingPolicy:
         ),
         unverified_digest=timedelta(minutes=paging.unverified_digest_minutes),
         staff_language=settings.default_language,
+        transcript_wait=timedelta(seconds=settings.emergency.transcription.wait_seconds),
         fallback=tuple(
             FallbackEngineer(name=engineer.name, phone=engineer.number)
             for engineer in settings.emergency.engineers
@@ -50,10 +60,12 @@ def paging_policy(settings: Settings) -> PagingPolicy:
     )
 
 
-def warn_if_silent(settings: Settings) -> None:
-    """Log once at start-up when paging is on but nothing could be sent."""
-    if settings.paging.enabled and not paging_policy(settings).enabled:
-        log.warning(
-            "paging is on but no channel can send: set IVR_SMS_FROM and TWILIO_ACCOUNT_SID, "
-            "or IVR_SMTP_URL, or paging.chat_webhook_url"
-        )
+def announce_paging(settings: Settings) -> None:
+    """Log at start-up what `/health`, the dashboard and the README say about paging."""
+    state = configured_state(paging_policy(settings))
+    if state.state == CANNOT_SEND:
+        log.warning("paging cannot send: %s", state.advice)
+    elif state.state == OFF:
+        log.info("paging is off: %s", state.advice)
+    elif state.missing:
+        log.warning("paging can send, but %s", "; ".join(state.missing))

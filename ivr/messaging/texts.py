@@ -103,6 +103,12 @@ def render(settings: Settings, session: Session, message: OutboxMessage) -> Text
         return _page(settings, message, table)
     if message.kind in paging.LISTING_KINDS:
         return _listing(settings, message, table)
+    if message.kind == paging.TEST_PAGE:
+        fields = {"name": message.recipient_name or "", "link": _link(settings)}
+        if message.channel == "email":
+            subject = fill(table["test_page_email_subject"], fields)
+            return Text(subject, fill(table["test_page_email_body"], fields))
+        return Text("", fill(table["test_page_sms"], fields))
     fields = ticket_fields(settings, message.ticket, message.language)
     if message.kind == paging.ACK_NOTICE:
         fields["name"] = message.detail or "?"

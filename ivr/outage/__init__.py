@@ -32,8 +32,8 @@ def init_app(app: Flask, settings: Settings) -> Outage:
         health=DatabaseHealth(settings.database_retry_seconds),
     )
     app.extensions["outage"] = outage
-    if db.engine is not None:
-        guard_connections(db.engine, settings.database_timeout_seconds)
+    for engine in db.engines():
+        guard_connections(engine, settings.database_timeout_seconds)
     app.before_request(skip_database_while_down)
     register_error_handler(app)
     return outage

@@ -53,7 +53,16 @@ def probe_postgres(host: str, port: int, timeout: float) -> None:
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(max(0.05, deadline - time.monotonic()))
         sock.sendall(_SSL_REQUEST)
-        answer = sock.recv(1)
+        try:
+            answer = sock.recv(1)
+        except TimeoutError:
+            # Under gevent the time-out can fire first when CPU work held the event loop
+            # while the answer arrived: look once more, without waiting.
+            sock.setblocking(False)
+            try:
+                answer = sock.recv(1)
+            except BlockingIOError:
+                raise TimeoutError(f"no PostgreSQL answer from {host}:{port}") from None
     if answer not in (b"S", b"N"):
         raise OSError(f"no PostgreSQL answer from {host}:{port}")
 

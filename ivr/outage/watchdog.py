@@ -6,6 +6,12 @@ when the network stops acknowledging. A server that is alive for TCP but does no
 watchdog here shuts down the socket of any statement or ping that runs past its deadline:
 the driver then fails at once with a disconnect, and the outage handling serves the caller.
 It holds connections' deadlines only, never call state.
+
+Under `ivr serve` the watchdog is a greenlet on the worker's event loop, and so is the reader
+of each answer: when CPU work holds the loop (a page of 500 tickets being rendered, say), an
+answer can arrive in time and still wait to be read past its deadline. Such a server is not
+hung, so before cutting, the watchdog looks whether the answer is there and, if so, gives its
+reader more time.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import heapq
 import itertools
 import logging
 import os
+import select
 import socket
 import threading
 import time
 from collections.abc import Callable
 
+from gevent.monkey import get_original
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -29,6 +37,23 @@ log = logging.getLogger(__name__)
 SERVER_GRACE_SECONDS = 0.25
 # A ping is one round trip; a healthy server answers in milliseconds.
 PING_SECONDS = 0.25
+# An answer that arrived but was not read yet is looked at again this often, for at most this
+# long past its deadline (a reader held up that long is no longer waiting for the database).
+RECHECK_SECONDS = 0.05
+MOST_EXTRA_SECONDS = 10.0
+# The operating system's poll(), not the cooperative one gevent puts in its place: the
+# watchdog asks without waiting, and poll() takes any descriptor number (select() not >1023).
+_poll = get_original("select", "poll")
+
+
+def _answer_waiting(fd: int) -> bool:
+    """Return whether `fd` has something to read: the server answered (or hung up)."""
+    try:
+        poller = _poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def _cut(fd: int) -> None:
@@ -46,8 +71,9 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        # token -> (socket descriptor, whether it still belongs to the watched connection)
-        self._armed: dict[int, tuple[int, Callable[[], bool] | None]] = {}
+        # token -> (socket descriptor, whether it still belongs to the watched connection,
+        # the latest moment an unread answer may wait until)
+        self._armed: dict[int, tuple[int, Callable[[], bool] | None, float]] = {}
         self._queue: list[tuple[float, int]] = []  # (deadline, token)
         self._tokens = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -62,8 +88,9 @@ class Watchdog:
         with self._condition:
             self._ensure_thread()
             token = next(self._tokens)
-            self._armed[token] = (fd, still_ours)
-            heapq.heappush(self._queue, (time.monotonic() + seconds, token))
+            deadline = time.monotonic() + seconds
+            self._armed[token] = (fd, still_ours, deadline + MOST_EXTRA_SECONDS)
+            heapq.heappush(self._queue, (deadline, token))
             # The thread sleeps until the earliest deadline; waking it for every statement
             # (each one a GIL hand-off) is only needed when this one is now the earliest.
             if self._queue[0][1] == token:
@@ -71,10 +98,13 @@ class Watchdog:
             return token
 
     def disarm(self, token: int | None) -> None:
-        """Stop watching; the call finished in time."""
-        if token is None:
-            return
-        with self._condition:
+        """Stop watching; the call finished in time.
+
+        Without the lock (one dict operation needs none): a reader that got its answer must
+        never wait for the watchdog, which may be about to look at this very call. Under
+        gevent, a disarm waiting for the lock let the watchdog cut a call already answered.
+        """
+        if token is not None:
             self._armed.pop(token, None)
 
     def _ensure_thread(self) -> None:
@@ -100,12 +130,26 @@ class Watchdog:
                     self._condition.wait(delay)
                     continue
                 heapq.heappop(self._queue)
-                fd, still_ours = self._armed.pop(token)
-                if still_ours is not None and not still_ours():
-                    log.warning("database call past its deadline on a closed connection")
-                    continue
-                log.error("database call past its deadline: cutting the connection")
-                _cut(fd)
+                self._expire(token)
+
+    def _expire(self, token: int) -> None:
+        """Act on a call past its deadline: cut it, unless its answer only waits to be read."""
+        entry = self._armed.get(token)
+        if entry is None:
+            return  # disarmed a moment ago
+        fd, still_ours, latest = entry
+        if still_ours is not None and not still_ours():
+            self._armed.pop(token, None)
+            log.warning("database call past its deadline on a closed connection")
+            return
+        now = time.monotonic()
+        if now < latest and _answer_waiting(fd):
+            heapq.heappush(self._queue, (now + RECHECK_SECONDS, token))
+            return
+        if self._armed.pop(token, None) is None:
+            return
+        log.error("database call past its deadline: cutting the connection")
+        _cut(fd)
 
 
 watchdog = Watchdog()

@@ -36,3 +36,13 @@ def international(value: str, option: str) -> str:
     if not phonenumbers.is_possible_number(parsed):
         raise ValueError(f"{option}: {value!r} is not a possible phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_valid_caller(value: str) -> bool:
+    """Return whether a caller ID is a valid number (or deliberately none: withheld, SIP)."""
+    if not value.startswith("+"):
+        return True  # anonymous, sip:, client: say themselves what they are
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(value, None))
+    except phonenumbers.NumberParseException:
+        return False

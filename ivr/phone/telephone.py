@@ -32,6 +32,7 @@ from ivr.phone.legs import (
     describe_end,
     new_sid,
 )
+from ivr.phone.transcripts import LiveTranscription, Transcripts
 from ivr.phone.transport import CallFailed, HttpTransport, Reply, Transport
 from ivr.phone.verbs import Verbs
 
@@ -43,7 +44,7 @@ UNSHOWN = frozenset({"RecordingUrl", "RecordingSid", "DialCallSid", "RecordingSt
 CALLEE_VERBS = frozenset({"Say", "Play", "Pause", "Gather", "Hangup", "Redirect"})
 
 
-class Telephone(Verbs):
+class Telephone(Verbs, Transcripts):
     """Place one simulated call and follow the service's TwiML as Twilio would."""
 
     def __init__(
@@ -70,6 +71,8 @@ class Telephone(Verbs):
         self.fetches = 0
         self.problems: list[str] = []
         self.simulated_seconds = 0
+        # Real-time transcriptions running, per leg (<Start><Transcription>).
+        self.live: dict[str, list[LiveTranscription]] = {}
 
     # ------------------------------------------------------------------ the call
 
@@ -102,6 +105,10 @@ class Telephone(Verbs):
         duration = max(1, math.ceil(self.clock() - started) + self.simulated_seconds)
         if ended == REJECTED:
             duration = 0
+        try:  # the call is over: so is what was transcribing it
+            self.stop_transcripts(leg)
+        except CallFailed as exc:
+            self.problems.append(str(exc))
         final = {
             "CallStatus": "busy" if ended == REJECTED else "completed",
             "CallDuration": str(duration),
@@ -215,6 +222,12 @@ class Telephone(Verbs):
                 return HUNG_UP
             if verb.tag == "Reject":
                 return REJECTED
+            if verb.tag == "Start":
+                self.start_verb(leg, verb, url)
+                continue
+            if verb.tag == "Stop":
+                self.stop_verb(leg, verb)
+                continue
             if verb.tag == "Redirect":
                 target = (verb.text or "").strip()
                 return Goto(urljoin(url, target) if target else url, self.method(verb))
@@ -266,7 +279,7 @@ def place_call(
         auth_token=settings.twilio_auth_token.get_secret_value(),
         base_url=url,
         public_url=settings.public_url,
-        answers=Answers(parse_script(keys), interactive=interactive, read=read),
+        answers=Answers(parse_script(keys, warn=echo), interactive=interactive, read=read),
         echo=echo,
     )
     return telephone.call(to=to, from_=from_).exit_code

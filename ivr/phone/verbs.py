@@ -10,6 +10,7 @@ from ivr.phone.answers import (
     BUSY,
     DTMF_KEYS,
     HANGUP,
+    NO,
     RECORDING_PREFIX,
     SILENCE,
     SPEECH_PREFIX,
@@ -168,7 +169,7 @@ class Verbs:
                 self.echo(f"  [{number} does not accept: {describe_end(ended)}]")
                 continue
             dial_sid = new_sid("CA")
-            reply = self.ask(leg, f"does {number} answer? [y/n/b=busy]").lower()
+            reply = self.pick_up(leg, number)
             if reply == HANGUP:
                 return self.hang_up_while_ringing(leg, verb, url, dial_sid)
             if reply in YES:
@@ -181,6 +182,22 @@ class Verbs:
         if not targets:
             return None, dial_sid, "failed"
         return None, dial_sid, "busy" if busy and busy == tried else "no-answer"
+
+    def pick_up(self, leg: Leg, number: str) -> str:
+        """Ask whether a dialled number answers: y, n, b or hangup; ask again at a terminal."""
+        question = f"{leg.tag} ? does {number} answer? [y/n/b=busy]"
+        for _ in range(3):
+            answer, typed = self.answers.next(question)
+            reply = answer.strip().lower() or SILENCE
+            if not typed:
+                self.echo(f"{question} > {reply}")
+            if reply in YES | NO | BUSY or reply in (HANGUP, SILENCE):
+                return reply
+            if not typed:
+                break
+            self.echo("  (answer y, n, b or hangup)")
+        self.echo(f"  ({answer!r} is not y, n, b or hangup: taken as no answer)")
+        return "n"
 
     def bridged_recording(
         self, verb: ET.Element, url: str, params: dict[str, str]
@@ -238,6 +255,7 @@ class Verbs:
         if not words or words == SILENCE or set(words.replace(" ", "")) <= DTMF_KEYS:
             self.echo("  (empty recording: Twilio skips the action and goes on with the next verb)")
             return None
+        self.hear(leg, words)
         maximum = int(limit) if limit.isdigit() and int(limit) > 0 else 3600
         seconds = min(maximum, max(2, math.ceil(len(words.split()) / 2.5)))
         self.simulated_seconds += seconds

@@ -28,7 +28,7 @@ from ivr.privacy.recordings import (
     oblige_deletion,
     recording_sid,
 )
-from tickets import paging, urgent
+from tickets import paging, sign_in_guard, urgent
 from tickets.audit import RETENTION_PURGE, note_change
 from tickets.helpdesk.models import UNFINISHED, HelpdeskDelivery
 from tickets.models import (
@@ -65,6 +65,7 @@ class PurgeReport:
             "descriptions",
             "caller numbers",
             "helpdesk events",
+            "failed sign-ins",
         )
         counts = ", ".join(f"{self.removed[kind]} {kind}" for kind in kinds)
         return f"purged {counts}, {self.archives} journal archives; {self.deletions.summary()}"
@@ -247,6 +248,9 @@ def purge_database(session: Session, settings: Settings, *, now: datetime) -> Co
     removed["descriptions"] = purge_descriptions(session, before=ago(days.description_days))
     removed["caller numbers"] = purge_caller_numbers(session, before=ago(days.caller_number_days))
     removed["helpdesk events"] = purge_helpdesk_deliveries(session, before=ago(days.shortest_days))
+    # Failed sign-ins (e-mail addresses anyone typed) count for minutes only.
+    removed["failed sign-ins"] = sign_in_guard.purge_failures(session, now=now)
+    session.flush()
     return removed
 
 

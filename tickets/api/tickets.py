@@ -20,8 +20,11 @@ from tickets.staff import token_required
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
-# Keeps OFFSET far inside a 64-bit integer whatever a client sends.
-MAX_PAGE = 1_000_000
+# A list pages through its first 10,000 tickets at most (page × per_page): deeper, OFFSET
+# would make the database walk past a million rows for one page, holding a connection and
+# running into its statement timeout. Filters narrow a list to what lies deeper.
+MAX_ROWS = 10_000
+MAX_PAGE = MAX_ROWS
 CHOICE_FILTERS: dict[str, tuple[str, ...]] = {
     "priority": PRIORITIES,
     "status": STATUSES,
@@ -70,11 +73,19 @@ def parse_ticket_query(args: MultiDict[str, str]) -> TicketQuery:
         if value not in choices:
             raise BadParameter(f"{name} must be one of {', '.join(choices)}")
         filters[name] = value
+    page = _whole_number(args, "page", 1, MAX_PAGE) or 1
+    per_page = _whole_number(args, "per_page", 1, MAX_PER_PAGE) or DEFAULT_PER_PAGE
+    if page * per_page > MAX_ROWS:
+        raise BadParameter(
+            f"page × per_page may be at most {MAX_ROWS}: a list pages through its newest "
+            f"{MAX_ROWS} tickets; filter it (status, priority, source, reason, organization) "
+            "to reach older ones"
+        )
     return TicketQuery(
         filters=filters,
         organization_id=_whole_number(args, "organization", 1, MAX_ID),
-        page=_whole_number(args, "page", 1, MAX_PAGE) or 1,
-        per_page=_whole_number(args, "per_page", 1, MAX_PER_PAGE) or DEFAULT_PER_PAGE,
+        page=page,
+        per_page=per_page,
     )
 
 

@@ -4,9 +4,10 @@
 a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
 back, `settings` the hours override and announcements, `helpdesk` the helpdesk events there,
 `oncall` the rota, `staff` and `staff_account` the staff accounts and their tokens (admins),
-`messages` pages that failed or wait, `statistics` the figures of a period (and their CSV),
-`notices` the notices on every page (PIN checks paused, a helpdesk receiver switched off),
-`display` how times and names are shown.
+`testpages` an engineer's test page, `messages` where paging stands and the pages that failed
+or wait, `statistics` the figures of a period (and their CSV), `notices` what every page says
+while it holds (PIN checks paused, a helpdesk receiver switched off, paging or recordings that
+cannot work), `display` how times and names are shown.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ from tickets.dashboard import (  # noqa: E402
     staff,
     staff_account,
     statistics,
+    testpages,
     ticket,
 )
 
@@ -100,5 +102,6 @@ __all__ = [
     "staff",
     "staff_account",
     "statistics",
+    "testpages",
     "ticket",
 ]

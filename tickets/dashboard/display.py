@@ -19,8 +19,28 @@ for _label in (
     labels.outcome_group_label,
     labels.message_label,
     labels.delivery_label,
+    labels.category_label,
+    labels.priority_label,
+    labels.source_label,
+    labels.line_label,
+    labels.channel_label,
+    labels.staff_role_label,
+    labels.audit_label,
+    labels.event_detail,
+    labels.short_recording,
 ):
     bp.add_app_template_global(_label)
+    bp.add_app_template_filter(_label)  # for map(): lines|map('line_label')
+
+
+@bp.app_template_global()
+def department_label(department: str) -> str:
+    """Return an office department's name as the menu says it (English where it has one)."""
+    found = current_settings().office.departments.get(department)
+    if found is None:
+        return department.replace("_", " ").capitalize()
+    name = found.names.get("en") or next(iter(found.names.values()), department)
+    return name[:1].upper() + name[1:]
 
 
 def local_zone() -> ZoneInfo:

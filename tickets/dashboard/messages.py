@@ -1,4 +1,8 @@
-"""Pages and messages that failed or still wait: what support must look at when paging breaks."""
+"""Where paging stands, and the pages and messages that failed or still wait.
+
+The page says what `/health` says ("ok", "off", "cannot_send": `tickets.paging_state`), so an
+empty list never reads as "all is well" while nothing can be sent.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy import func, select
 from core.clock import utcnow
 from core.db import db
 from tickets.dashboard import bp
+from tickets.dashboard.notices import current_paging_state
 from tickets.models import OutboxMessage
 
 SHOWN = 200
@@ -35,4 +40,4 @@ def messages():
         .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
         .limit(SHOWN)
     ).all()
-    return render_template("support/messages.html", messages=rows)
+    return render_template("support/messages.html", messages=rows, paging=current_paging_state())

@@ -1,16 +1,32 @@
-"""The notices every dashboard page shows while they hold: PIN checks paused, a helpdesk
-receiver switched off."""
+"""What every dashboard page says while it holds: PIN checks paused, a helpdesk receiver switched
+off, paging that cannot send or recordings that cannot be played."""
 
 from __future__ import annotations
 
-from flask import g
+from dataclasses import dataclass
 
+from flask import g, url_for
+
+from core.clock import utcnow
 from core.db import db
-from tickets import pin_guard
+from core.settings import current_settings
+from tickets import paging, pin_guard
 from tickets.dashboard import bp
 from tickets.dashboard.display import format_local
 from tickets.helpdesk import deliveries
 from tickets.helpdesk.events import policy as helpdesk_policy
+from tickets.paging_state import CANNOT_SEND, PagingState, paging_state
+
+
+@dataclass(frozen=True)
+class ServiceNotice:
+    """A banner about something that does not work, and what to set to make it work."""
+
+    key: str
+    title: str
+    text: str
+    link: str | None = None
+    link_text: str = ""
 
 
 def pin_pause_notice() -> str | None:
@@ -46,7 +62,51 @@ def helpdesk_notice() -> str | None:
     )
 
 
+def current_paging_state() -> PagingState:
+    """Return whether paging can send (asked once per request)."""
+    if "paging_state" not in g:
+        g.paging_state = paging_state(db.session, paging.policy(), utcnow())
+    return g.paging_state
+
+
+@bp.app_template_global()
+def recordings_playable() -> bool:
+    """Return whether the dashboard can fetch recordings from Twilio: it needs the account SID."""
+    return bool(current_settings().twilio_account_sid)
+
+
+def service_notices() -> list[ServiceNotice]:
+    """Return the banners for what cannot work now: paging that cannot send, recordings."""
+    notices = []
+    state = current_paging_state()
+    if state.state == CANNOT_SEND:
+        notices.append(
+            ServiceNotice(
+                "paging",
+                "Paging cannot send:",
+                f"{state.advice[:1].upper()}{state.advice[1:]}. Engineers are not paged about "
+                "urgent tickets nobody took.",
+                url_for("dashboard.messages"),
+                "Pages and messages",
+            )
+        )
+    if not recordings_playable():
+        notices.append(
+            ServiceNotice(
+                "recordings",
+                "Recordings cannot be played:",
+                "set TWILIO_ACCOUNT_SID (the account SID, AC…) in the service's environment; "
+                "Twilio only gives recordings to the account.",
+            )
+        )
+    return notices
+
+
 @bp.context_processor
 def _notices() -> dict:
     # Callables: only pages that show the notices (those built on base.html) ask the database.
-    return {"pin_pause_notice": pin_pause_notice, "helpdesk_notice": helpdesk_notice}
+    return {
+        "pin_pause_notice": pin_pause_notice,
+        "helpdesk_notice": helpdesk_notice,
+        "service_notices": service_notices,
+    }

@@ -1,7 +1,12 @@
-"""The On call page: who is on call now and the coming two weeks, overrides, your own feed."""
+"""The On call page: who is on call now and the coming two weeks, overrides, your own feed.
+
+It also warns about the coming week's shifts that would not reach their engineer: no phone
+number on the account, or a last test page that failed.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -14,11 +19,48 @@ from tickets import rota
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error, require_admin
 from tickets.dashboard.display import local_zone
-from tickets.models import StaffUser
+from tickets.forms import StaffActionForm
+from tickets.models import OnCallShift, OutboxMessage, StaffUser
 from tickets.oncall.feeds import issue_feed_token, revoke_feed_token
 from tickets.oncall.forms import FeedForm, OverrideForm, RemoveOverrideForm
+from tickets.paging_state import latest_test_pages, test_page_failed
 
 AHEAD = timedelta(days=14)
+WEEK = timedelta(days=7)
+
+
+@dataclass
+class WeekEngineer:
+    """An engineer with shifts in the coming week, and whether a page would reach them."""
+
+    staff: StaffUser
+    shifts: list[OnCallShift] = field(default_factory=list)
+    tests: dict[str, OutboxMessage] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        """Say why the line or a page might not reach this engineer; empty when nothing does."""
+        found = []
+        if not self.staff.active:
+            found.append("the account is deactivated: the rota skips it")
+        if not self.staff.phone:
+            found.append("no phone number: the line cannot ring them and no page SMS reaches them")
+        if test_page_failed(self.tests):
+            failed = [row for row in self.tests.values() if row.status == "failed"]
+            why = "; ".join(f"{row.channel}: {row.last_error or 'failed'}" for row in failed)
+            found.append(f"the last test page failed ({why})")
+        return found
+
+
+def week_engineers(now) -> list[WeekEngineer]:
+    """Return the engineers with a shift in the coming week, with their latest test pages."""
+    by_staff: dict[int, WeekEngineer] = {}
+    for shift in rota.shifts_between(db.session, now, now + WEEK):
+        by_staff.setdefault(shift.staff_id, WeekEngineer(shift.staff)).shifts.append(shift)
+    tests = latest_test_pages(db.session, list(by_staff))
+    for staff_id, engineer in by_staff.items():
+        engineer.tests = tests.get(staff_id, {})
+    return sorted(by_staff.values(), key=lambda engineer: engineer.staff.name)
 
 
 def engineer_choices() -> dict[str, str]:
@@ -49,6 +91,10 @@ def render_oncall(
         render_template(
             "support/oncall.html",
             now=now,
+            engineers=week_engineers(now),
+            my_tests=latest_test_pages(db.session, [staff.id]).get(staff.id, {}),
+            me=staff,
+            test_form=StaffActionForm(formdata=None),
             levels=rota.on_call_at(db.session, now),
             rota=rota.effective_rota(shifts, now, now + AHEAD),
             overrides=rota.upcoming_overrides(db.session, now),

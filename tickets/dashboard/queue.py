@@ -18,7 +18,9 @@ from tickets.queue import QueueFilter, latest_ticket_id, list_queue
 
 FILTER_FIELDS = ("q", "status", "priority", "reason", "organization", "created_from", "created_to")
 PER_PAGE = 50
-MAX_PAGE = 10_000
+# The list pages through its newest 10,000 tickets (as the API does): deeper pages would make
+# the database walk past every newer row. A deeper page shows the last one, with a hint.
+MAX_PAGE = 10_000 // PER_PAGE
 
 
 def queue_filter(form: FilterForm) -> QueueFilter:
@@ -55,7 +57,8 @@ def tickets():
         str(org_id): name for org_id, name in organisations
     }
     filters = queue_filter(form)
-    page = min(max(request.args.get("page", default=1, type=int) or 1, 1), MAX_PAGE)
+    asked = max(request.args.get("page", default=1, type=int) or 1, 1)
+    page = min(asked, MAX_PAGE)
     result = list_queue(db.session, filters, page=page, per_page=PER_PAGE)
     # Only the filters go into the paging links: other names (say `endpoint`) are no arguments.
     args = {name: request.args[name] for name in FILTER_FIELDS if request.args.get(name)}
@@ -67,4 +70,6 @@ def tickets():
         filtered=bool(args),
         latest_id=latest_ticket_id(db.session),
         failed_messages=recent_failures(),
+        last_page=MAX_PAGE if page == MAX_PAGE else None,
+        too_deep=asked > MAX_PAGE,
     )

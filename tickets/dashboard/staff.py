@@ -14,8 +14,9 @@ from tickets.audit import recent_changes
 from tickets.auth import current_staff
 from tickets.dashboard import bp, first_error, require_admin
 from tickets.dashboard.staff_account import Secret, back_to, refusal, render_account
-from tickets.forms import NewStaffForm
+from tickets.forms import NewStaffForm, StaffActionForm
 from tickets.models import ApiToken
+from tickets.paging_state import latest_test_pages
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ def render_staff_list(
             form=form or NewStaffForm(formdata=None),
             changes=recent_changes(db.session, action_prefix="staff_"),
             me=current_staff(),
+            tests=latest_test_pages(db.session, [account.id for account in staff]),
+            test_form=StaffActionForm(formdata=None),
             min_password=accounts.MIN_PASSWORD_LENGTH,
             error=error,
         ),

@@ -26,7 +26,7 @@ from tickets.forms import (
     TimeForm,
 )
 from tickets.labels import status_label
-from tickets.models import Contact, StaffUser, Ticket, TicketEvent
+from tickets.models import Contact, StaffUser, Ticket, TicketCall, TicketEvent
 from tickets.releases import suggest_release_week
 
 
@@ -100,7 +100,7 @@ PAGE_LOADING = (
     joinedload(Ticket.organization),
     joinedload(Ticket.acknowledged_by),
     joinedload(Ticket.assigned_to),
-    selectinload(Ticket.calls),
+    selectinload(Ticket.calls).joinedload(TicketCall.contact),
     selectinload(Ticket.events).joinedload(TicketEvent.staff),
     selectinload(Ticket.time_entries),
 )

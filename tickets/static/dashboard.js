@@ -1,5 +1,5 @@
-// OTYS support dashboard: live alert for new urgent tickets, the line's notice, optional beep,
-// status form fields.
+// OTYS support dashboard: the menu on narrow screens, live alert for new urgent tickets, the
+// line's notice, optional beep, status form fields, and recordings that cannot be played.
 (function () {
   "use strict";
 
@@ -149,7 +149,43 @@
     update();
   }
 
+  // On a narrow screen the menu folds behind a button; without this script it stays open.
+  function setupMenu() {
+    var button = document.getElementById("menu-toggle");
+    var bar = document.querySelector(".topbar");
+    if (!button || !bar) { return; }
+    button.hidden = false;
+    bar.classList.add("menu-ready");
+    button.addEventListener("click", function () {
+      var open = !bar.classList.contains("menu-open");
+      bar.classList.toggle("menu-open", open);
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
+  // A recording the service cannot fetch shows 0:00 and nothing else: say so, and where to look.
+  function setupRecordings() {
+    document.querySelectorAll("audio[data-recording]").forEach(function (player) {
+      player.addEventListener("error", function () {
+        if (player.nextElementSibling && player.nextElementSibling.classList.contains("recording-problem")) {
+          return;
+        }
+        var note = document.createElement("span");
+        note.className = "recording-problem";
+        note.setAttribute("role", "status");
+        note.textContent = "This recording could not be played. ";
+        var link = document.createElement("a");
+        link.href = player.getAttribute("src");
+        link.textContent = "See why";
+        note.appendChild(link);
+        player.insertAdjacentElement("afterend", note);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    setupMenu();
+    setupRecordings();
     var close = document.querySelector(".live-alert-close");
     if (close) { close.addEventListener("click", clearAlert); }
     setupSoundToggle();

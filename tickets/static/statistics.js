@@ -10,6 +10,7 @@
     refused: "#c62828",
     no_answer: "#e07b00",
     abandoned: "#8e99a8",
+    closed: "#5f6b7d",
     in_progress: "#b39ddb"
   };
   var IN_HOURS = "#1f6feb";

@@ -23,6 +23,8 @@ OUTCOME_GROUPS = {
     "refused": ("refused",),
     "no_answer": ("no_answer",),
     "abandoned": ("abandoned_before_triage", "abandoned_after_triage", "abandoned_while_ringing"),
+    # Out of hours the line offers a voicemail at once: leaving none is not hanging up.
+    "closed": ("closed_no_message",),
     "in_progress": ("in_progress",),
 }
 GROUP_OF_OUTCOME = {outcome: group for group, kinds in OUTCOME_GROUPS.items() for outcome in kinds}

@@ -21,6 +21,8 @@ RECOGNISED_BY = {"caller_id": "caller ID", "pin": "PIN"}
 OUTCOME_RANK = {
     "in_progress": 0,
     "abandoned_before_triage": 1,
+    # Out of hours the service offers a voicemail at once: no message left is not a hang-up.
+    "closed_no_message": 1,
     "abandoned_after_triage": 1,
     "abandoned_while_ringing": 1,
     "no_answer": 1,
@@ -44,3 +46,7 @@ CALL_RECORDED = "call_recorded"
 CALL_ENDED = "call_ended"
 JOURNAL = "journal"
 UNVERIFIED = "unverified"
+LINE_CLOSED = "line_closed"
+
+# How serious a reason is: a ticket's reason follows its most serious call.
+REASON_RANK = {"urgent_bug": 1, "outage": 2}

@@ -23,6 +23,7 @@ from tickets.urgent import (
     ENGINEER_REFUSED,
     ENGINEER_RUNG,
     ENGINEERS_UNAVAILABLE,
+    LINE_CLOSED,
     OUTCOME_RANK,
     TRIAGE,
     VOICEMAIL,
@@ -74,12 +75,23 @@ def record_voicemail(
     return call
 
 
+def record_line_closed(session: Session, *, call: TicketCall, now: datetime | None = None) -> None:
+    """Note that the line was closed and the caller offered a voicemail at once.
+
+    Written with the webhook's commit; a call that leaves no message then ends as
+    `closed_no_message`, not as a caller who hung up.
+    """
+    add_call_event(session, call, LINE_CLOSED, "outside working hours", now)
+
+
 def outcome_from_events(kinds: set[str]) -> str:
     """Return the outcome of a call that ended, from the timeline events it left."""
     if ENGINEER_ACCEPTED in kinds:
         return "answered"
     if VOICEMAIL in kinds:
         return "voicemail"
+    if LINE_CLOSED in kinds:
+        return "closed_no_message"
     if ENGINEERS_UNAVAILABLE in kinds:
         return "refused" if ENGINEER_REFUSED in kinds else "no_answer"
     if ENGINEER_RUNG in kinds:

@@ -23,6 +23,7 @@ from tickets.urgent import (
     ENGINEER_REFUSED,
     ENGINEER_RUNG,
     JOURNAL,
+    REASON_RANK,
     TRIAGE,
 )
 
@@ -130,8 +131,9 @@ def record_reason(
 ) -> TicketCall:
     """Record the caller's triage choice; None means no usable choice was made.
 
-    The reason belongs to the call; the ticket keeps the first reason it was given, so a
-    later call that joins the open ticket does not rewrite why it was opened.
+    The reason belongs to the call; the ticket's reason is its most serious call's (an outage
+    outranks an urgent bug), so an outage call joining an urgent-bug ticket makes it an outage,
+    and a later urgent-bug call does not make an outage less.
     """
     now = now or utcnow()
     ticket_id, sid = call.ticket_id, call.sid
@@ -148,7 +150,7 @@ def record_reason(
         )
         if reason is not None:
             call.reason = reason
-            if ticket.reason is None:
+            if REASON_RANK.get(reason, 0) > REASON_RANK.get(ticket.reason or "", 0):
                 ticket.reason = reason
 
     _change_ticket(session, ticket_id, change)
