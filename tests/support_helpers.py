@@ -145,3 +145,12 @@ def sign_in(client, email: str = "agent@otys.test", password: str = PASSWORD):
 def page_token(client, path: str = "/support") -> str:
     """Return a valid CSRF token of the signed-in session."""
     return csrf_token(client.get(path).get_data(as_text=True))
+
+
+def token_for(session, staff: StaffUser) -> str:
+    """Issue an API token for `staff` and commit it, as the command or page that issues one does."""
+    from tickets.staff import issue_token
+
+    token = issue_token(session, staff=staff)
+    session.commit()
+    return token

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, select
+from support_helpers import token_for
 
 from core.db import db
 from tickets.api.tickets import BadParameter, parse_ticket_query
@@ -33,7 +34,7 @@ def engineer(session) -> StaffUser:
 
 @pytest.fixture
 def auth(session, engineer) -> dict:
-    return {"Authorization": f"Bearer {issue_token(session, staff=engineer)}"}
+    return {"Authorization": f"Bearer {token_for(session, engineer)}"}
 
 
 @pytest.fixture

@@ -67,6 +67,7 @@ def line(postgres, tmp_path_factory):
         set_hours_override(session, mode="open", set_by="test")
         staff = create_staff(session, email=STAFF_EMAIL, name="Agent", password=STAFF_PASSWORD)
         token = issue_token(session, staff=staff)
+        session.commit()
     grow_database(
         engine, tickets=5000, contacts=500, organizations=50, call_logs=500, report=lambda _: None
     )

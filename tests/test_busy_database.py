@@ -21,11 +21,10 @@ from resilience_helpers import SUPER_PHONE, make_directory
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from support_helpers import IsolatedClient, make_staff, make_ticket, sign_in
+from support_helpers import IsolatedClient, make_staff, make_ticket, sign_in, token_for
 
 from app.admission import WholeRequests
 from core.db import db, is_database_unreachable
-from tickets.staff import issue_token
 
 # Statements are cancelled after twice this (the shipped deadline), so a lock costs a second.
 SHIPPED = {"database_timeout_seconds": 0.5}
@@ -187,7 +186,7 @@ def test_an_api_request_whose_statement_is_cancelled_answers_busy_in_json(
 ):
     staff = make_staff(session)
     ticket = make_ticket(session)
-    headers = {"Authorization": f"Bearer {issue_token(session, staff=staff)}"}
+    headers = {"Authorization": f"Bearer {token_for(session, staff)}"}
     if is_postgres(database_url):
         with table_locked(database_url, "tickets"):  # reads wait, then are cancelled
             response = client.get("/api/tickets", headers=headers)
@@ -219,7 +218,7 @@ def test_a_webhook_whose_statement_is_cancelled_leaves_the_line_up(
 
 def test_support_requests_have_their_own_connections(app, client, phone, session, directory):
     staff = make_staff(session)
-    headers = {"Authorization": f"Bearer {issue_token(session, staff=staff)}"}
+    headers = {"Authorization": f"Bearer {token_for(session, staff)}"}
     support = db.support_engine
     assert support is not db.engine
     used = []
@@ -236,7 +235,7 @@ def test_support_requests_that_take_every_connection_of_theirs_leave_the_webhook
     app, client, phone, session, directory
 ):
     staff = make_staff(session)
-    headers = {"Authorization": f"Bearer {issue_token(session, staff=staff)}"}
+    headers = {"Authorization": f"Bearer {token_for(session, staff)}"}
     support = db.support_engine
     held = []
     with contextlib.ExitStack() as stack:
@@ -287,7 +286,7 @@ def test_support_requests_wait_for_their_own_places_not_the_webhooks():
 def test_the_api_lists_only_the_first_ten_thousand_tickets_of_a_list(client, session):
     staff = make_staff(session)
     make_ticket(session)
-    headers = {"Authorization": f"Bearer {issue_token(session, staff=staff)}"}
+    headers = {"Authorization": f"Bearer {token_for(session, staff)}"}
     for deepest in ("page=20&per_page=500", "page=10000&per_page=1", "page=200&per_page=50"):
         assert client.get(f"/api/tickets?{deepest}", headers=headers).status_code == 200
     for too_deep in ("page=21&per_page=500", "page=1000000&per_page=500", "page=10001"):

@@ -7,9 +7,7 @@ from urllib.parse import quote, urlencode
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from support_helpers import make_organization, make_staff, make_ticket, sign_in
-
-from tickets.staff import issue_token
+from support_helpers import make_organization, make_staff, make_ticket, sign_in, token_for
 
 characters = st.characters(blacklist_categories=("Cs",))
 junk = st.one_of(
@@ -173,7 +171,7 @@ def test_the_staff_forms_with_junk_never_fail(app, client, session, clock):
 def test_the_api_and_its_parameters_never_fail(app, client, session, clock):
     staff = make_staff(session, role="admin")
     ticket = make_ticket(session, organization=make_organization(session), created_at=clock.now)
-    headers = {"Authorization": f"Bearer {issue_token(session, staff=staff)}"}
+    headers = {"Authorization": f"Bearer {token_for(session, staff)}"}
 
     @PROPERTY
     @given(
@@ -226,7 +224,7 @@ def sign_in_to(client, target: str):
 
 def test_the_requests_that_answered_500_now_get_a_clear_answer(client, session, clock):
     staff = make_staff(session, role="admin")
-    headers = {"Authorization": f"Bearer {issue_token(session, staff=staff)}"}
+    headers = {"Authorization": f"Bearer {token_for(session, staff)}"}
     sign_in(client)
     for path in (
         "/support?created_from=0001-01-01",

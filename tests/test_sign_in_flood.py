@@ -130,6 +130,7 @@ def test_failures_older_than_the_lock_window_are_purged(app, clock, client, sess
     assert failures(session, source="198.51.100.7") == 1
     assert failures(session, source="198.51.100.8") == 3
     apply_retention(session, app.config["SETTINGS"], actor="test", now=clock.now)
+    session.commit()
     assert failures(session, source="198.51.100.8") == 0
     assert failures(session) == 1
 
