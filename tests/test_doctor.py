@@ -173,6 +173,7 @@ def test_paging_whose_every_recent_message_failed_cannot_send(doctor, session, c
                 attempts=2,
                 last_error="Twilio 400 21606: The From phone number is not SMS-capable",
                 created_at=clock.now - timedelta(hours=2),
+                updated_at=clock.now - timedelta(hours=2),
             )
         )
     session.commit()
