@@ -1,7 +1,8 @@
 """The deployment files in ops/ and docs/deployment.md: the systemd unit, Caddy, backups.
 
 systemd and Caddy are Debian's packages (`.ci/run` installs them); without them their tests are
-skipped with a message. The restore test needs PostgreSQL and its `pg_dump`.
+skipped with a message. The restore test needs PostgreSQL and its `pg_dump`. Every test that
+waits for a process is `wall_clock`: libfaketime breaks the sleeps of Python's wait.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def test_the_unit_runs_ivr_serve_with_its_environment_file_restarts_and_file_lim
     assert int(service["TimeoutStopSec"]) > 20
 
 
+@pytest.mark.wall_clock
 @pytest.mark.skipif(
     shutil.which("systemd-analyze") is None,
     reason="systemd-analyze not installed (apt-get install systemd; .ci/run does)",
@@ -142,6 +144,7 @@ def caddy_environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.wall_clock
 def test_the_caddyfile_is_valid_and_formatted(tmp_path):
     caddy = caddy_or_skip()
     checked = subprocess.run(
@@ -253,6 +256,7 @@ def _libpq(url: str) -> str:
 
 
 @pytest.mark.postgres
+@pytest.mark.wall_clock
 @pytest.mark.skipif(
     not os.environ.get("IVR_TEST_DATABASE_URL") or shutil.which("pg_dump") is None,
     reason="needs PostgreSQL (IVR_TEST_DATABASE_URL) and pg_dump",
