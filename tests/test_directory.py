@@ -360,6 +360,40 @@ def test_demo_loads_the_directory_once_and_the_demo_account(cli, session):
     assert account.role == "admin" and check_password(account, "demo-password-123")
 
 
+def test_demo_says_at_night_that_the_emergency_line_takes_voicemail_and_how_to_open_it(settings):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from app.cli.demo import describe_hours_now
+
+    # Saturday 05:00 in Amsterdam: what a new user saw, straight to voicemail.
+    night = datetime(2026, 12, 12, 5, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    said = describe_hours_now(settings, now=night, override="auto")
+    assert "CLOSED (Sat 05:00 in Europe/Amsterdam; it opens Mon 14 Dec 08:30)" in said
+    assert "takes a voicemail instead of ringing an engineer" in said
+    assert ".venv/bin/ivr hours set open" in said
+
+
+def test_demo_says_when_the_open_emergency_line_closes_and_when_it_is_forced(settings):
+    from helpers import MONDAY_MORNING
+
+    from app.cli.demo import describe_hours_now
+
+    said = describe_hours_now(settings, now=MONDAY_MORNING, override="auto")
+    assert "emergency line open (Mon 10:00 in Europe/Amsterdam, until 17:30)" in said
+    forced = describe_hours_now(settings, now=MONDAY_MORNING, override="closed")
+    assert "emergency line CLOSED (Mon 10:00 in Europe/Amsterdam), forced with" in forced
+    assert "ivr hours set auto" in forced
+
+
+def test_demo_banner_follows_the_hours_override(cli):
+    assert cli("hours", "set", "open").exit_code == 0
+    result = cli("demo")
+    assert result.exit_code == 0, result.output
+    assert "emergency line OPEN" in result.stdout
+    assert "forced with `ivr hours set open`" in result.stdout
+
+
 def test_demo_without_password_creates_no_staff_account(cli, session):
     from tickets.staff import find_staff
 

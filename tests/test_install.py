@@ -29,6 +29,8 @@ PROJECT = "otys-ivr"
 # Imported when it is there, done without when not (a `try: import ... except ImportError`).
 OPTIONAL = {
     "pygments": "mako (Alembic's templates) colours its tracebacks with it",
+    # mkdocs-material (the test extras build the documentation) brings it to the test environment
+    "babel": "Flask-WTF translates its messages with it (`flask_wtf.form`)",
 }
 # What a gunicorn gevent worker of `ivr serve` imports: the worker class, then `_Gunicorn.load`,
 # and the PostgreSQL driver production uses.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import click
 
 from app.cli.common import cli_actor, echo_import, open_database, settings_or_exit
 from core.db import unit_of_work
-from core.settings import DEFAULTS
+from core.settings import DEFAULTS, Settings
 
 DEMO_DIRECTORY = DEFAULTS / "demo-directory.csv"
 DEMO_STAFF_EMAIL = "demo@otys.example"
@@ -48,6 +49,10 @@ def demo(password: str | None) -> None:
                 f"note: {DEMO_STAFF_EMAIL} exists with another password than IVR_DEMO_PASSWORD",
                 err=True,
             )
+    from core.clock import utcnow
+    from tickets.availability import get_hours_override
+
+    hours_now = describe_hours_now(settings, now=utcnow(), override=get_hours_override(session))
     url = f"http://{settings.server.host}:{settings.server.port}"
     click.echo(
         f"""
@@ -64,5 +69,45 @@ OTYS support lines demo
                 (a normal user: turned away politely)
               .venv/bin/ivr call --to emergency --from anonymous
                 (then key in PIN 246810# of a key user without a phone number)
+{hours_now}
 """
+    )
+
+
+def describe_hours_now(settings: Settings, *, now: datetime, override: str) -> str:
+    """Say whether the emergency line is open now, and how to force both lines open to try it.
+
+    Out of hours an emergency call takes a voicemail instead of ringing an engineer, which
+    surprises whoever tries the demo at night or at the weekend.
+    """
+    from ivr.hours import is_open, next_opening
+
+    schedule = settings.schedule_for(settings.emergency.schedule)
+    zone, country = settings.zone, settings.holiday_country
+    local = now.astimezone(zone)
+    moment = f"{local:%a %H:%M} in {settings.timezone}"
+    force = ".venv/bin/ivr hours set open"
+    auto = ".venv/bin/ivr hours set auto"
+    if override != "auto":
+        state = "OPEN" if override == "open" else "CLOSED"
+        return (
+            f"  Hours now:  emergency line {state} ({moment}), forced with"
+            f" `ivr hours set {override}`\n              {auto}   (follow the schedule again)"
+        )
+    if is_open(schedule, now, zone=zone, country=country):
+        return (
+            f"  Hours now:  emergency line open ({moment}, until {schedule.closes:%H:%M})\n"
+            "              out of hours it takes a voicemail instead of ringing an engineer;\n"
+            f"              {force}   keeps both lines open ({auto}: the schedule again)"
+        )
+    opening = next_opening(schedule, now, zone=zone, country=country)
+    opens = ""
+    if opening is not None:
+        day = "today" if opening.date() == local.date() else f"{opening:%a %d %b}"
+        opens = f"; it opens {day} {opening:%H:%M}"
+    return (
+        f"  Hours now:  emergency line CLOSED ({moment}{opens}):\n"
+        "              an emergency call takes a voicemail instead of ringing an engineer.\n"
+        "              To try every path now, force both lines open:\n"
+        f"              {force}   (and {auto} to follow the schedule again)"
     )
