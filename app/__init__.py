@@ -50,6 +50,9 @@ def configure(app: Flask, settings: Settings) -> None:
     from ivr.messaging.helpdesk import helpdesk_policy
 
     app.config["HELPDESK"] = helpdesk_policy(settings)
+    from tickets.incidents import IncidentPolicy
+
+    app.config["INCIDENTS"] = IncidentPolicy.from_settings(settings.incidents)
     # The dashboard's statistics count the office menu's choices with the menu's own rule.
     from ivr.office.figures import count_menu_choices
 

@@ -20,6 +20,7 @@ def register_models() -> None:
     """
     import ivr.models  # noqa: F401
     import tickets.helpdesk.models  # noqa: F401
+    import tickets.incidents.models  # noqa: F401
     import tickets.models  # noqa: F401
 
 

@@ -292,6 +292,18 @@ class Paging(Strict):
     behind_seconds: int = Field(default=120, ge=10, le=3600)
 
 
+class Incidents(Strict):
+    """Major incidents: when outage reports of several organisations become one incident."""
+
+    # This many organisations reporting a major outage (triage key 1) within `window_minutes`
+    # open an incident by themselves; later outage reports join it.
+    threshold: int = Field(default=3, ge=2, le=100)
+    window_minutes: int = Field(default=10, ge=1, le=1440)
+    # Once an incident is acknowledged, level 1 gets at most one digest of the organisations
+    # that joined since, in this many minutes; nothing is paged per ticket.
+    digest_minutes: int = Field(default=15, ge=1, le=1440)
+
+
 class Privacy(Strict):
     """How long personal data is kept, and when the service's daily purge runs."""
 
@@ -398,6 +410,7 @@ class Settings(Strict):
     emergency: EmergencyLine
     oncall: OnCall = Field(default_factory=OnCall)
     paging: Paging = Field(default_factory=Paging)
+    incidents: Incidents = Field(default_factory=Incidents)
     privacy: Privacy = Field(default_factory=Privacy)
     metrics: Metrics = Field(default_factory=Metrics)
     helpdesk: Helpdesk = Field(default_factory=Helpdesk)

@@ -198,6 +198,8 @@ class Ticket(Base):
     rating: Mapped[int | None]
     rating_comment: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None]
+    # The major incident the ticket belongs to (tickets.incidents); it keeps its own lifecycle.
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -471,7 +473,7 @@ MESSAGE_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "cancel
 
 
 class Page(Base):
-    """The paging of one urgent ticket: which rota level was paged last, and when the next is due.
+    """The paging of an urgent ticket or an incident: the rota level paged last, the next step.
 
     The timer is this row's `next_step_at`, not a thread: whichever server process looks first
     after that moment takes the next step, so a restart loses no page.
@@ -481,7 +483,9 @@ class Page(Base):
     __table_args__ = (Index("ix_pages_state_next_step_at", "state", "next_step_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    # One of the two: a ticket's paging, or a major incident's (which stands for its tickets).
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), unique=True)
     # active: paging the rota; waiting: came in while closed, summarised at opening time.
     state: Mapped[str] = mapped_column(String(20))
     # Position in the rota of the last step taken (0 before the first), and the round.
@@ -494,10 +498,11 @@ class Page(Base):
 
     __mapper_args__ = {"version_id_col": version}
 
-    ticket: Mapped[Ticket] = relationship()
+    ticket: Mapped[Ticket | None] = relationship()
 
     def __repr__(self) -> str:
-        return f"<Page ticket={self.ticket_id} {self.state} L{self.level} R{self.round}>"
+        about = f"ticket={self.ticket_id}" if self.ticket_id else f"incident={self.incident_id}"
+        return f"<Page {about} {self.state} L{self.level} R{self.round}>"
 
 
 class OutboxMessage(Base):
@@ -512,21 +517,24 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_outbox_messages_ticket_id_kind", "ticket_id", "kind"),
         Index("ix_outbox_messages_recipient_kind", "recipient", "kind"),
-        # Texts to callers whose number is still kept.
+        Index("ix_outbox_messages_incident_id_kind", "incident_id", "kind"),
+        # Texts to callers whose number is still kept (tickets.caller_texts.CALLER_KINDS).
         Index(
             "ix_outbox_messages_caller_created_at",
             "created_at",
             **_still_personal(
-                "kind IN ('caller_ticket', 'caller_ack', 'caller_resolved')"
-                " AND recipient <> 'erased'"
+                "kind IN ('caller_ticket', 'caller_ack', 'caller_resolved', 'caller_incident',"
+                " 'caller_incident_end') AND recipient <> 'erased'"
             ),
         ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # A message about a major incident: its page, notice or digest, or an update to a caller.
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
-    # page, ack_notice, summary (to engineers); caller_ticket, caller_ack, caller_resolved.
+    # page, ack_notice, summary, digest (to engineers); caller_ticket, caller_ack, ... (callers).
     kind: Mapped[str] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(10))
     # E.164 number, e-mail address, or "chat" for the configured chat webhook.

@@ -145,6 +145,8 @@ def start(
     rules = rules or policy()
     if not rules.enabled or ticket.priority != "urgent" or _taken(session, ticket):
         return None
+    if in_paged_incident(session, ticket):
+        return None
     page = session.scalar(select(Page).where(Page.ticket_id == ticket.id))
     if by_digest(ticket) and (ticket.in_hours or rules.out_of_hours):
         return _await_digest(session, ticket=ticket, page=page, now=now)
@@ -159,6 +161,14 @@ def start(
     session.add(page)
     step(session, page=page, now=now, rules=rules)
     return page
+
+
+def in_paged_incident(session: Session, ticket: Ticket) -> bool:
+    """Return whether the ticket is part of a major incident that is paged for it."""
+    if ticket.incident_id is None:
+        return False
+    page = session.scalar(select(Page.id).where(Page.incident_id == ticket.incident_id))
+    return page is not None
 
 
 def by_digest(ticket: Ticket) -> bool:

@@ -19,7 +19,7 @@ from ivr.emergency.state import find_call, restart, say_ticket
 from ivr.emergency.triage import triage_choice
 from ivr.flow import action_url, guarded, note
 from ivr.prompts import Speaker
-from tickets import urgent
+from tickets import incidents, urgent
 from tickets.models import TicketCall
 
 
@@ -58,7 +58,11 @@ def take_triage(
         speak.say(response, "triage_invalid" if digits else "office_no_input")
         ask_triage(settings, speak, response, misses=step.misses)
         return response
-    guarded(urgent.record_reason, call=call, reason=step.reason, now=utcnow())
+    now = utcnow()
+    guarded(urgent.record_reason, call=call, reason=step.reason, now=now)
+    if step.reason == "outage":
+        # In this webhook's transaction: the ticket joins the open incident, or opens one.
+        guarded(incidents.note_outage_report, ticket=call.ticket, now=now)
     note(call.sid, f"triage:{step.reason or 'unknown'}")
     return put_through(settings, speak, response, call)
 
