@@ -40,6 +40,7 @@ EVENT_LABELS = {
     "paging_exhausted": "Paging gave up: nobody acknowledged",
     "paging_waiting": "Paging waits (opening time, or the digest of unverified calls)",
     "caller_not_texted": "Caller not texted",
+    "incident_joined": "Joined a major incident",
 }
 MESSAGE_LABELS = {
     "page": "Page",
@@ -49,6 +50,17 @@ MESSAGE_LABELS = {
     "caller_ticket": "Ticket number to the caller",
     "caller_ack": "Acknowledgement to the caller",
     "caller_resolved": "Resolution to the caller",
+    "incident_digest": "Digest of organisations that joined",
+    "caller_incident": "Incident update to the caller",
+    "caller_incident_end": "Incident resolution to the caller",
+}
+INCIDENT_UPDATE_LABELS = {
+    "opened": "Opened",
+    "joined": "Organisation joined",
+    "acknowledged": "Acknowledged",
+    "update": "Update",
+    "resolved": "Resolved",
+    "digest": "Digest to level 1",
 }
 DELIVERY_LABELS = {
     "pending": "Waiting to be sent",
@@ -56,7 +68,7 @@ DELIVERY_LABELS = {
     "sent": "Sent",
     "delivered": "Delivered",
     "failed": "Failed",
-    "cancelled": "Not sent (acknowledged)",
+    "cancelled": "Not sent (acknowledged or no longer needed)",
 }
 OUTCOME_LABELS = {
     "in_progress": "In progress",
@@ -112,6 +124,11 @@ def outcome_group_label(group: str) -> str:
 def message_label(kind: str) -> str:
     """Return the readable name of a kind of message (page, notice, caller update)."""
     return MESSAGE_LABELS.get(kind, kind)
+
+
+def incident_update_label(kind: str) -> str:
+    """Return the readable name of an entry of an incident's timeline."""
+    return INCIDENT_UPDATE_LABELS.get(kind, kind)
 
 
 def delivery_label(status: str) -> str:

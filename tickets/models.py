@@ -467,7 +467,15 @@ class LoginFailure(Base):
         return f"<LoginFailure {self.email!r} from {self.source} {self.at:%H:%M}>"
 
 
-PAGE_STATES = ("active", "waiting", "acknowledged", "exhausted", "summarised", "cancelled")
+PAGE_STATES = (
+    "active",
+    "waiting",
+    "acknowledged",
+    "exhausted",
+    "summarised",
+    "cancelled",
+    "in_incident",
+)
 MESSAGE_CHANNELS = ("sms", "email", "chat")
 MESSAGE_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "cancelled")
 

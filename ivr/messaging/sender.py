@@ -23,12 +23,13 @@ from core.clock import utcnow
 from core.db import db
 from core.settings import Settings
 from ivr.messaging import channels
+from ivr.messaging.incident_texts import render_message
 from ivr.messaging.outbox import LOST_RACE, commit_or_skip
 from ivr.messaging.outbox import backoff as outbox_backoff
 from ivr.messaging.outbox import record as outbox_record
-from ivr.messaging.texts import render
 from ivr.metrics import counters
 from tickets import paging
+from tickets.incidents import pages as incident_pages
 from tickets.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class TickReport:
     steps: int = 0
     summaries: int = 0
     digested: int = 0
+    incident_digests: int = 0
     sent: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
@@ -97,6 +99,21 @@ def send_due_digest(session: Session, now: datetime, rules: paging.PagingPolicy)
         session.rollback()
         return 0
     return len(pages) if commit_or_skip(session) else 0
+
+
+def send_due_incident_digests(session: Session, now: datetime, rules: paging.PagingPolicy) -> int:
+    """Send level 1 the digest of organisations that joined an acknowledged incident."""
+    try:
+        due = incident_pages.due_digests(session, now)
+        for incident in due:
+            incident_pages.send_digest(session, incident=incident, now=now, rules=rules)
+    except LOST_RACE:
+        session.rollback()
+        return 0
+    if not due:
+        session.rollback()
+        return 0
+    return len(due) if commit_or_skip(session) else 0
 
 
 def claim(session: Session, now: datetime, *, limit: int = BATCH) -> list[int]:
@@ -186,7 +203,7 @@ def _sent(provider_id: str) -> Callable[[OutboxMessage], None]:
 def send_one(settings: Settings, session: Session, message_id: int, report: TickReport) -> None:
     """Send one claimed message and record how it went."""
     message = session.get(OutboxMessage, message_id)
-    text = render(settings, session, message)
+    text = render_message(settings, session, message)
     session.commit()  # hold no transaction open while talking to the outside world
     try:
         provider_id = _deliver(settings, message, text)
@@ -226,6 +243,7 @@ def tick(app: Flask) -> TickReport:
             report.steps = take_due_steps(session, now, rules)
             report.summaries = send_due_summaries(session, now, rules)
             report.digested = send_due_digest(session, now, rules)
+            report.incident_digests = send_due_incident_digests(session, now, rules)
             ends = time.monotonic() + ROUND_SECONDS
             for _ in range(MAX_BATCHES):
                 claimed = claim(session, now)

@@ -1,12 +1,13 @@
 """The support dashboard at /support: one blueprint, a module per page.
 
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
-a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
-back, `settings` the hours override and announcements, `helpdesk` the helpdesk events there,
-`oncall` the rota, `staff` and `staff_account` the staff accounts and their tokens (admins),
-`messages` pages that failed or wait, `statistics` the figures of a period (and their CSV),
-`notices` the notices on every page (PIN checks paused, a helpdesk receiver switched off),
-`display` how times and names are shown.
+a ticket's page and its actions, `incidents` major incidents (list, page and actions),
+`callbacks` the office voicemails, `recordings` playing calls back, `settings` the hours
+override and announcements, `helpdesk` the helpdesk events there, `oncall` the rota, `staff`
+and `staff_account` the staff accounts and their tokens (admins), `messages` pages that failed
+or wait, `statistics` the figures of a period (and their CSV), `notices` the notices on every
+page (an open incident, PIN checks paused, a helpdesk receiver switched off), `display` how
+times and names are shown.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from tickets.dashboard import (  # noqa: E402
     display,
     feed,
     helpdesk,
+    incidents,
     messages,
     notices,
     oncall,
@@ -90,6 +92,7 @@ __all__ = [
     "feed",
     "first_error",
     "helpdesk",
+    "incidents",
     "messages",
     "notices",
     "require_admin",

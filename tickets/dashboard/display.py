@@ -19,6 +19,7 @@ for _label in (
     labels.outcome_group_label,
     labels.message_label,
     labels.delivery_label,
+    labels.incident_update_label,
 ):
     bp.add_app_template_global(_label)
 

@@ -1,9 +1,12 @@
-"""The notices every dashboard page shows while they hold: PIN checks paused, a helpdesk
-receiver switched off."""
+"""The notices every dashboard page shows while they hold: a major incident open, PIN checks
+paused, a helpdesk receiver switched off."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import g
+from sqlalchemy import func, select
 
 from core.db import db
 from tickets import pin_guard
@@ -11,6 +14,42 @@ from tickets.dashboard import bp
 from tickets.dashboard.display import format_local
 from tickets.helpdesk import deliveries
 from tickets.helpdesk.events import policy as helpdesk_policy
+from tickets.incidents import current_incident
+from tickets.models import Ticket
+
+
+@dataclass(frozen=True)
+class IncidentNotice:
+    """The banner of the open incident: what it says, and which incident it links to."""
+
+    number: int
+    text: str
+
+
+def incident_notice() -> IncidentNotice | None:
+    """Return the banner of the open major incident (asked once per request), or None."""
+    if "incident_notice" not in g:
+        incident = current_incident(db.session)
+        g.incident_notice = None
+        if incident is not None:
+            count = db.session.scalar(
+                select(func.count(func.distinct(Ticket.organization_id))).where(
+                    Ticket.incident_id == incident.id
+                )
+            )
+            state = (
+                f"acknowledged by {incident.acknowledged_by.name}"
+                if incident.acknowledged_by is not None
+                else "not acknowledged yet"
+            )
+            g.incident_notice = IncidentNotice(
+                number=incident.number,
+                text=(
+                    f"Major incident open since {format_local(incident.opened_at)}: "
+                    f"{count} organisation(s), {state}."
+                ),
+            )
+    return g.incident_notice
 
 
 def pin_pause_notice() -> str | None:
@@ -49,4 +88,8 @@ def helpdesk_notice() -> str | None:
 @bp.context_processor
 def _notices() -> dict:
     # Callables: only pages that show the notices (those built on base.html) ask the database.
-    return {"pin_pause_notice": pin_pause_notice, "helpdesk_notice": helpdesk_notice}
+    return {
+        "incident_notice": incident_notice,
+        "pin_pause_notice": pin_pause_notice,
+        "helpdesk_notice": helpdesk_notice,
+    }

@@ -3,22 +3,21 @@
 At most one incident is open at a time. The database holds that rule (`Incident.open_slot` is
 unique), so two instances opening one at once end with one: the loser's insert fails inside a
 savepoint and it joins the winner's. Deciding whether the threshold is reached takes turns
-(a transaction-scoped advisory lock on PostgreSQL; SQLite writes one transaction at a time),
-so reports arriving together count each other. Everything here flushes; the webhook, view or
-command that owns the unit of work commits.
+(`turns.take_turn`), so reports arriving together count each other. Everything here flushes;
+the webhook, view or command that owns the unit of work commits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from flask import current_app, has_app_context
-from sqlalchemy import select, text, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
-from core.settings import Incidents as IncidentSettings
+from core.helpdesk_settings import INCIDENT_OPENED, INCIDENT_UPDATED
+from tickets.incidents import pages
+from tickets.incidents.documents import tell_helpdesk
 from tickets.incidents.models import (
     AUTOMATIC,
     JOINED,
@@ -29,41 +28,19 @@ from tickets.incidents.models import (
     Incident,
     IncidentUpdate,
 )
+from tickets.incidents.rules import IncidentPolicy, policy
+from tickets.incidents.turns import lock_open, take_turn
 from tickets.models import OPEN_STATUSES, Organization, Ticket, TicketCall, TicketEvent
 
 OUTAGE = "outage"
 URGENT = "urgent"
 # Timeline event of a ticket that became part of an incident.
 INCIDENT_JOINED = "incident_joined"
-# Any fixed number: PostgreSQL lets one transaction at a time decide whether to open one.
-GROUPING_LOCK = 720_184_921
+MAX_SUMMARY = 1000
 
 
-@dataclass(frozen=True)
-class IncidentPolicy:
-    """The `[incidents]` settings the ticket side needs."""
-
-    threshold: int = 3
-    window: timedelta = timedelta(minutes=10)
-    digest: timedelta = timedelta(minutes=15)
-
-    @classmethod
-    def from_settings(cls, settings: IncidentSettings) -> IncidentPolicy:
-        """Return the policy of the `[incidents]` settings."""
-        return cls(
-            threshold=settings.threshold,
-            window=timedelta(minutes=settings.window_minutes),
-            digest=timedelta(minutes=settings.digest_minutes),
-        )
-
-
-def policy() -> IncidentPolicy:
-    """Return the running service's incident policy (the defaults outside a configured app)."""
-    if has_app_context():
-        configured = current_app.config.get("INCIDENTS")
-        if configured is not None:
-            return configured
-    return IncidentPolicy()
+class AlreadyOpen(ValueError):
+    """Another incident is open: post an update to it instead."""
 
 
 def current_incident(session: Session) -> Incident | None:
@@ -85,48 +62,15 @@ def spoken_text(incident: Incident) -> str:
     return (newest or incident.summary or "").strip()
 
 
-def lock_open(session: Session, incident_id: int, now: datetime) -> bool:
-    """Take the incident's row lock (SQLite: the write lock) if it is still open; say whether.
-
-    Joins, updates, acknowledging and resolving all start here, so they take turns: an update
-    sees every ticket that joined before it, and a ticket joining after it hears it.
-    """
-    changed = session.execute(
-        update(Incident)
-        .where(Incident.id == incident_id, Incident.status == OPEN)
-        .values(changed_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return bool(changed)
-
-
-def _take_turn(session: Session) -> None:
-    """Wait for any other transaction deciding whether to open an incident.
-
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: its one write lock, taken by a
-    write that changes nothing; it also begins the transaction, so the savepoint below is
-    nested in it (a savepoint outside one would commit on release).
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GROUPING_LOCK})
-    else:
-        session.execute(
-            update(Incident)
-            .where(Incident.open_slot == THE_OPEN_SLOT)
-            .values(changed_at=Incident.changed_at)
-            .execution_options(synchronize_session=False)
-        )
-
-
 def open_incident(
     session: Session, *, summary: str, opened_by: str, now: datetime
 ) -> Incident | None:
-    """Open an incident; None when another one is open (also one opened at this very moment).
+    """Add an open incident; None when another one is open (also one opened this very moment).
 
     The insert runs in a savepoint: when a concurrent transaction took the one open slot, only
     the savepoint is rolled back, and the caller's transaction goes on.
     """
-    _take_turn(session)
+    take_turn(session)
     incident = Incident(
         status=OPEN,
         open_slot=THE_OPEN_SLOT,
@@ -168,32 +112,28 @@ def _reports(session: Session, since: datetime) -> list[tuple[int, int]]:
 
 
 def join(session: Session, *, incident: Incident, ticket: Ticket, now: datetime) -> None:
-    """Make the ticket part of the incident (it keeps its own lifecycle); once."""
+    """Make the ticket part of the incident (it keeps its own lifecycle); once.
+
+    The incident's row must be locked (`lock_open`) or new in this transaction.
+    """
     if ticket.incident_id is not None:
         return
     ticket.incident_id = incident.id
-    organization = (
-        session.get(Organization, ticket.organization_id) if ticket.organization_id else None
-    )
+    organization = session.get(Organization, ticket.organization_id or 0)
     name = organization.name if organization is not None else "?"
     session.add(
         IncidentUpdate(incident_id=incident.id, kind=JOINED, text=name, ticket_id=ticket.id, at=now)
     )
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            kind=INCIDENT_JOINED,
-            detail=f"part of incident {incident.number}",
-            at=now,
-        )
-    )
+    detail = f"part of incident {incident.number}"
+    session.add(TicketEvent(ticket_id=ticket.id, kind=INCIDENT_JOINED, detail=detail, at=now))
     session.flush()
+    pages.absorb(session, incident=incident, ticket=ticket, now=now)
 
 
 def _join_reports(
     session: Session, *, incident: Incident, ticket_ids: list[int], now: datetime
 ) -> None:
-    """Join the tickets of earlier reports; one another transaction is changing waits for it.
+    """Join the tickets of earlier reports, skipping any another transaction is changing.
 
     Skipping locked rows keeps two triage transactions from waiting on each other: the
     transaction holding such a ticket joins it itself when it reports.
@@ -210,11 +150,26 @@ def _join_reports(
         join(session, incident=incident, ticket=other, now=now)
 
 
+def _begin(
+    session: Session,
+    *,
+    incident: Incident,
+    reports: list[int],
+    now: datetime,
+    in_hours: bool,
+) -> Incident:
+    """Page the new incident, join the reports' tickets, and tell the helpdesk."""
+    pages.start(session, incident=incident, now=now, in_hours=in_hours)
+    _join_reports(session, incident=incident, ticket_ids=reports, now=now)
+    tell_helpdesk(session, incident, INCIDENT_OPENED, now)
+    return incident
+
+
 def _open_for_reports(
     session: Session, *, ticket: Ticket, now: datetime, rules: IncidentPolicy
 ) -> Incident | None:
     """Open an incident when enough organisations reported an outage; join their tickets."""
-    _take_turn(session)
+    take_turn(session)
     incident = current_incident(session)
     if incident is not None:
         return incident
@@ -226,9 +181,8 @@ def _open_for_reports(
     incident = open_incident(session, summary="", opened_by=AUTOMATIC, now=now)
     if incident is None:  # opened by hand this very moment: join that one
         return current_incident(session)
-    others = sorted({ticket_id for ticket_id, _ in reports} - {ticket.id})
-    _join_reports(session, incident=incident, ticket_ids=others, now=now)
-    return incident
+    ids = sorted({ticket_id for ticket_id, _ in reports} | {ticket.id})
+    return _begin(session, incident=incident, reports=ids, now=now, in_hours=ticket.in_hours)
 
 
 def note_outage_report(
@@ -256,8 +210,28 @@ def note_outage_report(
         )
         if incident is None:
             return None
-        if lock_open(session, incident.id, now):
-            join(session, incident=incident, ticket=ticket, now=now)
+        if lock_open(session, incident, now):
+            if ticket.incident_id is None:
+                join(session, incident=incident, ticket=ticket, now=now)
+                tell_helpdesk(session, incident, INCIDENT_UPDATED, now)
             return incident
-        session.expire(incident)
     return None
+
+
+def open_by_hand(session: Session, *, summary: str, opened_by: str, now: datetime) -> Incident:
+    """Open an incident with support's summary, before or after the first reports.
+
+    Recent outage reports join it. Raises AlreadyOpen while another incident is open.
+    """
+    text = " ".join((summary or "").split())
+    if not text:
+        raise ValueError("The summary is required.")
+    if len(text) > MAX_SUMMARY:
+        raise ValueError(f"The summary is too long (at most {MAX_SUMMARY} characters).")
+    incident = open_incident(session, summary=text, opened_by=opened_by, now=now)
+    if incident is None:
+        raise AlreadyOpen(
+            f"Incident {current_incident(session).number} is open: post an update to it."
+        )
+    reports = sorted({ticket_id for ticket_id, _ in _reports(session, now - policy().window)})
+    return _begin(session, incident=incident, reports=reports, now=now, in_hours=True)
