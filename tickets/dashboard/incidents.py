@@ -5,7 +5,7 @@ resolution."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from core.clock import utcnow
@@ -97,7 +97,7 @@ def render_incident(number: int, *, status: int = 200, **keep):
         .order_by(OutboxMessage.created_at, OutboxMessage.id)
     ).all()
     texted = db.session.scalar(
-        select(db.func.count(OutboxMessage.id)).where(
+        select(func.count(OutboxMessage.id)).where(
             OutboxMessage.incident_id == incident.id,
             OutboxMessage.kind.not_in((paging.PAGE, paging.ACK_NOTICE, pages.INCIDENT_DIGEST)),
         )

@@ -142,11 +142,10 @@ def post_update(
         raise NotOpen(f"Incident {incident.number} is resolved.")
     update = IncidentUpdate(incident_id=incident.id, kind=UPDATE, text=said, author=author, at=now)
     session.add(update)
-    text_callers(
-        session, incident=incident, kind=caller_texts.CALLER_INCIDENT, detail=said, now=now
-    )
+    kind = caller_texts.CALLER_INCIDENT
+    texted = text_callers(session, incident=incident, kind=kind, detail=said, now=now)
     tell_helpdesk(session, incident, INCIDENT_UPDATED, now)
-    return update
+    return Told(update, texted)
 
 
 def _resolve_ticket(
