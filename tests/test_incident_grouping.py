@@ -215,3 +215,32 @@ def test_after_resolution_only_new_reports_open_the_next_incident(
     [_, second] = all_incidents(session)
     names = [ticket.organization.name for ticket in tickets_of(session, second)]
     assert names == ["Klant 04", "Klant 05", "Klant 06"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("incidents.threshold", 1),
+        ("incidents.window_minutes", 0),
+        ("incidents.digest_minutes", "x"),
+    ],
+)
+def test_a_bad_incident_setting_stops_start_up_naming_its_key(database_url, tmp_path, key, value):
+    from helpers import build_settings
+
+    from core.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_settings(database_url, tmp_path, **{key: value})
+
+
+def test_a_ticket_of_a_resolved_incident_is_in_no_open_one(
+    app, phone, session, clock, organisations
+):
+    for n in (1, 2, 3):
+        outage_call(phone, super_phone(n))
+    [incident] = all_incidents(session)
+    incident.status, incident.open_slot = "resolved", None
+    session.commit()
+    ticket = session.scalar(select(Ticket).order_by(Ticket.id))
+    assert note_outage_report(session, ticket=ticket, now=clock.now) is None

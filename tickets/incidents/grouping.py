@@ -196,8 +196,9 @@ def note_outage_report(
     Flushes, does not commit.
     """
     rules = rules or policy()
-    if ticket.incident_id is not None:
-        return session.get(Incident, ticket.incident_id)
+    if ticket.incident_id is not None:  # its incident; a resolved one is no longer news
+        incident = session.get(Incident, ticket.incident_id)
+        return incident if incident is not None and incident.is_open else None
     if (
         ticket.organization_id is None
         or ticket.priority != URGENT
