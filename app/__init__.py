@@ -94,6 +94,7 @@ def register_blueprints(app: Flask) -> None:
     app.url_map.converters["id"] = RowIdConverter
     from app import health
     from ivr import outage
+    from ivr.emergency import call_back_routes as call_back
     from ivr.emergency import routes as emergency
     from ivr.office import routes as office
     from ivr.voice import routes as voice
@@ -101,6 +102,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(voice.bp)
     app.register_blueprint(office.bp)
     app.register_blueprint(emergency.bp)
+    app.register_blueprint(call_back.bp)
     app.register_blueprint(health.bp)
 
     from ivr.messaging import routes as messaging

@@ -143,7 +143,7 @@ class OfficeLine(Strict):
     reception: list[PhoneNumber] = Field(min_length=1, max_length=10)
     reception_dial_timeout: int = Field(default=30, ge=5, le=120)
     menu_timeout: int = Field(default=6, ge=1, le=30)
-    max_misses: int = Field(default=3, ge=1, le=10)
+    max_misses: int = Field(default=2, ge=1, le=10)
     english_key: Literal["5", "6", "7", "8", "9", "0"] = "9"
     emergency_key: Literal["1", "2", "3", "4", "5", "6", "7", "8"] = "3"
     colleague_key: Literal["1", "2", "3", "4", "5", "6", "7", "8"] = "4"
@@ -215,6 +215,12 @@ class EmergencyLine(Strict):
     # A caller who goes on without a confirmed PIN: "ring" puts them through to the engineers
     # (who hear that the caller is not verified), "voicemail" takes a voicemail instead.
     unverified: Literal["ring", "voicemail"] = "ring"
+    # An engineer who accepted a call is busy (not rung for another) until its end is in; a
+    # call accepted longer ago than this without an end counts as ended (a lost callback).
+    busy_stale_minutes: int = Field(default=180, ge=10, le=1440)
+    # A caller recognised on the call may ask to be called back: on the number they called
+    # from when it is in the directory, or a fixed or mobile number of one of these countries.
+    call_back_countries: list[Country] = Field(default_factory=lambda: ["NL", "BE"], min_length=1)
     schedule: Schedule | None = None
 
     @model_validator(mode="after")

@@ -29,7 +29,7 @@ def test_upgrading_an_up_to_date_database_changes_nothing(database_url, migrated
     with migrated_engine.connect() as connection:
         context = MigrationContext.configure(connection)
         heads = set(context.get_current_heads())
-    assert heads == {"0018_incidents"}
+    assert heads == {"0019_call_backs"}
 
 
 def test_upgrading_a_database_that_holds_data_keeps_it(tmp_path):
@@ -72,5 +72,5 @@ def test_upgrading_a_database_that_holds_data_keeps_it(tmp_path):
         ]
         assert connection.execute(text("SELECT count(*) FROM api_tokens")).scalar() == 1
         context = MigrationContext.configure(connection)
-        assert set(context.get_current_heads()) == {"0018_incidents"}
+        assert set(context.get_current_heads()) == {"0019_call_backs"}
     engine.dispose()

@@ -41,6 +41,11 @@ EVENT_LABELS = {
     "paging_waiting": "Paging waits (opening time, or the digest of unverified calls)",
     "caller_not_texted": "Caller not texted",
     "incident_joined": "Joined a major incident",
+    "engineers_busy": "Every engineer was on a call",
+    "incident_told": "Told the outage is known",
+    "call_back_asked": "Asked to be called back",
+    "call_back_started": "Call-back started",
+    "call_back_ended": "Call-back ended",
 }
 MESSAGE_LABELS = {
     "page": "Page",
@@ -53,6 +58,7 @@ MESSAGE_LABELS = {
     "incident_digest": "Digest of organisations that joined",
     "caller_incident": "Incident update to the caller",
     "caller_incident_end": "Incident resolution to the caller",
+    "call_back": "Call-back: the engineer's phone rings first",
 }
 INCIDENT_UPDATE_LABELS = {
     "opened": "Opened",
@@ -79,6 +85,8 @@ OUTCOME_LABELS = {
     "abandoned_while_ringing": "Caller hung up while engineers rang",
     "refused": "No engineer accepted",
     "no_answer": "No answer",
+    "call_back": "Asked to be called back",
+    "informed": "Told the outage is known",
 }
 # The statistics group outcomes (tickets.statistics.figures.OUTCOME_GROUPS); short for legends.
 OUTCOME_GROUP_LABELS = {
@@ -87,6 +95,8 @@ OUTCOME_GROUP_LABELS = {
     "refused": "No engineer accepted",
     "no_answer": "No answer",
     "abandoned": "Caller hung up",
+    "call_back": "Call-back asked",
+    "informed": "Told of the outage",
     "in_progress": "In progress",
 }
 

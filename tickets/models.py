@@ -34,15 +34,18 @@ TICKET_NUMBER_BASE = 100000
 MAX_ID = 2**31 - 1
 # Stands in for a phone number that was purged or erased, in a column that cannot be empty.
 ERASED = "erased"
+# Ticket calls an engineer accepted whose end is not in: that engineer is on the phone.
+BUSY_CALLS = "answered_by_number IS NOT NULL AND ended_at IS NULL"
+
+
+def _where(condition: str) -> dict:
+    """Return the keywords of a partial index over the rows that meet `condition`."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
 
 
 def _still_personal(condition: str) -> dict:
-    """Return the keywords of a partial index over rows that still hold personal data.
-
-    The retention purge looks through these indexes only, so its daily work is the rows it
-    has to change, not the whole history.
-    """
-    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+    """Return a partial index over rows still holding personal data: what the purge reads."""
+    return _where(condition)
 
 
 class Organization(Base):
@@ -247,6 +250,8 @@ class TicketCall(Base):
     # The statistics count a period's calls of one line; the purge finds what is still personal.
     __table_args__ = (
         Index("ix_ticket_calls_line_started_at", "line", "started_at"),
+        # Engineers on one of the line's calls now (tickets.busy): accepted, its end not in yet.
+        Index("ix_ticket_calls_busy", "answered_by_number", "answered_at", **_where(BUSY_CALLS)),
         Index(
             "ix_ticket_calls_personal_started_at",
             "started_at",
@@ -275,6 +280,8 @@ class TicketCall(Base):
     ring_seconds: Mapped[int | None]
     answered_by: Mapped[str | None] = mapped_column(String(200))
     answered_at: Mapped[datetime | None]
+    # The E.164 phone of the engineer who accepted: busy on this call until its end is in.
+    answered_by_number: Mapped[str | None] = mapped_column(String(20))
     recording_url: Mapped[str | None] = mapped_column(String(500))
     recording_sid: Mapped[str | None] = mapped_column(String(64))
     recording_duration: Mapped[int | None]
@@ -476,7 +483,7 @@ PAGE_STATES = (
     "cancelled",
     "in_incident",
 )
-MESSAGE_CHANNELS = ("sms", "email", "chat")
+MESSAGE_CHANNELS = ("sms", "email", "chat", "call")
 MESSAGE_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "cancelled")
 
 
@@ -545,7 +552,7 @@ class OutboxMessage(Base):
     # page, ack_notice, summary, digest (to engineers); caller_ticket, caller_ack, ... (callers).
     kind: Mapped[str] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(10))
-    # E.164 number, e-mail address, or "chat" for the configured chat webhook.
+    # E.164 number (an SMS, or a call: a call-back rings the engineer), e-mail address, or "chat".
     recipient: Mapped[str] = mapped_column(String(320))
     recipient_name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(5), default="nl")
@@ -583,8 +590,7 @@ class PinGuard(Base):
     paused_at: Mapped[datetime | None]
     # While now is before this moment, no PIN is checked: callers go on unverified.
     paused_until: Mapped[datetime | None]
-    # What tripped the last pause: this many wrong PINs within `window_minutes`, from `numbers`
-    # different numbers (withheld ones counted as one).
+    # What tripped the last pause: wrong PINs in `window_minutes` from `numbers` (withheld: one).
     failures: Mapped[int] = mapped_column(default=0)
     numbers: Mapped[int] = mapped_column(default=0)
     window_minutes: Mapped[int] = mapped_column(default=0)

@@ -37,7 +37,9 @@ OUTCOME_RANK = {
     "abandoned_while_ringing": 1,
     "no_answer": 1,
     "refused": 1,
+    "informed": 1,
     "voicemail": 2,
+    "call_back": 2,
     "answered": 3,
 }
 
@@ -51,6 +53,12 @@ ENGINEER_RUNG = "engineer_rung"
 ENGINEER_REFUSED = "engineer_refused"
 ENGINEER_ACCEPTED = "engineer_accepted"
 ENGINEERS_UNAVAILABLE = "engineers_unavailable"
+# Every engineer was on another call: nobody was rung, the caller was offered a call-back.
+ENGINEERS_BUSY = "engineers_busy"
+# The caller heard that their outage is a known incident (what, since when, the newest update).
+INCIDENT_TOLD = "incident_told"
+# The caller asked to be called back (tickets.callback_queue).
+CALL_BACK_ASKED = "call_back_asked"
 VOICEMAIL = "voicemail"
 CALL_RECORDED = "call_recorded"
 CALL_ENDED = "call_ended"
@@ -661,11 +669,13 @@ def record_engineer_response(
     engineer: str,
     accepted: bool,
     place: str = "",
+    engineer_phone: str | None = None,
     now: datetime | None = None,
 ) -> Ticket:
     """Record an engineer accepting (who answered, after how long) or refusing the call.
 
     `place` says where in the escalation the leg rang, so a refusal in round 2 is its own event.
+    The accepting engineer's `engineer_phone` is busy on this call until its end is in.
     """
     now = now or utcnow()
     sid = call.sid if call is not None else None
@@ -675,6 +685,7 @@ def record_engineer_response(
     if accepted and call is not None and call.answered_at is None:
         call.answered_by = engineer
         call.answered_at = now
+        call.answered_by_number = engineer_phone
         # Without autoflush the call is written once, with its ring time, at the commit.
         with session.no_autoflush:
             first_ring = session.scalar(
@@ -710,6 +721,22 @@ def record_engineers_unavailable(
     """Note that no engineer accepted the call."""
     _add_call_event(session, call, ENGINEERS_UNAVAILABLE, None, now)
     session.commit()
+    return call
+
+
+def record_engineers_busy(
+    session: Session, *, call: TicketCall, now: datetime | None = None
+) -> TicketCall:
+    """Note that every engineer was on another call: nobody was rung for this one."""
+    _add_call_event(session, call, ENGINEERS_BUSY, None, now)
+    return call
+
+
+def record_incident_told(
+    session: Session, *, call: TicketCall, incident: int, now: datetime | None = None
+) -> TicketCall:
+    """Note that the caller heard their outage is incident `incident`, known and worked on."""
+    _add_call_event(session, call, INCIDENT_TOLD, f"incident {incident}", now)
     return call
 
 
@@ -762,10 +789,16 @@ def outcome_from_events(kinds: set[str]) -> str:
         return "answered"
     if VOICEMAIL in kinds:
         return "voicemail"
+    if CALL_BACK_ASKED in kinds:
+        return "call_back"
     if ENGINEERS_UNAVAILABLE in kinds:
         return "refused" if ENGINEER_REFUSED in kinds else "no_answer"
+    if ENGINEERS_BUSY in kinds:
+        return "no_answer"
     if ENGINEER_RUNG in kinds:
         return "abandoned_while_ringing"
+    if INCIDENT_TOLD in kinds:
+        return "informed"
     if TRIAGE in kinds:
         return "abandoned_after_triage"
     return "abandoned_before_triage"

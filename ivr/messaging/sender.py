@@ -22,13 +22,14 @@ from sqlalchemy.orm import Session
 from core.clock import utcnow
 from core.db import db
 from core.settings import Settings
-from ivr.messaging import channels
+from ivr.messaging import call_backs, channels
 from ivr.messaging.incident_texts import render_message
 from ivr.messaging.outbox import LOST_RACE, commit_or_skip
 from ivr.messaging.outbox import backoff as outbox_backoff
 from ivr.messaging.outbox import record as outbox_record
 from ivr.metrics import counters
 from tickets import paging
+from tickets.callback_queue.queue import CALL
 from tickets.incidents import pages as incident_pages
 from tickets.models import OutboxMessage
 
@@ -150,7 +151,9 @@ def release(session: Session, message_ids: list[int]) -> None:
         _record(session, message_id, unclaim)
 
 
-def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text) -> str:
+def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text | None) -> str:
+    if message.channel == CALL:
+        return call_backs.place(settings, message)
     if message.channel == "sms":
         return channels.send_sms(
             settings, to=message.recipient, text=text, key=message.idempotency_key
@@ -203,12 +206,18 @@ def _sent(provider_id: str) -> Callable[[OutboxMessage], None]:
 def send_one(settings: Settings, session: Session, message_id: int, report: TickReport) -> None:
     """Send one claimed message and record how it went."""
     message = session.get(OutboxMessage, message_id)
-    text = render_message(settings, session, message)
+    calling = message.channel == CALL
+    text = None if calling else render_message(settings, session, message)
     session.commit()  # hold no transaction open while talking to the outside world
     try:
         provider_id = _deliver(settings, message, text)
     except channels.SendError as exc:
-        give_up = not exc.retry or message.attempts >= settings.paging.max_attempts
+        limit = (
+            call_backs.gives_up(message)
+            if calling
+            else message.attempts >= settings.paging.max_attempts
+        )
+        give_up = not exc.retry or limit
         (report.failed if give_up else report.retrying).append(message_id)
         who = message.recipient_name or message.channel
         log.warning(
@@ -220,10 +229,16 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
             exc,
         )
         _record(session, message_id, _failed(str(exc), give_up))
+        if calling and give_up:
+            call_backs.record_given_up(session, message, str(exc))
+            commit_or_skip(session)
         counters.count_message(message.channel, message.kind, sent=False, final=give_up)
         return
     report.sent.append(message_id)
     _record(session, message_id, _sent(provider_id))
+    if calling:
+        call_backs.record_placed(session, message, provider_id)
+        commit_or_skip(session)
     counters.count_message(message.channel, message.kind, sent=True)
 
 

@@ -2,10 +2,11 @@
 
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
 a ticket's page and its actions, `incidents` major incidents (list, page and actions),
-`callbacks` the office voicemails, `recordings` playing calls back, `settings` the hours
-override and announcements, `helpdesk` the helpdesk events there, `oncall` the rota, `staff`
-and `staff_account` the staff accounts and their tokens (admins), `messages` pages that failed
-or wait, `statistics` the figures of a period (and their CSV), `notices` the notices on every
+`call_backs` the call-back queue of a ticket or incident and its button, `callbacks` the
+office voicemails, `recordings` playing calls back, `settings` the hours override and
+announcements, `helpdesk` the helpdesk events there, `oncall` the rota, `staff` and
+`staff_account` the staff accounts and their tokens (admins), `messages` pages that failed or
+wait, `statistics` the figures of a period (and their CSV), `notices` the notices on every
 page (an open incident, PIN checks paused, a helpdesk receiver switched off), `display` how
 times and names are shown.
 """
@@ -67,6 +68,7 @@ def first_error(form: FlaskForm) -> str:
 
 # The page modules add their views to `bp`; they are imported last because they import it.
 from tickets.dashboard import (  # noqa: E402
+    call_backs,
     callbacks,
     display,
     feed,
@@ -86,6 +88,7 @@ from tickets.dashboard import (  # noqa: E402
 
 __all__ = [
     "bp",
+    "call_backs",
     "callbacks",
     "display",
     "error_page",

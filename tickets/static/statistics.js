@@ -10,6 +10,8 @@
     refused: "#c62828",
     no_answer: "#e07b00",
     abandoned: "#8e99a8",
+    call_back: "#00897b",
+    informed: "#5c6bc0",
     in_progress: "#b39ddb"
   };
   var IN_HOURS = "#1f6feb";

@@ -24,6 +24,8 @@ OUTCOME_GROUPS = {
     "refused": ("refused",),
     "no_answer": ("no_answer",),
     "abandoned": ("abandoned_before_triage", "abandoned_after_triage", "abandoned_while_ringing"),
+    "call_back": ("call_back",),
+    "informed": ("informed",),
     "in_progress": ("in_progress",),
 }
 GROUP_OF_OUTCOME = {outcome: group for group, kinds in OUTCOME_GROUPS.items() for outcome in kinds}
