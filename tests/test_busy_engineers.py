@@ -34,9 +34,7 @@ def accept(client, caller: Call, root, engineer: str):
     """Let `engineer`'s screened leg of the <Dial> in `root` press 1; return the accept TwiML."""
     [number] = [n for n in root.find("Dial") if (n.text or "").strip() == engineer]
     leg = Call(client, to=engineer, from_=caller.base["From"], sid=f"CA{uuid.uuid4().hex}")
-    leg.base.update(
-        Direction="outbound-dial", ParentCallSid=caller.sid, CallStatus="in-progress"
-    )
+    leg.base.update(Direction="outbound-dial", ParentCallSid=caller.sid, CallStatus="in-progress")
     screening = leg.post(number.get("url"))
     return leg.press(screening, "1")
 
@@ -68,9 +66,10 @@ def test_everyone_busy_offers_a_call_back_and_rings_nobody(client, phone, sessio
     for n, engineer in ((1, ANNA), (2, BAS), (3, CARLA)):
         bridged(client, phone, n, engineer)
     call, root = urgent_call(phone, 4)
+    number = session.scalar(select(TicketCall).where(TicketCall.sid == call.sid)).ticket.number
     assert dialled(root) == []
     assert spoken(root) == (
-        "Ticketnummer " + " ".join(str(100004)) + ". Al onze engineers zijn nu in gesprek. "
+        "Ticketnummer " + " ".join(number) + ". Al onze engineers zijn nu in gesprek. "
         "Wilt u teruggebeld worden zodra er een vrij is, toets 2. "
         "Of blijf aan de lijn om een bericht in te spreken."
     )

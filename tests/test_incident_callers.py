@@ -181,9 +181,7 @@ def test_a_caller_after_the_resolution_hears_nothing_of_it(phone, session, clock
     assert "bekend" not in spoken(root) and dialled(root)
 
 
-def test_an_english_caller_hears_it_in_english_with_supports_words(
-    phone, session, clock, incident
-):
+def test_an_english_caller_hears_it_in_english_with_supports_words(phone, session, clock, incident):
     call = phone(to="+31318584900", from_=super_phone(4))
     call.start()
     root = call.post("/voice/emergency/start?via=office&lang=en")

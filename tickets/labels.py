@@ -101,6 +101,18 @@ OUTCOME_GROUP_LABELS = {
 }
 
 
+LINE_LABELS = {
+    "emergency": "Emergency line",
+    "office": "Office line",
+    "call_back": "Call-back through the emergency line",
+}
+
+
+def line_label(line: str) -> str:
+    """Return the readable name of the line a call was on (a call-back is one of its own)."""
+    return LINE_LABELS.get(line, line.replace("_", " ").capitalize() + " line")
+
+
 def status_label(status: str) -> str:
     """Return the readable name of a status."""
     return STATUS_LABELS.get(status, status)

@@ -811,20 +811,24 @@ def settle_ticket_call(
     duration: int | None,
     now: datetime | None = None,
     then: Callable[[Session, TicketCall], None] | None = None,
+    from_timeline: bool = True,
 ) -> TicketCall | None:
     """Settle a ticket call that ended: its outcome if still open, its duration and end.
 
     `then` adds what the end of the call causes (paging, the caller's SMS) to the same
     transaction, so the settled call and its consequences are written together or not at all.
+    Without `from_timeline` the outcome is kept as recorded (a call-back's is the caller's
+    answer, not the engineer's).
     """
     call = find_ticket_call(session, sid)
     if call is None or call.ended_at is not None:
         return call
     now = now or utcnow()
-    kinds = set(
-        session.scalars(select(TicketEvent.kind).where(TicketEvent.call_sid == call.sid)).all()
-    )
-    _settle(call, outcome_from_events(kinds))
+    if from_timeline:
+        kinds = set(
+            session.scalars(select(TicketEvent.kind).where(TicketEvent.call_sid == call.sid))
+        )
+        _settle(call, outcome_from_events(kinds))
     call.ended_at = now
     call.duration = duration
     detail = f"{call.outcome}, {duration if duration is not None else '?'} s"

@@ -176,9 +176,10 @@ def dialled(
     guarded(call_backs.attempt_ended, request=request, outcome=ended, now=now)
     if answered or params.is_final(form.get("CallStatus")):
         return hang_up()
-    return goodbye(
-        VoiceResponse(), speak, "call_back_customer_missed", name=_caller_name(speak, request)
-    )
+    response = VoiceResponse()
+    speak.say(response, "call_back_customer_missed", name=_caller_name(speak, request))
+    response.hangup()
+    return response
 
 
 def settle(form: Mapping[str, str], *, request_id: int | None) -> None:
@@ -202,6 +203,7 @@ def settle(form: Mapping[str, str], *, request_id: int | None) -> None:
         sid=sid,
         duration=params.whole_number(form.get("CallDuration")),
         now=now,
+        from_timeline=False,
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from tickets import paging
 from tickets.callback_queue.models import CALLING, DONE, WAITING, QueuedCallBack
+from tickets.caller_texts import NO_COUNTRY
 from tickets.models import OutboxMessage, StaffUser, Ticket, TicketCall, TicketEvent
 from tickets.urgent import CALL_BACK_ASKED
 
@@ -28,7 +29,8 @@ CALL = "call"
 CALL_BACK_STARTED = "call_back_started"
 # An attempt that heard nothing back this long (a lost status callback) may be started again.
 STALE_ATTEMPT = timedelta(minutes=10)
-# Numbers a call-back may dial: never premium, shared-cost, personal, pager or satellite ones.
+# Numbers a call-back may dial: never premium, shared-cost, personal or pager ones (nor, by
+# their region, satellite ones).
 CALLABLE_TYPES = frozenset(
     {
         phonenumbers.PhoneNumberType.FIXED_LINE,
@@ -83,7 +85,8 @@ def callable_number(
         return None
     if phonenumbers.number_type(parsed) not in CALLABLE_TYPES:
         return None
-    if not in_directory and phonenumbers.region_code_for_number(parsed) not in countries:
+    region = phonenumbers.region_code_for_number(parsed)
+    if region in (None, NO_COUNTRY) or (not in_directory and region not in countries):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 

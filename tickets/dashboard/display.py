@@ -20,6 +20,7 @@ for _label in (
     labels.message_label,
     labels.delivery_label,
     labels.incident_update_label,
+    labels.line_label,
 ):
     bp.add_app_template_global(_label)
 
