@@ -350,3 +350,26 @@ def test_a_caller_unknown_to_the_directory_abroad_is_never_called_back():
     assert callable_number("+319006666669", in_directory=True, countries=countries) is None
     assert callable_number("+881612345678", in_directory=True, countries=countries) is None
     assert callable_number("12345#", in_directory=True, countries=countries) is None
+
+
+def test_the_number_in_the_queue_is_purged_after_the_retention_period(session, clock, asked):
+    from datetime import timedelta
+
+    from ivr.privacy.retention import purge_caller_numbers
+
+    purge_caller_numbers(session, before=clock.now - timedelta(days=90))
+    session.commit()
+    session.expire_all()
+    assert session.scalar(select(QueuedCallBack.number)) == CALLER  # younger than 90 days
+    purge_caller_numbers(session, before=clock.now + timedelta(days=1))
+    session.commit()
+    session.expire_all()
+    assert session.scalar(select(QueuedCallBack.number)) is None
+
+
+def test_the_number_in_the_queue_is_exported_and_erased_on_request(session, cli, asked):
+    exported = cli("privacy", "export", CALLER)
+    assert '"call_backs"' in exported.output and CALLER in exported.output
+    assert cli("privacy", "erase", CALLER).exit_code == 0
+    session.expire_all()
+    assert session.scalar(select(QueuedCallBack.number)) is None

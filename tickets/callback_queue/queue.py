@@ -214,7 +214,8 @@ def start(
             raise NotCallable(f"Ticket {ticket.number} has no caller number to call back.")
         request = QueuedCallBack(ticket_id=ticket.id, number=number, requested_at=now)
         session.add(request)
-    if request.number is None:
+    # Checked again: the number may have been purged or erased since the caller asked.
+    if callable_number(request.number, in_directory=True, countries=countries) is None:
         raise NotCallable(f"Ticket {ticket.number}'s caller number is no longer kept.")
     request.status, request.engineer_id, request.started_at = CALLING, engineer.id, now
     request.call_sid, request.outcome, request.finished_at = None, None, None
