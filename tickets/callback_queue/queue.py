@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import phonenumbers
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from tickets import paging
@@ -138,22 +139,30 @@ def ask(
         .order_by(QueuedCallBack.requested_at, QueuedCallBack.id)
         .limit(1)
     )
-    detail = f"on {number}" + (", already in the queue" if waiting is not None else "")
-    session.add(
-        TicketEvent(
-            ticket_id=call.ticket_id, kind=CALL_BACK_ASKED, detail=detail, call_sid=call.sid, at=now
-        )
-    )
     if waiting is not None:
-        session.flush()
+        _note_asked(session, call, f"on {number}, already in the queue", now)
         return waiting
     request = QueuedCallBack(
         ticket_id=call.ticket_id, asked_on=call.sid, number=number, language=language
     )
     request.requested_at = now
-    session.add(request)
-    session.flush()
+    try:
+        with session.begin_nested():  # a retried webhook may ask at the very same moment
+            session.add(request)
+    except IntegrityError:
+        return session.scalar(select(QueuedCallBack).where(QueuedCallBack.asked_on == call.sid))
+    _note_asked(session, call, f"on {number}", now)
     return request
+
+
+def _note_asked(session: Session, call: TicketCall, detail: str, now: datetime) -> None:
+    """Note the request on the ticket's timeline, under the call that asked."""
+    session.add(
+        TicketEvent(
+            ticket_id=call.ticket_id, kind=CALL_BACK_ASKED, detail=detail, call_sid=call.sid, at=now
+        )
+    )
+    session.flush()
 
 
 def queue_of(session: Session, ticket_ids: Iterable[int]) -> list[QueuedCallBack]:
