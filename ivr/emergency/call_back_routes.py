@@ -1,8 +1,9 @@
 """Answer the webhooks of a call-back's call: the engineer's leg first, then the caller's.
 
-A blueprint of its own, outside the caller-facing voice webhooks: while the database is away
-the outage machinery must not treat the engineer's phone as an emergency caller. When these
-fail, Twilio asks the call's fallback URL, which needs no database.
+A blueprint of its own: while the database is away (or a step fails) the outage machinery
+serves these with "the call-back cannot be made now" (`ivr.outage.without_database`), never as
+an emergency caller; should the service not answer at all, Twilio asks the call's fallback URL,
+which needs no database either.
 """
 
 from __future__ import annotations
