@@ -110,8 +110,9 @@ def test_a_call_back_rings_the_engineer_first_and_dials_the_caller_showing_the_l
     tick(app)
     [placed] = twilio.calls
     assert (placed.to, placed.from_) == (ANNA, EMERGENCY_NUMBER)
-    assert path_of(placed.url) == "/voice/call-back/engineer?request=1"
-    assert path_of(placed.status_callback) == "/voice/call-back/status?request=1"
+    [asked_for] = session.scalars(select(QueuedCallBack.id)).all()
+    assert path_of(placed.url) == f"/voice/call-back/engineer?request={asked_for}"
+    assert path_of(placed.status_callback) == f"/voice/call-back/status?request={asked_for}"
     assert path_of(placed.fallback_url) == "/voice/call-back/fallback"
 
     leg = engineer_leg(client, placed)
