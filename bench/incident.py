@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -514,12 +515,15 @@ class Scenario:
 # ------------------------------------------------------------------ the report
 
 
-def report(outcomes: list[Outcome]) -> int:
+def report(outcomes: list[Outcome], args: argparse.Namespace) -> int:
     """Print the figures side by side; return 1 when this checkout misses a target."""
     figures = [outcome.figures() for outcome in outcomes]
     width = 26
     print()
-    print("Major outage: 20 organisations in 30 s, level 1 on the first two calls")
+    print(
+        f"Major outage: {args.organisations} organisations in {args.window:g} s, "
+        "level 1 on the first two calls"
+    )
     print(f"{'':40}" + "".join(f"{o.label:>{width}}" for o in outcomes))
 
     def row(name: str, cells: list[str]) -> None:
@@ -558,13 +562,18 @@ def report(outcomes: list[Outcome]) -> int:
 
 
 def run_one(tree: Path, args: argparse.Namespace, label: str) -> Outcome:
+    """Run the scenario on one checkout; its work directory stays only when something failed."""
     scenario = Scenario(tree, args, label)
     print(f"{label}: {tree} (work directory {scenario.workdir}) ...", flush=True)
+    outcome = None
     try:
         scenario.start()
-        return scenario.run()
+        outcome = scenario.run()
+        return outcome
     finally:
         scenario.stop()
+        if outcome is not None and not outcome.figures()["errors"]:
+            shutil.rmtree(scenario.workdir, ignore_errors=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -588,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.before:
         outcomes.append(run_one(args.before.resolve(), args, "before"))
     outcomes.append(run_one(PROJECT_ROOT, args, "after"))
-    code = report(outcomes)
+    code = report(outcomes, args)
     if args.json:
         print(json.dumps({o.label: o.figures() for o in outcomes}, indent=2))
     return code
