@@ -34,14 +34,13 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.checkout import ENGINEERS, caller_number, ivr_command, seed
 from bench.flows import ACCOUNT_SID, HttpTransport, Twilio
 from bench.servers import Server, free_port
 from bench.standin import TwilioStandIn
@@ -50,21 +49,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_ACCOUNT_SID = "AC" + "1c1d" * 8
 SMS_FROM = "+31612340000"
 EMERGENCY = "+31318584918"
-ENGINEERS = {
-    "anna": ("Anna Jansen", "+31620000001", 1),
-    "bas": ("Bas de Vries", "+31620000002", 1),
-    "carla": ("Carla Smit", "+31620000003", 2),
-}
 # What a caller heard when told the outage is known (the default Dutch prompt).
 TOLD = "bekend sinds"
 TARGET_PAGES = 3
 TARGET_BUSY_SECONDS = 60
 MAX_WEBHOOKS = 40
-
-
-def caller_number(n: int) -> str:
-    """Return organisation n's super user's mobile."""
-    return f"+3163{n:07d}"
 
 
 # ------------------------------------------------------------------ the engineers' phones
@@ -240,74 +229,6 @@ class CallWalker:
         return False
 
 
-# ------------------------------------------------------------------ set-up of one checkout
-
-
-def _ivr(tree: Path) -> list[str]:
-    """Return the command that runs the checkout's own `ivr` (its console script's target)."""
-    with open(tree / "pyproject.toml", "rb") as file:
-        target = tomllib.load(file)["project"]["scripts"]["ivr"]
-    module, function = target.split(":")
-    return [sys.executable, "-c", f"from {module} import {function}; {function}()"]
-
-
-def _run(tree: Path, env: dict, workdir: Path, *args: str, stdin: str | None = None) -> None:
-    done = subprocess.run(
-        [*_ivr(tree), *args],
-        env=env,
-        cwd=workdir,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"ivr {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
-
-
-def _calendar(people: list[str], now: datetime) -> str:
-    stamp = "%Y%m%dT%H%M%SZ"
-    events = []
-    for who in people:
-        name, _, _ = ENGINEERS[who]
-        events += [
-            "BEGIN:VEVENT",
-            f"UID:{who}-{uuid.uuid4().hex}@bench",
-            f"DTSTAMP:{now.strftime(stamp)}",
-            f"DTSTART:{(now - timedelta(days=1)).strftime(stamp)}",
-            f"DTEND:{(now + timedelta(days=2)).strftime(stamp)}",
-            f"SUMMARY:{name}",
-            f"ATTENDEE;CN={name}:mailto:{who}@bench.example",
-            "END:VEVENT",
-        ]
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//bench//incident//EN", *events]
-    return "\r\n".join([*lines, "END:VCALENDAR", ""])
-
-
-def seed(tree: Path, env: dict, workdir: Path, organisations: int) -> None:
-    """Add the organisations, the engineers and the rota through the checkout's commands."""
-    rows = ["organization,name,email,role,phone,pin"]
-    for n in range(1, organisations + 1):
-        rows.append(
-            f"Klant {n:02d},Super {n:02d},super{n}@klant{n}.example,super_user,{caller_number(n)},"
-        )
-    directory = workdir / "directory.csv"
-    directory.write_text("\n".join(rows) + "\n")
-    _run(tree, env, workdir, "directory", "import", str(directory))
-    for who, (name, phone, _) in ENGINEERS.items():
-        password = secrets.token_urlsafe(12)
-        _run(tree, env, workdir, "staff", "add", f"{who}@bench.example", "--name", name,
-             "--phone", phone, stdin=f"{password}\n{password}\n")  # fmt: skip
-    now = datetime.now(UTC)
-    for level in (1, 2):
-        people = [who for who, (_, _, at) in ENGINEERS.items() if at == level]
-        calendar = workdir / f"level{level}.ics"
-        calendar.write_text(_calendar(people, now))
-        _run(tree, env, workdir, "oncall", "import", str(calendar), "--level", str(level))
-    _run(tree, env, workdir, "hours", "set", "open")
-
-
 # ------------------------------------------------------------------ the scenario
 
 
@@ -371,7 +292,7 @@ class Scenario:
 
     def start(self) -> None:
         seed(self.tree, self.env, self.workdir, self.args.organisations)
-        argv = [*_ivr(self.tree), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv = [*ivr_command(self.tree), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.server = Server("ivr serve", argv, env=self.env, cwd=self.workdir, port=self.port,
                              log=self.workdir / "service.log")  # fmt: skip
         self.server.start(workers=2)
@@ -483,7 +404,7 @@ class Scenario:
 
     def api_token(self) -> str:
         done = subprocess.run(
-            [*_ivr(self.tree), "staff", "token", "carla@bench.example"],
+            [*ivr_command(self.tree), "staff", "token", "carla@bench.example"],
             env=self.env, cwd=self.workdir, capture_output=True, text=True, check=True,
         )  # fmt: skip
         return done.stdout.strip().splitlines()[-1]
