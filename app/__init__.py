@@ -50,6 +50,9 @@ def configure(app: Flask, settings: Settings) -> None:
     from ivr.messaging.helpdesk import helpdesk_policy
 
     app.config["HELPDESK"] = helpdesk_policy(settings)
+    from tickets.incidents import IncidentPolicy
+
+    app.config["INCIDENTS"] = IncidentPolicy.from_settings(settings.incidents)
     # The dashboard's statistics count the office menu's choices with the menu's own rule.
     from ivr.office.figures import count_menu_choices
 
@@ -107,6 +110,7 @@ def register_blueprints(app: Flask) -> None:
     app.url_map.converters["id"] = RowIdConverter
     from app import health
     from ivr import outage
+    from ivr.emergency import call_back_routes as call_back
     from ivr.emergency import routes as emergency
     from ivr.office import routes as office
     from ivr.voice import routes as voice
@@ -114,6 +118,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(voice.bp)
     app.register_blueprint(office.bp)
     app.register_blueprint(emergency.bp)
+    app.register_blueprint(call_back.bp)
     app.register_blueprint(health.bp)
 
     from ivr.messaging import routes as messaging

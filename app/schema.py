@@ -19,7 +19,9 @@ def register_models() -> None:
     clean-up) rely on it; a feature's tables live beside the feature.
     """
     import ivr.models  # noqa: F401
+    import tickets.callback_queue.models  # noqa: F401
     import tickets.helpdesk.models  # noqa: F401
+    import tickets.incidents.models  # noqa: F401
     import tickets.models  # noqa: F401
 
 

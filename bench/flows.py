@@ -22,6 +22,10 @@ DIAL_ANSWERED = "answer"
 DIAL_UNANSWERED = "no-answer"
 # How sure the recogniser is of what the bench says at a speech <Gather>.
 SPEECH_CONFIDENCE = "0.87"
+# What a caller does once the plan has said all it says: told the outage is known, they still
+# ask for an engineer (1); told every engineer is on a call, they ask to be called back (2).
+INSISTS = {"/voice/emergency/known": "1", "/voice/emergency/busy": "2"}
+CALL_BACK_KEY = "2"
 
 
 class FlowError(Exception):
@@ -152,6 +156,8 @@ class CallResult:
     samples: list[tuple[str, float]] = field(default_factory=list)
     bridged: bool = False
     recorded: bool = False
+    # Every engineer was on a call, and the caller asked to be called back.
+    called_back: bool = False
     error: str | None = None
     started: float = 0.0
     ended: float = 0.0
@@ -243,8 +249,8 @@ class _Call:
             # The service asked fewer questions than the plan answers: the flow has changed.
             raise FlowError(f"the call ended before the plan's answers {self.answers} were asked")
         expect = self.plan.expect
-        if expect == "bridged" and not self.result.bridged:
-            raise FlowError("the caller was never bridged to a person")
+        if expect == "bridged" and not (self.result.bridged or self.result.called_back):
+            raise FlowError("the caller was never bridged to a person nor called back")
         if expect == "voicemail" and not (self.result.recorded and not self.result.bridged):
             raise FlowError("the caller did not end in a voicemail")
 
@@ -255,7 +261,7 @@ class _Call:
             if tag in ("Say", "Play", "Pause"):
                 continue
             if tag == "Gather":
-                answer = self.answers.pop(0) if self.answers else SILENCE
+                answer = self.answers.pop(0) if self.answers else self.insist(verb, path)
                 if answer == SILENCE:
                     if verb.get("actionOnEmptyResult") == "true":
                         return self.follow(verb, path, {})
@@ -289,6 +295,14 @@ class _Call:
                 return None, path
             raise FlowError(f"{path} answered a verb the bench does not know: <{tag}>")
         return None, path
+
+    def insist(self, verb: ET.Element, path: str) -> str:
+        """Answer a choice the plan does not know of: an engineer after all, or a call-back."""
+        action = urlsplit(self.twilio.resolve(path, verb.get("action") or path)).path
+        answer = INSISTS.get(action, SILENCE)
+        if answer == CALL_BACK_KEY:
+            self.result.called_back = True
+        return answer
 
     def follow(self, verb: ET.Element, path: str, params: dict) -> tuple[ET.Element, str]:
         """Request a verb's action (default: the current URL) with `params`."""
@@ -389,7 +403,14 @@ class _Call:
         leg_sid = new_sid()
         if screened:
             if outcome == DIAL_ANSWERED:
-                bridged = self.screen(screened[0], leg_sid, accept=True)
+                # The first who picks up and presses 1; an engineer who took another call
+                # meanwhile is refused at the screening, and the next phone is answered.
+                bridged = False
+                for number in screened:
+                    bridged = self.screen(number, leg_sid, accept=True)
+                    if bridged:
+                        break
+                    leg_sid = new_sid()
             else:
                 for number in screened:
                     self.screen(number, new_sid(), accept=False)

@@ -1,4 +1,4 @@
-"""A local stand-in for Twilio's REST API: Messages, Recordings and IncomingPhoneNumbers.
+"""A local stand-in for Twilio's REST API: Messages, Calls, Recordings and IncomingPhoneNumbers.
 
 The service talks to it with the twilio library's own REST client (pointed here through
 `TWILIO_API_URL`), as it would to Twilio; only the far end is ours. The bench uses it so it
@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Messages\.json$")
+CALLS_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Calls\.json$")
 RECORDING_PATH = re.compile(
     r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Recordings/(RE[0-9a-zA-Z]{32})\.json$"
 )
@@ -50,6 +51,9 @@ NUMBER_FIELDS = {
 NOT_FOUND = {"code": 20404, "message": "The requested resource was not found", "status": 404}
 UNAUTHORISED = {"code": 20003, "message": "Authenticate", "status": 401}
 INVALID_URL = {"code": 21402, "message": "Url is not a valid URL", "status": 400}
+URL_REQUIRED = {"code": 21205, "message": "Url parameter is required.", "status": 400}
+TO_REQUIRED = {"code": 21201, "message": "No 'To' number is specified", "status": 400}
+FROM_REQUIRED = {"code": 21213, "message": "No 'From' number is specified", "status": 400}
 SERVER_ERROR = {"code": 20500, "message": "Internal Server Error", "status": 500}
 
 
@@ -65,14 +69,31 @@ class Sms:
 
 
 @dataclass
+class PlacedCall:
+    """One outbound call Twilio accepted through its Calls API (`form`: all that was posted)."""
+
+    sid: str
+    to: str
+    from_: str
+    url: str
+    status_callback: str | None
+    fallback_url: str | None
+    form: dict[str, str]
+
+
+@dataclass
 class TwilioStandIn:
-    """Answers like Twilio's Messages and Recordings APIs for one account on 127.0.0.1.
+    """Answers like Twilio's Messages, Calls and Recordings APIs for one account on 127.0.0.1.
 
     A message posted with the account's credentials answers 201 and is kept in `sent`;
     `requests` counts those posts, `refused` the requests with a wrong account or credentials.
     `fail_next` makes the next messages answer 500, `fail_deletes` the next recording
     deletions. A recording is known when its sid is in `recordings`; deleting it answers 204
     and adds it to `deleted`, deleting an unknown one answers 404, as Twilio does.
+
+    A call posted to the Calls API answers 201 and is kept in `calls` (nothing rings: a test or
+    the bench then requests its `url` as Twilio would); `fail_calls` makes the next ones answer
+    500. A call without `To`, `From` or `Url` answers 400, as Twilio does.
 
     The account's phone numbers are `numbers` (sid -> the resource as Twilio's JSON shows it;
     `add_number` buys one). Listing them filters on `PhoneNumber` like Twilio (a partial number,
@@ -83,6 +104,8 @@ class TwilioStandIn:
     account_sid: str
     auth_token: str
     sent: list[Sms] = field(default_factory=list)
+    calls: list[PlacedCall] = field(default_factory=list)
+    fail_calls: int = 0
     fail_next: int = 0
     requests: int = 0
     refused: int = 0
@@ -277,11 +300,81 @@ class TwilioStandIn:
             self.number_updates.append((resource["phone_number"], dict(form)))
             return 200, dict(resource)
 
+    def calls_to(self, number: str) -> list[PlacedCall]:
+        """Return the calls placed to `number`, oldest first."""
+        with self.lock:
+            return [call for call in self.calls if call.to == number]
+
+    def answer_call(self, match: re.Match, headers, form: dict[str, str]) -> tuple[int, dict]:
+        """Return the status and JSON body Twilio's Calls API answers to one posted call."""
+        refusal = self._refusal(match, headers)
+        if refusal:
+            return refusal
+        for name, problem in (("To", TO_REQUIRED), ("From", FROM_REQUIRED)):
+            if not form.get(name):
+                return 400, problem
+        if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
+            return 400, URL_REQUIRED
+        with self.lock:
+            if self.fail_calls > 0:
+                self.fail_calls -= 1
+                return 500, SERVER_ERROR
+            call = PlacedCall(
+                sid="CA" + secrets.token_hex(16),
+                to=form["To"],
+                from_=form["From"],
+                url=form.get("Url", ""),
+                status_callback=form.get("StatusCallback"),
+                fallback_url=form.get("FallbackUrl"),
+                form=dict(form),
+            )
+            self.calls.append(call)
+        return 201, self.call_resource(call)
+
+    def call_resource(self, call: PlacedCall) -> dict:
+        """Return a call as Twilio's JSON shows it just after it was queued."""
+        now = format_datetime(datetime.now(UTC), usegmt=True)
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}"
+        return {
+            "sid": call.sid,
+            "account_sid": self.account_sid,
+            "parent_call_sid": None,
+            "to": call.to,
+            "to_formatted": call.to,
+            "from": call.from_,
+            "from_formatted": call.from_,
+            "phone_number_sid": None,
+            "status": "queued",
+            "start_time": None,
+            "end_time": None,
+            "duration": None,
+            "price": None,
+            "price_unit": "USD",
+            "direction": "outbound-api",
+            "answered_by": None,
+            "api_version": "2010-04-01",
+            "forwarded_from": None,
+            "group_sid": None,
+            "caller_name": None,
+            "queue_time": "0",
+            "trunk_sid": None,
+            "date_created": now,
+            "date_updated": now,
+            "uri": uri + ".json",
+            "subresource_uris": {
+                "recordings": uri + "/Recordings.json",
+                "notifications": uri + "/Notifications.json",
+            },
+        }
+
     def answer_post(self, path: str, headers, form: dict[str, str]) -> tuple[int, dict]:
-        """Return the status and JSON body Twilio would answer to one posted message."""
+        """Return the status and JSON body Twilio would answer to one posted message or call."""
         number = NUMBER_PATH.match(path)
         if number:
             return self.answer_number_update(number, headers, form)
+        call = CALLS_PATH.match(path)
+        if call:
+            return self.answer_call(call, headers, form)
         refusal = self._refusal(MESSAGES_PATH.match(path), headers)
         if refusal:
             return refusal

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,19 +94,26 @@ def insert_unless_present(
     return session.scalars(statement.returning(model)).one_or_none()
 
 
-def unit_of_work(view: Callable[..., Row]) -> Callable[..., Row]:
-    """Declare a view or command that owns its unit of work: it commits once it has returned.
+@contextmanager
+def work() -> Iterator[None]:
+    """Make a block one unit of work: what it wrote is committed once it ends without an error.
 
     Services only write (flush), so a change and what goes with it (its audit row, its
-    outbox messages) are committed together here, whatever the view answers; an exception
-    commits nothing (the request's or command's session is rolled back and removed).
+    outbox messages) are committed together here; an exception commits nothing (the request's
+    or command's session is rolled back and removed).
     """
+    yield
+    db.session.commit()
+
+
+def unit_of_work(view: Callable[..., Row]) -> Callable[..., Row]:
+    """Declare a view or command that owns its unit of work: it commits once it has returned,
+    whatever it answers (see `work`)."""
 
     @functools.wraps(view)
     def done(*args, **kwargs) -> Row:
-        result = view(*args, **kwargs)
-        db.session.commit()
-        return result
+        with work():
+            return view(*args, **kwargs)
 
     return done
 

@@ -7,17 +7,13 @@ import os
 import re
 import string
 import tomllib
-from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -26,6 +22,13 @@ from pydantic import (
 )
 
 from core.helpdesk_settings import Helpdesk, secrets_from_environment
+from core.settings_types import (
+    Country,
+    PhoneNumber,
+    Schedule,
+    Strict,
+    international_number,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # config/default.toml and config/demo-directory.csv, as package data: in a checkout these are
@@ -50,10 +53,6 @@ ENV_OVERRIDES = {
     "IVR_HELPDESK_WEBHOOK_SECRET": "helpdesk.secret",
 }
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
 # A secret key is at least this long and uses this many different characters, which refuses a
 # word, a repeated word or a short phrase; a hex key from `secrets.token_hex(32)` has 64 and 16.
 MIN_SECRET_LENGTH = 32
@@ -62,56 +61,6 @@ MIN_SECRET_SYMBOLS = 12
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message is one line naming the key."""
-
-
-def _international_number(value: str) -> str:
-    """Accept only a valid phone number written in E.164 (+31318584900)."""
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"{value!r} is not a phone number in international format") from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"{value!r} is not a valid phone number")
-    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    if formatted != value:
-        raise ValueError(f"{value!r} must be written in E.164, as {formatted!r}")
-    return value
-
-
-PhoneNumber = Annotated[str, AfterValidator(_international_number)]
-
-
-def _country(value: str) -> str:
-    """Accept a country phonenumbers knows by its ISO 3166 code (NL, BE); never "001"."""
-    code = value.strip().upper()
-    if code not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"{value!r} is not a country code (two letters, as NL or BE)")
-    return code
-
-
-Country = Annotated[str, AfterValidator(_country)]
-
-
-class Strict(BaseModel):
-    """Base for settings sections: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Schedule(Strict):
-    """Opening hours of a line or department, in the service's time zone."""
-
-    days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
-    opens: time = time(8, 30)
-    closes: time = time(17, 30)
-    public_holidays_closed: bool = True
-    closed_dates: list[date] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _opens_before_closes(self) -> Schedule:
-        if self.opens >= self.closes:
-            raise ValueError("opens must be earlier than closes")
-        return self
 
 
 class Voice(Strict):
@@ -146,7 +95,7 @@ class OfficeLine(Strict):
     reception: list[PhoneNumber] = Field(min_length=1, max_length=10)
     reception_dial_timeout: int = Field(default=30, ge=5, le=120)
     menu_timeout: int = Field(default=6, ge=1, le=30)
-    max_misses: int = Field(default=3, ge=1, le=10)
+    max_misses: int = Field(default=2, ge=1, le=10)
     english_key: Literal["5", "6", "7", "8", "9", "0"] = "9"
     emergency_key: Literal["1", "2", "3", "4", "5", "6", "7", "8"] = "3"
     colleague_key: Literal["1", "2", "3", "4", "5", "6", "7", "8"] = "4"
@@ -232,6 +181,12 @@ class EmergencyLine(Strict):
     # A caller who goes on without a confirmed PIN: "ring" puts them through to the engineers
     # (who hear that the caller is not verified), "voicemail" takes a voicemail instead.
     unverified: Literal["ring", "voicemail"] = "ring"
+    # An engineer who accepted a call is busy (not rung for another) until its end is in; a
+    # call accepted longer ago than this without an end counts as ended (a lost callback).
+    busy_stale_minutes: int = Field(default=180, ge=10, le=1440)
+    # A caller recognised on the call may ask to be called back: on the number they called
+    # from when it is in the directory, or a fixed or mobile number of one of these countries.
+    call_back_countries: list[Country] = Field(default_factory=lambda: ["NL", "BE"], min_length=1)
     schedule: Schedule | None = None
     transcription: Transcription = Field(default_factory=Transcription)
 
@@ -286,7 +241,7 @@ class Paging(Strict):
     out_of_hours: bool = False
     channels: list[Literal["sms", "email"]] = Field(default_factory=lambda: ["sms", "email"])
     # The number SMS messages are sent from (E.164, SMS-capable); IVR_SMS_FROM overrides it.
-    sms_from: Annotated[str, AfterValidator(lambda v: v and _international_number(v))] = ""
+    sms_from: Annotated[str, AfterValidator(lambda v: v and international_number(v))] = ""
     # The mail server; IVR_SMTP_URL overrides it. Empty: no e-mail is sent.
     smtp_url: Annotated[str, AfterValidator(_smtp_url)] = ""
     email_from: str = "noodlijn@otys.example"
@@ -308,6 +263,18 @@ class Paging(Strict):
     max_attempts: int = Field(default=8, ge=1, le=30)
     # /health reports the sender as behind when a due message has waited longer than this.
     behind_seconds: int = Field(default=120, ge=10, le=3600)
+
+
+class Incidents(Strict):
+    """Major incidents: when outage reports of several organisations become one incident."""
+
+    # This many organisations reporting a major outage (triage key 1) within `window_minutes`
+    # open an incident by themselves; later outage reports join it.
+    threshold: int = Field(default=3, ge=2, le=100)
+    window_minutes: int = Field(default=10, ge=1, le=1440)
+    # Once an incident is acknowledged, level 1 gets at most one digest of the organisations
+    # that joined since, in this many minutes; nothing is paged per ticket.
+    digest_minutes: int = Field(default=15, ge=1, le=1440)
 
 
 class Privacy(Strict):
@@ -419,6 +386,7 @@ class Settings(Strict):
     emergency: EmergencyLine
     oncall: OnCall = Field(default_factory=OnCall)
     paging: Paging = Field(default_factory=Paging)
+    incidents: Incidents = Field(default_factory=Incidents)
     privacy: Privacy = Field(default_factory=Privacy)
     metrics: Metrics = Field(default_factory=Metrics)
     helpdesk: Helpdesk = Field(default_factory=Helpdesk)

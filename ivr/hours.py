@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from core.settings import WEEKDAYS, Schedule
+from core.settings_types import WEEKDAYS, Schedule
 
 
 @functools.lru_cache(maxsize=8)
@@ -88,4 +88,30 @@ def describe_hours(schedule: Schedule, speak) -> str:
         "hours_summary",
         opens=f"{schedule.opens.hour:02d}:{schedule.opens.minute:02d}",
         closes=f"{schedule.closes.hour:02d}:{schedule.closes.minute:02d}",
+    )
+
+
+def describe_since(moment: datetime, now: datetime, speak, *, zone: ZoneInfo) -> str:
+    """Say a past local moment as a person would: '10 uur 2', 'gisteren 16 uur 30'."""
+    local, today = moment.astimezone(zone), now.astimezone(zone).date()
+    values = {
+        "hour": local.hour,
+        "minute": local.minute,
+        "hour12": local.hour % 12 or 12,
+        "ampm": "a.m." if local.hour < 12 else "p.m.",
+    }
+    clock = speak.text("clock_hour" if local.minute == 0 else "clock_time", **values)
+    days_ago = (today - local.date()).days
+    if days_ago <= 0:
+        return clock
+    if days_ago == 1:
+        return speak.text("since_yesterday", time=clock)
+    weekdays = speak.text("weekday_names").split(",")
+    months = speak.text("month_names").split(",")
+    return speak.text(
+        "since_date",
+        weekday=weekdays[local.weekday()].strip(),
+        day=local.day,
+        month=months[local.month - 1].strip(),
+        time=clock,
     )

@@ -208,7 +208,10 @@ def test_the_webhooks_write_one_row_per_event_and_read_nothing_more(
     app, session, clock, phone, people
 ):
     from tickets.helpdesk.events import HelpdeskPolicy
+    from tickets.incidents import IncidentPolicy
 
+    # The same plain call three times: three organisations' outage reports would be an incident.
+    app.config["INCIDENTS"] = IncidentPolicy(threshold=100)
     configured = app.config["HELPDESK"]
     statements_of_a_call(phone, session, "+31611110001")  # warm: the same path both times
     app.config["HELPDESK"] = HelpdeskPolicy()

@@ -380,7 +380,7 @@ def test_office_star_repeats_the_menu(demo, settings):
 
 
 def test_office_misses_end_at_reception_not_in_a_loop(demo, settings):
-    output, _ = walk(demo, "--to", "office", "--keys", "7,-,-,n,-")
+    output, _ = walk(demo, "--to", "office", "--keys", "7,-,n,-")
     assert heard(settings, "office_invalid") in output
     assert output.count(heard(settings, "office_no_input")) == settings.office.max_misses - 1
     assert heard(settings, "office_to_reception") in output
@@ -479,3 +479,28 @@ def test_emergency_outside_hours_records_a_message_for_the_first_engineer(demo, 
     assert heard(settings, "emergency_closed") in output
     assert "ringing" not in output
     assert heard(settings, "emergency_voicemail_thanks") in output
+
+
+def test_ivr_call_walks_a_caller_through_an_open_incident(demo, settings):
+    from app.schema import register_models
+
+    register_models()  # the ticket call's relationships name the incidents' tables
+    summary = "Het platform is onbereikbaar."
+    opened = demo.ivr("incident", "open", summary)
+    assert opened.returncode == 0, opened.stdout + opened.stderr
+    number = re.search(r"incident (\d+) opened", opened.stdout).group(1)
+    try:
+        output, sid = walk(demo, "--to", "emergency", "--from", SUPER_USER, "--keys", "1,2")
+        said = ticket_said(settings, output)
+        told = output.index(heard(settings, "incident_known"))
+        assert said is not None and said.start() < told  # the ticket number first
+        assert heard(settings, "incident_news", text=summary) in output
+        assert heard(settings, "incident_choice") in output
+        assert heard(settings, "call_back_queued") in output
+        assert "ringing" not in output
+        (call,) = query(demo, select(TicketCall).where(TicketCall.sid == sid))
+        assert call.outcome == "call_back"
+        output, _ = walk(demo, "--to", "emergency", "--from", SUPER_USER, "--keys", "1,-")
+        assert output.rstrip().splitlines()[-3].endswith(heard(settings, "incident_goodbye"))
+    finally:
+        demo.ivr("incident", "resolve", number)

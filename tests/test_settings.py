@@ -25,7 +25,7 @@ def config_error(environ=None, path=None, **overrides) -> str:
 def test_default_configuration_loads_with_secrets_from_the_environment():
     settings = load_settings(environ=ENVIRON)
     assert settings.office.numbers == ["+31318584900"]
-    assert settings.office.max_misses == 3
+    assert settings.office.max_misses == 2
     assert settings.office.english_key == "9"
     assert settings.office.extension_max_tries == 3
     assert settings.office.colleague_dial_timeout == 20

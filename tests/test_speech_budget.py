@@ -162,3 +162,69 @@ def test_a_caller_whose_pin_cannot_be_checked_goes_on_unverified_within_twenty_s
     seconds, entries = walk(phone(to=EMERGENCY_NUMBER, from_="anonymous"), [triage_key])
     assert entries == 1
     assert seconds <= 20, f"{seconds:.1f} s of speech before the first phone rings"
+
+
+# ------------------------------------------------------------------ a known outage
+
+SUMMARY = "Het platform is onbereikbaar; we zoeken de oorzaak."
+
+
+@pytest.fixture
+def known_outage(session, clock):
+    """An incident support opened by hand five minutes ago, with a summary."""
+    from datetime import timedelta
+
+    from tickets.incidents.grouping import open_by_hand
+
+    open_by_hand(session, summary=SUMMARY, opened_by="support@otys.test", now=clock.now)
+    session.commit()
+    clock.now += timedelta(minutes=5)
+
+
+def test_a_caller_of_a_known_outage_hears_the_choice_within_eighteen_seconds(
+    phone, super_user, known_outage
+):
+    """Greeting, triage, ticket number, what is known, the SMS promise, up to 'toets 1'."""
+    call = phone(to=EMERGENCY_NUMBER, from_=CALLER)
+    first = follow_redirects(call, call.start())
+    before, _ = words_heard(first, "1")
+    root = call.press(first, "1")
+    heard, dials = words_heard(root, "1")
+    ours = before + heard - len(SUMMARY.split())  # support's own words come on top
+    assert not dials and "bekend sinds" in " ".join(say.text for say in root.iter("Say"))
+    assert ours / WORDS_PER_SECOND <= 18, f"{ours / WORDS_PER_SECOND:.1f} s before the choice"
+    # Key 1 then rings at once: only the recording notice comes first.
+    seconds, entries = walk_from(call, root, ["1"])
+    assert (entries, seconds <= 2) == (1, True), f"{seconds:.1f} s"
+
+
+def walk_from(call, root: ET.Element, keys: list[str]) -> tuple[float, int]:
+    """Press `keys` from `root` on; return the seconds of speech before a phone rings."""
+    words = 0
+    for entries, key in enumerate(keys, start=1):
+        root = follow_redirects(call, call.press(root, key))
+        heard, dials = words_heard(root, None)
+        words += heard
+        if dials:
+            return words / WORDS_PER_SECOND, entries
+    raise AssertionError(ET.tostring(root, encoding="unicode"))
+
+
+# ------------------------------------------------------------------ the office line
+
+
+def test_a_caller_for_finance_hears_at_most_six_seconds_before_the_phone_rings(phone):
+    seconds, entries = walk(phone(to=OFFICE_NUMBER, from_=CALLER), ["1"])
+    assert entries == 1
+    assert seconds <= 6, f"{seconds:.1f} s of speech before finance's phone rings"
+
+
+def test_a_silent_office_caller_reaches_reception_after_two_menus(phone, settings):
+    call = phone(to=OFFICE_NUMBER, from_=CALLER)
+    root, menus = call.start(), 0
+    while root.find("Dial") is None:
+        assert root.find("Gather") is not None, ET.tostring(root, encoding="unicode")
+        menus += 1
+        root = call.silence(root)
+    assert menus <= 2
+    assert [n.text for n in root.find("Dial")] == settings.office.reception

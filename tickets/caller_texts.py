@@ -23,7 +23,10 @@ from tickets.models import ERASED, OutboxMessage
 CALLER_TICKET = "caller_ticket"
 CALLER_ACK = "caller_ack"
 CALLER_RESOLVED = "caller_resolved"
-CALLER_KINDS = (CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED)
+# A major incident's update, and its resolution, to every caller on its tickets.
+CALLER_INCIDENT = "caller_incident"
+CALLER_INCIDENT_END = "caller_incident_end"
+CALLER_KINDS = (CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED, CALLER_INCIDENT, CALLER_INCIDENT_END)
 
 # Why a caller is not texted. The quiet ones are no protection at work (a landline, a withheld
 # number, texts turned off), so they are not noted on the ticket's timeline.

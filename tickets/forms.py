@@ -215,6 +215,13 @@ class CalledBackForm(FlaskForm):
     """Mark an office voicemail as called back."""
 
 
+class CallBackForm(FlaskForm):
+    """Call a ticket's caller back: which request of the queue (else the oldest), and where to."""
+
+    request = IntegerField(validators=[Optional(), NumberRange(min=1, max=2**31 - 1)])
+    incident = IntegerField(validators=[Optional(), NumberRange(min=1, max=2**31 - 1)])
+
+
 class HoursOverrideForm(FlaskForm):
     """Force both lines open or closed, or follow the schedule."""
 

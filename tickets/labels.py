@@ -52,6 +52,12 @@ EVENT_LABELS = {
     "line_closed": "Line closed: voicemail offered",
     "transcribed": "Voicemail transcribed",
     "journal": "From the outage journal",
+    "incident_joined": "Joined a major incident",
+    "engineers_busy": "Every engineer was on a call",
+    "incident_told": "Told the outage is known",
+    "call_back_asked": "Asked to be called back",
+    "call_back_started": "Call-back started",
+    "call_back_ended": "Call-back ended",
 }
 MESSAGE_LABELS = {
     "page": "Page",
@@ -62,6 +68,18 @@ MESSAGE_LABELS = {
     "caller_ack": "Acknowledgement to the caller",
     "caller_resolved": "Resolution to the caller",
     "test_page": "Test page",
+    "incident_digest": "Digest of organisations that joined",
+    "caller_incident": "Incident update to the caller",
+    "caller_incident_end": "Incident resolution to the caller",
+    "call_back": "Call-back: the engineer's phone rings first",
+}
+INCIDENT_UPDATE_LABELS = {
+    "opened": "Opened",
+    "joined": "Organisation joined",
+    "acknowledged": "Acknowledged",
+    "update": "Update",
+    "resolved": "Resolved",
+    "digest": "Digest to level 1",
 }
 DELIVERY_LABELS = {
     "pending": "Waiting to be sent",
@@ -69,7 +87,7 @@ DELIVERY_LABELS = {
     "sent": "Sent",
     "delivered": "Delivered",
     "failed": "Failed",
-    "cancelled": "Not sent (acknowledged)",
+    "cancelled": "Not sent (acknowledged or no longer needed)",
 }
 OUTCOME_LABELS = {
     "in_progress": "In progress",
@@ -81,6 +99,8 @@ OUTCOME_LABELS = {
     "abandoned_while_ringing": "Caller hung up while engineers rang",
     "refused": "No engineer accepted",
     "no_answer": "No answer",
+    "call_back": "Asked to be called back",
+    "informed": "Told the outage is known",
 }
 # The statistics group outcomes (tickets.statistics.figures.OUTCOME_GROUPS); short for legends.
 OUTCOME_GROUP_LABELS = {
@@ -90,12 +110,13 @@ OUTCOME_GROUP_LABELS = {
     "no_answer": "No answer",
     "abandoned": "Caller hung up",
     "closed": "Closed, no message",
+    "call_back": "Call-back asked",
+    "informed": "Told of the outage",
     "in_progress": "In progress",
 }
 CATEGORY_LABELS = {"bug": "Bug", "question": "Question", "other": "Other"}
 PRIORITY_LABELS = {"urgent": "Urgent", "high": "High", "normal": "Normal", "low": "Low"}
 SOURCE_LABELS = {"phone": "Phone call", "api": "API", "email": "E-mail", "web": "Web"}
-LINE_LABELS = {"emergency": "Emergency line", "office": "Office line"}
 CHANNEL_LABELS = {"sms": "SMS", "email": "E-mail", "chat": "Chat"}
 STAFF_ROLE_LABELS = {"agent": "Agent", "admin": "Admin"}
 TRIAGE_DETAILS = {"unknown": "no usable choice"}
@@ -122,6 +143,13 @@ AUDIT_LABELS = {
 # A Twilio recording's address: shown by its recording sid, the address is on the player.
 _RECORDING = re.compile(r"https://\S*/Recordings/(RE[0-9A-Za-z]+)\S*")
 _ROLE_IN_DETAIL = re.compile(r"\((user|key_user|super_user)\)")
+
+
+LINE_LABELS = {
+    "emergency": "Emergency line",
+    "office": "Office line",
+    "call_back": "Call-back through the emergency line",
+}
 
 
 def status_label(status: str) -> str:
@@ -159,6 +187,11 @@ def message_label(kind: str) -> str:
     return MESSAGE_LABELS.get(kind, kind)
 
 
+def incident_update_label(kind: str) -> str:
+    """Return the readable name of an entry of an incident's timeline."""
+    return INCIDENT_UPDATE_LABELS.get(kind, kind)
+
+
 def delivery_label(status: str) -> str:
     """Return the readable state of a message: waiting, sent, delivered, failed."""
     return DELIVERY_LABELS.get(status, status)
@@ -180,8 +213,10 @@ def source_label(source: str | None) -> str:
 
 
 def line_label(line: str | None) -> str:
-    """Return the readable name of a telephone line."""
-    return LINE_LABELS.get(line or "", line or "—")
+    """Return the readable name of the line a call was on (a call-back is one of its own)."""
+    if not line:
+        return "—"
+    return LINE_LABELS.get(line, line.replace("_", " ").capitalize() + " line")
 
 
 def channel_label(channel: str | None) -> str:

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from core.clock import utcnow
 from core.db import Base
 
+# Staff accounts live beside, in their own module; re-exported here with every other table.
+from tickets.staff_models import ApiToken, LoginFailure, StaffUser  # noqa: F401
+
 ROLES = ("user", "key_user", "super_user")
 ENTITLED_ROLES = ("key_user", "super_user")
 CATEGORIES = ("bug", "question", "other")
@@ -34,15 +37,18 @@ TICKET_NUMBER_BASE = 100000
 MAX_ID = 2**31 - 1
 # Stands in for a phone number that was purged or erased, in a column that cannot be empty.
 ERASED = "erased"
+# Ticket calls an engineer accepted whose end is not in: that engineer is on the phone.
+BUSY_CALLS = "answered_by_number IS NOT NULL AND ended_at IS NULL"
+
+
+def _where(condition: str) -> dict:
+    """Return the keywords of a partial index over the rows that meet `condition`."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
 
 
 def _still_personal(condition: str) -> dict:
-    """Return the keywords of a partial index over rows that still hold personal data.
-
-    The retention purge looks through these indexes only, so its daily work is the rows it
-    has to change, not the whole history.
-    """
-    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+    """Return a partial index over rows still holding personal data: what the purge reads."""
+    return _where(condition)
 
 
 class Organization(Base):
@@ -108,51 +114,6 @@ class ContactPhone(Base):
         return f"<ContactPhone {self.number} contact={self.contact_id}>"
 
 
-class StaffUser(Base):
-    """A support-staff account for the dashboard and API."""
-
-    __tablename__ = "staff_users"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20), default="agent")
-    password_hash: Mapped[str] = mapped_column(String(256))
-    active: Mapped[bool] = mapped_column(default=True)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # E.164; an account with a phone number is an engineer the rota can ring.
-    phone: Mapped[str | None] = mapped_column(String(20))
-    # Raised by signing out and deactivation: every session cookie issued before stops working.
-    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
-    # SHA-256 of the secret in the engineer's calendar feed URL; None when no feed is issued.
-    feed_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
-
-    def __repr__(self) -> str:
-        return f"<StaffUser {self.id} {self.email!r} {self.role}>"
-
-
-class ApiToken(Base):
-    """A bearer token of a staff account; only its SHA-256 is stored."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_used_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
-    # After this moment the token no longer works; None for tokens made before expiry existed.
-    expires_at: Mapped[datetime | None]
-
-    staff: Mapped[StaffUser] = relationship()
-
-    def __repr__(self) -> str:
-        return f"<ApiToken {self.id} staff={self.staff_id}>"
-
-
 class Ticket(Base):
     """A support ticket; emergency calls open urgent ones."""
 
@@ -198,6 +159,8 @@ class Ticket(Base):
     rating: Mapped[int | None]
     rating_comment: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None]
+    # The major incident the ticket belongs to (tickets.incidents); it keeps its own lifecycle.
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -245,6 +208,8 @@ class TicketCall(Base):
     # The statistics count a period's calls of one line; the purge finds what is still personal.
     __table_args__ = (
         Index("ix_ticket_calls_line_started_at", "line", "started_at"),
+        # Engineers on one of the line's calls now (tickets.busy): accepted, its end not in yet.
+        Index("ix_ticket_calls_busy", "answered_by_number", "answered_at", **_where(BUSY_CALLS)),
         Index(
             "ix_ticket_calls_personal_started_at",
             "started_at",
@@ -273,6 +238,8 @@ class TicketCall(Base):
     ring_seconds: Mapped[int | None]
     answered_by: Mapped[str | None] = mapped_column(String(200))
     answered_at: Mapped[datetime | None]
+    # The E.164 phone of the engineer who accepted: busy on this call until its end is in.
+    answered_by_number: Mapped[str | None] = mapped_column(String(20))
     recording_url: Mapped[str | None] = mapped_column(String(500))
     recording_sid: Mapped[str | None] = mapped_column(String(64))
     recording_duration: Mapped[int | None]
@@ -454,33 +421,21 @@ class AuditEvent(Base):
         return f"<AuditEvent {self.id} {self.action} by {self.actor!r}>"
 
 
-class LoginFailure(Base):
-    """A failed sign-in: counted per e-mail address and source, so a lock-out is no weapon."""
-
-    __tablename__ = "login_failures"
-    __table_args__ = (
-        Index("ix_login_failures_email_source_at", "email", "source", "at"),
-        # Failures per source, whatever the address: the limit on sign-in floods.
-        Index("ix_login_failures_source_at", "source", "at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320))
-    # The client's address (behind a trusted proxy, the one the proxy saw); an IPv6 one's /64.
-    source: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    def __repr__(self) -> str:
-        return f"<LoginFailure {self.email!r} from {self.source} {self.at:%H:%M}>"
-
-
-PAGE_STATES = ("active", "waiting", "acknowledged", "exhausted", "summarised", "cancelled")
-MESSAGE_CHANNELS = ("sms", "email", "chat")
+PAGE_STATES = (
+    "active",
+    "waiting",
+    "acknowledged",
+    "exhausted",
+    "summarised",
+    "cancelled",
+    "in_incident",
+)
+MESSAGE_CHANNELS = ("sms", "email", "chat", "call")
 MESSAGE_STATUSES = ("pending", "sending", "sent", "delivered", "failed", "cancelled")
 
 
 class Page(Base):
-    """The paging of one urgent ticket: which rota level was paged last, and when the next is due.
+    """The paging of an urgent ticket or an incident: the rota level paged last, the next step.
 
     The timer is this row's `next_step_at`, not a thread: whichever server process looks first
     after that moment takes the next step, so a restart loses no page.
@@ -490,7 +445,9 @@ class Page(Base):
     __table_args__ = (Index("ix_pages_state_next_step_at", "state", "next_step_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    # One of the two: a ticket's paging, or a major incident's (which stands for its tickets).
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), unique=True)
     # active: paging the rota; waiting: came in while closed, summarised at opening time.
     state: Mapped[str] = mapped_column(String(20))
     # Position in the rota of the last step taken (0 before the first), and the round.
@@ -503,10 +460,11 @@ class Page(Base):
 
     __mapper_args__ = {"version_id_col": version}
 
-    ticket: Mapped[Ticket] = relationship()
+    ticket: Mapped[Ticket | None] = relationship()
 
     def __repr__(self) -> str:
-        return f"<Page ticket={self.ticket_id} {self.state} L{self.level} R{self.round}>"
+        about = f"ticket={self.ticket_id}" if self.ticket_id else f"incident={self.incident_id}"
+        return f"<Page {about} {self.state} L{self.level} R{self.round}>"
 
 
 class OutboxMessage(Base):
@@ -524,23 +482,27 @@ class OutboxMessage(Base):
         # Whether paging can send: each channel's latest attempts (tickets.paging_state).
         Index("ix_outbox_messages_channel_updated_at", "channel", "updated_at"),
         # Texts to callers whose number is still kept.
+        Index("ix_outbox_messages_incident_id_kind", "incident_id", "kind"),
+        # Texts to callers whose number is still kept (tickets.caller_texts.CALLER_KINDS).
         Index(
             "ix_outbox_messages_caller_created_at",
             "created_at",
             **_still_personal(
-                "kind IN ('caller_ticket', 'caller_ack', 'caller_resolved')"
-                " AND recipient <> 'erased'"
+                "kind IN ('caller_ticket', 'caller_ack', 'caller_resolved', 'caller_incident',"
+                " 'caller_incident_end') AND recipient <> 'erased'"
             ),
         ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # A message about a major incident: its page, notice or digest, or an update to a caller.
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
-    # page, ack_notice, summary (to engineers); caller_ticket, caller_ack, caller_resolved.
+    # page, ack_notice, summary, digest (to engineers); caller_ticket, caller_ack, ... (callers).
     kind: Mapped[str] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(10))
-    # E.164 number, e-mail address, or "chat" for the configured chat webhook.
+    # E.164 number (an SMS, or a call: a call-back rings the engineer), e-mail address, or "chat".
     recipient: Mapped[str] = mapped_column(String(320))
     recipient_name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(5), default="nl")
@@ -578,8 +540,7 @@ class PinGuard(Base):
     paused_at: Mapped[datetime | None]
     # While now is before this moment, no PIN is checked: callers go on unverified.
     paused_until: Mapped[datetime | None]
-    # What tripped the last pause: this many wrong PINs within `window_minutes`, from `numbers`
-    # different numbers (withheld ones counted as one).
+    # What tripped the last pause: wrong PINs in `window_minutes` from `numbers` (withheld: one).
     failures: Mapped[int] = mapped_column(default=0)
     numbers: Mapped[int] = mapped_column(default=0)
     window_minutes: Mapped[int] = mapped_column(default=0)

@@ -26,7 +26,6 @@ from tickets.caller_texts import CALLER_RESOLVED as CALLER_RESOLVED
 from tickets.caller_texts import CALLER_TICKET, CallerTextRules
 from tickets.models import (
     ERASED,
-    OPEN_STATUSES,
     TICKET_NUMBER_BASE,
     OutboxMessage,
     Page,
@@ -48,6 +47,7 @@ TEST_PAGE = "test_page"
 ENGINEER_KINDS = (PAGE, ACK_NOTICE, SUMMARY, DIGEST)
 # Messages that list tickets to an engineer: each entitles them to acknowledge those by SMS.
 LISTING_KINDS = (SUMMARY, DIGEST)
+SENDING_OR_SENT = ("sending", "sent", "delivered")
 # An SMS reply acknowledges tickets paged to its sender this recently.
 PAGED_WITHIN = timedelta(days=7)
 
@@ -167,6 +167,8 @@ def start(
         if rules.switched_on:  # on, but nothing can send: the ticket says nobody was paged
             _note_not_paged(session, ticket, now)
         return None
+    if in_paged_incident(session, ticket):
+        return None
     page = session.scalar(select(Page).where(Page.ticket_id == ticket.id))
     if by_digest(ticket) and (ticket.in_hours or rules.out_of_hours):
         return _await_digest(session, ticket=ticket, page=page, now=now)
@@ -199,6 +201,14 @@ def _note_not_paged(session: Session, ticket: Ticket, now: datetime) -> None:
         _event(session, ticket.id, NOT_PAGED, "paging is on, but no channel can send", now)
 
 
+def in_paged_incident(session: Session, ticket: Ticket) -> bool:
+    """Return whether the ticket is part of a major incident that is paged for it."""
+    if ticket.incident_id is None:
+        return False
+    page = session.scalar(select(Page.id).where(Page.incident_id == ticket.incident_id))
+    return page is not None
+
+
 def by_digest(ticket: Ticket) -> bool:
     """Return whether a ticket is paged in the digest: nobody confirmed who called."""
     return not ticket.verified and not ticket.from_journal
@@ -229,7 +239,13 @@ def _levels(session: Session, now: datetime, rules: PagingPolicy) -> list[rota.O
     return [rota.OnCallLevel(level=1, engineers=engineers)] if engineers else []
 
 
-def _message_engineer(
+def level_one(session: Session, now: datetime, rules: PagingPolicy) -> tuple[rota.Engineer, ...]:
+    """Return who is on the rota's first level now (the configured engineers when nobody)."""
+    levels = _levels(session, now, rules)
+    return levels[0].engineers if levels else ()
+
+
+def message_engineer(
     session: Session,
     ticket_id: int | None,
     engineer: rota.Engineer,
@@ -253,7 +269,10 @@ def _message_engineer(
 
 
 def step(session: Session, *, page: Page, now: datetime, rules: PagingPolicy | None = None) -> None:
-    """Page the next level of the rota (a new round after the last), or give up after all rounds."""
+    """Page the next level of the rota (a new round after the last), or give up after all rounds.
+
+    A ticket's page notes each step on its timeline; an incident's messages are its record.
+    """
     rules = rules or policy()
     levels = _levels(session, now, rules)
     position, round = page.level + 1, page.round
@@ -261,30 +280,30 @@ def step(session: Session, *, page: Page, now: datetime, rules: PagingPolicy | N
         position, round = 1, round + 1
     if not levels or round > rules.rounds:
         page.state, page.next_step_at, page.ended_at = "exhausted", None, now
-        _event(session, page.ticket_id, PAGING_EXHAUSTED, "nobody acknowledged the pages", now)
-        log.warning("paging for ticket id %s ended: nobody acknowledged", page.ticket_id)
+        if page.ticket_id is not None:
+            _event(session, page.ticket_id, PAGING_EXHAUSTED, "nobody acknowledged the pages", now)
+        log.warning("paging ended, nobody acknowledged: %r", page)
         return
     page.level, page.round = position, round
     page.next_step_at = now + rules.ack_timeout
     level = levels[position - 1]
+    about = {"incident_id": page.incident_id} if page.incident_id is not None else {}
+    fields = {"kind": PAGE, "level": position, "round": round, **about}
     for engineer in level.engineers:
-        _message_engineer(
-            session, page.ticket_id, engineer, rules, kind=PAGE, level=page.level, round=page.round
-        )
+        message_engineer(session, page.ticket_id, engineer, rules, **fields)
     if rules.chat:
         _message(
             session,
             page.ticket_id,
-            kind=PAGE,
             channel="chat",
             recipient="chat",
             language=rules.staff_language,
-            level=position,
-            round=round,
+            **fields,
         )
-    names = ", ".join(engineer.name for engineer in level.engineers)
-    where = f"level {level.level}" + (f", round {round}" if round > 1 else "")
-    _event(session, page.ticket_id, PAGED, f"{names} ({where})", now)
+    if page.ticket_id is not None:
+        names = ", ".join(engineer.name for engineer in level.engineers)
+        where = f"level {level.level}" + (f", round {round}" if round > 1 else "")
+        _event(session, page.ticket_id, PAGED, f"{names} ({where})", now)
 
 
 def due_pages(session: Session, now: datetime, *, limit: int = 20) -> Sequence[Page]:
@@ -350,14 +369,12 @@ def _list_to_level_one(
     open_ids = [
         page.ticket_id for page in pages if not _taken(session, session.get(Ticket, page.ticket_id))
     ]
-    levels = _levels(session, now, rules) if open_ids else []
+    engineers = level_one(session, now, rules) if open_ids else ()
     for page in pages:
         page.state, page.next_step_at, page.ended_at = state, None, now
-    if not open_ids:
-        return
     numbers = " ".join(str(TICKET_NUMBER_BASE + ticket_id) for ticket_id in open_ids)
-    for engineer in levels[0].engineers if levels else ():
-        _message_engineer(session, None, engineer, rules, kind=kind, detail=numbers)
+    for engineer in engineers:
+        message_engineer(session, None, engineer, rules, kind=kind, detail=numbers)
     for ticket_id in open_ids:
         _event(session, ticket_id, PAGED, said, now)
 
@@ -387,15 +404,11 @@ def digest(
 # ------------------------------------------------------------------ acknowledgement
 
 
-def _paged_recipients(session: Session, ticket_id: int) -> list[OutboxMessage]:
+def _paged_recipients(session: Session, about) -> list[OutboxMessage]:
     """Return one page message per (channel, recipient) that went out or is going out."""
     rows = session.scalars(
         select(OutboxMessage)
-        .where(
-            OutboxMessage.ticket_id == ticket_id,
-            OutboxMessage.kind == PAGE,
-            OutboxMessage.status.in_(("sending", "sent", "delivered")),
-        )
+        .where(about, OutboxMessage.kind == PAGE, OutboxMessage.status.in_(SENDING_OR_SENT))
         .order_by(OutboxMessage.id)
     ).all()
     seen: dict[tuple[str, str], OutboxMessage] = {}
@@ -404,53 +417,80 @@ def _paged_recipients(session: Session, ticket_id: int) -> list[OutboxMessage]:
     return list(seen.values())
 
 
-def acknowledged(
-    session: Session, *, ticket: Ticket, staff: StaffUser, via: str, now: datetime
+def _subject(ticket_id: int | None, incident_id: int | None) -> tuple:
+    """Return the conditions on pages and messages of a ticket, or of an incident."""
+    if incident_id is not None:
+        return Page.incident_id == incident_id, OutboxMessage.incident_id == incident_id
+    return Page.ticket_id == ticket_id, OutboxMessage.ticket_id == ticket_id
+
+
+def stop(
+    session: Session,
+    *,
+    ticket_id: int | None = None,
+    incident_id: int | None = None,
+    state: str,
+    why: str,
+    now: datetime,
 ) -> None:
-    """Stop the ticket's paging at once and tell the others who were paged; in this transaction."""
-    rules = policy()
+    """Stop the paging of a ticket or an incident: no next step, no page not yet sent."""
+    page_of, message_of = _subject(ticket_id, incident_id)
     session.execute(
         update(Page)
-        .where(Page.ticket_id == ticket.id, Page.state.in_(("active", "waiting", IN_NEXT_DIGEST)))
-        .values(state="acknowledged", next_step_at=None, ended_at=now, version=Page.version + 1)
+        .where(page_of, Page.state.in_(("active", "waiting", IN_NEXT_DIGEST)))
+        .values(state=state, next_step_at=None, ended_at=now, version=Page.version + 1)
         .execution_options(synchronize_session=False)
     )
     session.execute(
         update(OutboxMessage)
-        .where(
-            OutboxMessage.ticket_id == ticket.id,
-            OutboxMessage.kind == PAGE,
-            OutboxMessage.status == "pending",
-        )
-        .values(
-            status="cancelled",
-            last_error=f"acknowledged by {staff.name}",
-            version=OutboxMessage.version + 1,
-        )
+        .where(message_of, OutboxMessage.kind == PAGE, OutboxMessage.status == "pending")
+        .values(status="cancelled", last_error=why[:500], version=OutboxMessage.version + 1)
         .execution_options(synchronize_session=False)
     )
+
+
+def tell_the_paged(
+    session: Session,
+    *,
+    ticket_id: int | None = None,
+    incident_id: int | None = None,
+    staff: StaffUser,
+    via: str,
+) -> None:
+    """Tell everyone else who was paged that `staff` acknowledged it."""
+    _, message_of = _subject(ticket_id, incident_id)
     own = {staff.phone, staff.email}
-    for row in _paged_recipients(session, ticket.id):
+    for row in _paged_recipients(session, message_of):
         if row.recipient in own or (row.staff_id is not None and row.staff_id == staff.id):
             continue
         _message(
             session,
-            ticket.id,
+            ticket_id,
+            incident_id=incident_id,
             staff_id=row.staff_id,
             kind=ACK_NOTICE,
             channel=row.channel,
             recipient=row.recipient,
             recipient_name=row.recipient_name,
-            language=rules.staff_language,
+            language=policy().staff_language,
             detail=f"{staff.name} ({via})",
         )
+
+
+def acknowledged(
+    session: Session, *, ticket: Ticket, staff: StaffUser, via: str, now: datetime
+) -> None:
+    """Stop the ticket's paging at once and tell the others who were paged; in this transaction."""
+    why = f"acknowledged by {staff.name}"
+    stop(session, ticket_id=ticket.id, state="acknowledged", why=why, now=now)
+    tell_the_paged(session, ticket_id=ticket.id, staff=staff, via=via)
     tell_caller(session, ticket=ticket, kind=CALLER_ACK)
 
 
 # ------------------------------------------------------------------ the caller
 
 
-def _not_texted(session: Session, ticket_id: int, why: str, call_sid: str | None, now) -> None:
+def note_not_texted(session: Session, ticket_id: int, why: str, call_sid: str | None, now) -> None:
     """Note on the timeline that a protection kept the caller from being texted."""
     if why not in caller_texts.QUIET:
         log.info("caller of ticket id %s not texted: %s", ticket_id, why)
@@ -491,7 +531,7 @@ def inform_caller(
         now=now,
     )
     if why is not None:
-        _not_texted(session, ticket.id, why, call.sid, now)
+        note_not_texted(session, ticket.id, why, call.sid, now)
         return None
     return _message(
         session, ticket.id, kind=CALLER_TICKET, channel="sms", recipient=caller, language=language
@@ -527,7 +567,7 @@ def tell_caller(
         already.add(row.recipient)
         why = caller_texts.cap_problem(session, number=row.recipient, rules=rules.callers, now=now)
         if why is not None:
-            _not_texted(session, ticket.id, why, None, now)
+            note_not_texted(session, ticket.id, why, None, now)
             continue
         _message(
             session,
@@ -537,53 +577,3 @@ def tell_caller(
             recipient=row.recipient,
             language=row.language,
         )
-
-
-# ------------------------------------------------------------------ what the timeline shows
-
-
-def messages_of(session: Session, ticket_id: int) -> list[OutboxMessage]:
-    """Return every message about a ticket, oldest first, for its timeline."""
-    return list(
-        session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.ticket_id == ticket_id)
-            .order_by(OutboxMessage.created_at, OutboxMessage.id)
-        )
-    )
-
-
-def is_waiting(ticket: Ticket) -> bool:
-    """Return whether nobody acknowledged the open ticket yet."""
-    return ticket.acknowledged_at is None and ticket.status in OPEN_STATUSES
-
-
-def paged_tickets(session: Session, staff: StaffUser, *, now: datetime) -> list[Ticket]:
-    """Return the tickets this staff member was paged for within `PAGED_WITHIN`, newest first.
-
-    A page names its ticket; an opening summary or a digest of unverified calls lists its
-    tickets, and each listed ticket counts as paged to whoever got it.
-    """
-    addresses = [address for address in (staff.phone, staff.email) if address]
-    rows = session.execute(
-        select(OutboxMessage.ticket_id, OutboxMessage.detail, OutboxMessage.kind)
-        .where(
-            OutboxMessage.kind.in_((PAGE, *LISTING_KINDS)),
-            (OutboxMessage.staff_id == staff.id) | OutboxMessage.recipient.in_(addresses),
-            OutboxMessage.created_at >= now - PAGED_WITHIN,
-        )
-        .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
-    ).all()
-    ids: dict[int, None] = {}
-    for ticket_id, detail, kind in rows:
-        if kind in LISTING_KINDS:
-            for number in reversed((detail or "").split()):
-                listed = Ticket.id_from_number(number)
-                if listed is not None:
-                    ids.setdefault(listed)
-        elif ticket_id is not None:
-            ids.setdefault(ticket_id)
-    if not ids:
-        return []
-    found = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_(list(ids))))}
-    return [found[ticket_id] for ticket_id in ids if ticket_id in found]

@@ -114,6 +114,8 @@ def ticket_to_dict(ticket: Ticket, *, with_events: bool = False) -> dict:
         "rating": ticket.rating,
         "rating_comment": ticket.rating_comment,
         "closed_at": iso(ticket.closed_at),
+        # The major incident's number (its id), or None.
+        "incident": ticket.incident_id,
         "calls": [call_to_dict(call) for call in ticket.calls],
     }
     if with_events:

@@ -1,6 +1,6 @@
 """The `ivr` command: a module per command group, shared helpers in `common`.
 
-`serve`, `directory`, `staff`, `oncall`, `hours`, `journal`, `privacy`, `helpdesk`,
+`serve`, `directory`, `staff`, `oncall`, `hours`, `incident`, `journal`, `privacy`, `helpdesk`,
 `twilio`, `doctor`, `call` and `demo`; each
 module imports what its commands need when they run, so `ivr --help` stays quick.
 """
@@ -18,6 +18,7 @@ from app.cli import (
     doctor,
     helpdesk,
     hours,
+    incident,
     journal,
     oncall,
     privacy,
@@ -47,6 +48,7 @@ for command in (
     staff.staff,
     oncall.oncall,
     hours.hours,
+    incident.incident,
     journal.journal,
     privacy.privacy,
     helpdesk.helpdesk,

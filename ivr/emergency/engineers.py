@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -11,7 +12,8 @@ from core.clock import utcnow
 from core.db import db
 from core.settings import Settings, current_settings
 from ivr import params
-from ivr.emergency.state import find_call, restart
+from ivr.emergency import everyone_busy
+from ivr.emergency.state import find_call, restart, say_ticket
 from ivr.emergency.triage import (
     SEQUENTIAL,
     RingStep,
@@ -20,6 +22,7 @@ from ivr.emergency.triage import (
     next_engineer,
     next_ring_step,
     spoken_digits,
+    without_busy,
 )
 from ivr.emergency.voicemail import offer_voicemail
 from ivr.flow import action_url, commit_now, engineer_name, guarded, hang_up, note
@@ -28,6 +31,7 @@ from ivr.metrics import counters
 from ivr.outage import without_database
 from ivr.prompts import Speaker
 from tickets import paging, rota
+from tickets.busy import busy_numbers
 from tickets.models import Ticket, TicketCall
 from tickets.urgent import opening, outcomes, timeline
 
@@ -44,26 +48,81 @@ def _recording(settings: Settings, call: TicketCall) -> dict:
     }
 
 
-def ring(settings: Settings, response: VoiceResponse, call: TicketCall, *, language: str) -> None:
-    """Add the first `<Dial>`: level 1 of the rota, or the configured engineers without one."""
+def put_through(
+    settings: Settings,
+    speak: Speaker,
+    response: VoiceResponse,
+    call: TicketCall,
+    *,
+    ticket_said: bool = False,
+) -> VoiceResponse:
+    """Say the ticket number (unless said), the recording notice, and ring the engineers.
+
+    When every engineer is on a call, nobody is rung: the caller hears so and is offered a
+    call-back or a voicemail.
+    """
+    if not ticket_said:
+        say_ticket(speak, response, call)
+    if ring(settings, response, call, speak=speak):
+        return response
+    return everyone_busy.offer(settings, speak, response, call)
+
+
+def busy_now(settings: Settings, *, except_sid: str | None = None) -> frozenset[str]:
+    """Return the phones of engineers on one of the line's calls now (none when unknown)."""
+    stale_after = timedelta(minutes=settings.emergency.busy_stale_minutes)
+    found = guarded(busy_numbers, now=utcnow(), stale_after=stale_after, except_sid=except_sid)
+    return found or frozenset()
+
+
+def ring(settings: Settings, response: VoiceResponse, call: TicketCall, *, speak: Speaker) -> bool:
+    """Add the recording notice and the first `<Dial>`, leaving out engineers on a call.
+
+    Level 1 of the rota rings first, or the configured engineers when the rota names nobody.
+    Return False, adding nothing, when every one of them is on a call: nobody rings a busy
+    phone (the caller is offered a call-back instead).
+    """
+    busy_phones = busy_now(settings)
     levels = oncall_levels()
-    step = next_ring_step(levels, rounds=settings.oncall.rounds, after=None)
+    language = speak.language
+    if not levels:
+        return ring_configured(
+            settings, response, call, language=language, index=0, busy=busy_phones, notice=speak
+        )
+    free = without_busy(levels, busy_phones)
+    step = next_ring_step(free, rounds=settings.oncall.rounds, after=None)
     if step is None:
-        ring_configured(settings, response, call, language=language, index=0)
-    else:
-        ring_level(settings, response, call, language=language, step=step)
+        return False
+    ring_level(settings, response, call, language=language, step=step, notice=speak)
+    return True
 
 
-def oncall_levels() -> list[tuple[int, tuple[int, ...]]]:
-    """Return who is on call now, as (level, staff ids); empty when the rota names nobody."""
+def oncall_levels() -> list[tuple[int, tuple[tuple[int, str], ...]]]:
+    """Return who is on call now, as (level, (staff id, phone)); empty when nobody is."""
     levels = guarded(rota.on_call_at, at=utcnow()) or []
-    return [(level.level, tuple(e.staff_id for e in level.engineers[:10])) for level in levels]
+    return [
+        (level.level, tuple((e.staff_id, e.phone) for e in level.engineers[:10]))
+        for level in levels
+    ]
+
+
+def _say_notice(settings: Settings, response: VoiceResponse, notice: Speaker | None) -> None:
+    """Say the recording notice before the first `<Dial>` of a recorded call."""
+    if notice is not None and settings.emergency.record_calls:
+        notice.say(response, "recording_notice")
 
 
 def ring_level(
-    settings: Settings, response: VoiceResponse, call: TicketCall, *, language: str, step: RingStep
+    settings: Settings,
+    response: VoiceResponse,
+    call: TicketCall,
+    *,
+    language: str,
+    step: RingStep,
+    notice: Speaker | None = None,
 ) -> None:
     """Add a `<Dial>` of one rota level's engineers at once, each leg screened."""
+    _say_notice(settings, response, notice)
     dial = response.dial(
         action=action_url(
             "emergency.dialled",
@@ -99,19 +158,37 @@ def ring_level(
 
 
 def ring_configured(
-    settings: Settings, response: VoiceResponse, call: TicketCall, *, language: str, index: int
-) -> None:
-    """Add a `<Dial>` of the configured engineers (no rota now), each leg screened."""
+    settings: Settings,
+    response: VoiceResponse,
+    call: TicketCall,
+    *,
+    language: str,
+    index: int,
+    busy: frozenset[str] = frozenset(),
+    notice: Speaker | None = None,
+) -> bool:
+    """Add a `<Dial>` of the configured engineers (no rota now), each leg screened.
+
+    Engineers whose phone is `busy` are left out; return False, adding nothing, when that
+    leaves nobody to ring.
+    """
     line = settings.emergency
+    on_a_call = frozenset(p for p, e in enumerate(line.engineers) if e.number in busy)
+    positions = engineers_to_ring(line.ring_strategy, len(line.engineers), index, on_a_call)
+    if not positions:
+        return False
+    _say_notice(settings, response, notice)
     sequential = line.ring_strategy == SEQUENTIAL
     dial = response.dial(
-        action=action_url("emergency.dialled", lang=language, eng=index if sequential else None),
+        action=action_url(
+            "emergency.dialled", lang=language, eng=positions[0] if sequential else None
+        ),
         method="POST",
         timeout=line.dial_timeout,
         **_recording(settings, call),
     )
     rung = []
-    for position in engineers_to_ring(line.ring_strategy, len(line.engineers), index):
+    for position in positions:
         engineer = line.engineers[position]
         screen_url = action_url(
             "emergency.screen_engineer", ticket=call.ticket.number, eng=position
@@ -120,6 +197,7 @@ def ring_configured(
         rung.append(engineer.name)
     counters.count_engineers_rung(None, len(rung))
     guarded(timeline.record_engineers_rung, call=call, engineers=rung, now=utcnow())
+    return True
 
 
 @dataclass(frozen=True)
@@ -156,12 +234,19 @@ def settle_engineer_dial(
         guarded(outcomes.record_dial_outcome, call=call, outcome=outcome)
         return hang_up()
     response = VoiceResponse()
-    if _ring_again(settings, response, call, language=language, state=state):
+    again = _ring_again(settings, response, call, language=language, state=state)
+    if again == RANG:
         return response
+    if again == ALL_BUSY:
+        return everyone_busy.offer(settings, speak, response, call)
     guarded(outcomes.record_engineers_unavailable, call=call, now=utcnow())
     note(call.sid, "engineers_unavailable")
     speak.say(response, "engineers_unavailable")
     return offer_voicemail(settings, speak, response, call)
+
+
+# What `_ring_again` did: rang the next step; found only engineers on a call; found nobody.
+RANG, ALL_BUSY, NOBODY = "rang", "busy", "nobody"
 
 
 def _ring_again(
@@ -171,43 +256,53 @@ def _ring_again(
     *,
     language: str,
     state: DialState,
-) -> bool:
-    """Add the next `<Dial>` of the escalation, if there is one; return whether there was."""
+) -> str:
+    """Add the next `<Dial>` of the escalation, leaving out engineers on a call; say how it went.
+
+    Busy engineers are asked about again at each step: a level whose people are all on a call
+    is passed by now and rung in the next round if one of them is free by then.
+    """
+    busy_phones = busy_now(settings)
     if state.on_rota:
         levels = oncall_levels()
+        after = (state.round, state.level)
+        rounds, previous = settings.oncall.rounds, state.previous
         step = next_ring_step(
-            levels,
-            rounds=settings.oncall.rounds,
-            after=(state.round, state.level),
-            previous=state.previous,
+            without_busy(levels, busy_phones), rounds=rounds, after=after, previous=previous
         )
         if step is not None:
             ring_level(settings, response, call, language=language, step=step)
-            return True
+            return RANG
         if levels:
-            return False
+            anyone = next_ring_step(
+                without_busy(levels, frozenset()), rounds=rounds, after=after, previous=previous
+            )
+            return ALL_BUSY if anyone is not None else NOBODY
         # The rota emptied during the call (a shift ended): the configured engineers are next.
-        ring_configured(settings, response, call, language=language, index=0)
-        return True
-    line = settings.emergency
-    following = next_engineer(line.ring_strategy, len(line.engineers), state.index)
-    if following is None:
-        return False
-    ring_configured(settings, response, call, language=language, index=following)
-    return True
+        index = 0
+    else:
+        line = settings.emergency
+        index = next_engineer(line.ring_strategy, len(line.engineers), state.index)
+        if index is None:
+            return NOBODY
+    rang = ring_configured(
+        settings, response, call, language=language, index=index, busy=busy_phones
+    )
+    return RANG if rang else ALL_BUSY
 
 
-def _engineer_name(
+def _engineer(
     settings: Settings, index: int | None, staff_id: int | None, number: str | None
-) -> str:
-    """Return the name of the engineer on this leg: rota, configuration, or by number."""
+) -> tuple[str, str | None]:
+    """Return the name and phone of the engineer on this leg: rota, configuration, or number."""
     if staff_id is not None:
         found = rota.engineers_by_id(db.session, (staff_id,))
         if found:
-            return found[0].name
+            return found[0].name, found[0].phone
     if index is not None:
-        return settings.emergency.engineers[index].name
-    return engineer_name(settings, db.session, number)
+        engineer = settings.emergency.engineers[index]
+        return engineer.name, engineer.number
+    return engineer_name(settings, db.session, number), params.caller_id(number)
 
 
 def _ticket_and_call(
@@ -233,6 +328,11 @@ def screen(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceRespon
     """Tell the engineer who calls and why; only a key press of 1 bridges the caller."""
     speak = Speaker.for_language(settings, settings.default_language)
     ticket, call = _ticket_and_call(form, leg.ticket_number)
+    name, phone = _engineer(settings, leg.index, leg.staff_id, form.get("To"))
+    if phone and phone in busy_now(settings, except_sid=call.sid if call is not None else None):
+        # Accepted another call since this one began ringing: their phone rings for no other.
+        note(call.sid if call is not None else None, "engineer_busy")
+        return hang_up()
     given = (call.reason if call is not None else None) or (ticket and ticket.reason)
     reason = speak.text(f"reason_{given}" if given else "reason_unknown")
     if ticket is not None and not ticket.verified and not ticket.from_journal:
@@ -296,7 +396,7 @@ def accept(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceRespon
     digits = params.digits(form.get("Digits"))
     accepted = digits == "1"
     counters.count_engineer_answer(leg.level, digits)
-    engineer = _engineer_name(settings, leg.index, leg.staff_id, form.get("To"))
+    engineer, phone = _engineer(settings, leg.index, leg.staff_id, form.get("To"))
     if not digits:
         engineer = f"{engineer} (no key pressed)"
     ticket, call = _ticket_and_call(form, leg.ticket_number)
@@ -308,6 +408,7 @@ def accept(settings: Settings, form: Mapping[str, str], leg: Leg) -> VoiceRespon
             engineer=engineer,
             accepted=accepted,
             place=timeline.rota_place(leg.level, leg.round),
+            engineer_phone=phone,
             now=utcnow(),
         )
         # Who answered is never lost, whatever happens to the rest of the bridge.

@@ -14,12 +14,13 @@ from twilio.twiml.voice_response import VoiceResponse
 from core.clock import utcnow
 from core.settings import Settings
 from ivr import params
-from ivr.emergency.engineers import ring
-from ivr.emergency.state import find_call, restart, say_ticket
+from ivr.emergency import known_outage
+from ivr.emergency.engineers import put_through
+from ivr.emergency.state import find_call, restart
 from ivr.emergency.triage import triage_choice
 from ivr.flow import action_url, guarded, note
 from ivr.prompts import Speaker
-from tickets.models import TicketCall
+from tickets import incidents
 from tickets.urgent import timeline
 
 
@@ -58,20 +59,15 @@ def take_triage(
         speak.say(response, "triage_invalid" if digits else "office_no_input")
         ask_triage(settings, speak, response, misses=step.misses)
         return response
-    guarded(timeline.record_reason, call=call, reason=step.reason, now=utcnow())
+    now = utcnow()
+    guarded(timeline.record_reason, call=call, reason=step.reason, now=now)
     note(call.sid, f"triage:{step.reason or 'unknown'}")
+    if step.reason == "outage":
+        # In this webhook's transaction: the ticket joins the open incident, or opens one.
+        incident = guarded(incidents.note_outage_report, ticket=call.ticket, now=now)
+        if known_outage.is_known(incident, now):
+            return known_outage.tell(settings, speak, response, call, incident, now=now)
     return put_through(settings, speak, response, call)
-
-
-def put_through(
-    settings: Settings, speak: Speaker, response: VoiceResponse, call: TicketCall
-) -> VoiceResponse:
-    """Say the ticket number in one short sentence, the recording notice, and ring."""
-    say_ticket(speak, response, call)
-    if settings.emergency.record_calls:
-        speak.say(response, "recording_notice")
-    ring(settings, response, call, language=speak.language)
-    return response
 
 
 def take_description(

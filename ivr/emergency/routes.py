@@ -7,7 +7,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from core.settings import current_settings
 from ivr import params
-from ivr.emergency import engineers, identify, intake, unverified
+from ivr.emergency import engineers, everyone_busy, identify, intake, known_outage, unverified
 from ivr.emergency import voicemail as voicemails
 from ivr.flow import webhook
 from ivr.prompts import twiml
@@ -145,3 +145,21 @@ def recording():
     """Store the recording of a bridged call (Twilio's recordingStatusCallback)."""
     voicemails.store_recording(request.form, call_sid=request.args.get("call"))
     return twiml(VoiceResponse())
+
+
+@bp.post("/busy")
+@webhook
+def busy_choice():
+    """Take the key after hearing every engineer is on a call: 2 a call-back, else a voicemail."""
+    return twiml(everyone_busy.take_choice(current_settings(), request.form, language=_language()))
+
+
+@bp.post("/known")
+@webhook
+def known_choice():
+    """Take the key after hearing the outage is known: 1 an engineer, 2 a call-back."""
+    settings = current_settings()
+    misses = params.count(request.args.get("misses"), limit=settings.emergency.triage_max_misses)
+    return twiml(
+        known_outage.take_choice(settings, request.form, language=_language(), misses=misses)
+    )

@@ -38,11 +38,18 @@ def spoken_digits(number: str) -> str:
     return " ".join(number)
 
 
-def engineers_to_ring(strategy: str, count: int, index: int) -> list[int]:
-    """Return which engineers (by index) one `<Dial>` rings."""
+def engineers_to_ring(
+    strategy: str, count: int, index: int, busy: frozenset[int] = frozenset()
+) -> list[int]:
+    """Return which engineers (by index) one `<Dial>` rings, those `busy` on a call left out.
+
+    One after another, the first from `index` on who is not busy; all at once, all who are not.
+    """
     if strategy == SEQUENTIAL:
-        return [index] if 0 <= index < count else []
-    return list(range(count))
+        if index < 0:
+            return []
+        return [position for position in range(index, count) if position not in busy][:1]
+    return [position for position in range(count) if position not in busy]
 
 
 def next_engineer(strategy: str, count: int, index: int | None) -> int | None:
@@ -51,6 +58,20 @@ def next_engineer(strategy: str, count: int, index: int | None) -> int | None:
         return None
     following = index + 1
     return following if following < count else None
+
+
+def without_busy(
+    levels: list[tuple[int, tuple[tuple[int, str], ...]]], busy: frozenset[str]
+) -> list[tuple[int, tuple[int, ...]]]:
+    """Return each rota level's engineers, (staff id, phone), as staff ids, busy ones left out.
+
+    A level whose engineers are all on a call stays, empty: the escalation passes it by for
+    this one step and asks again at the next, so nobody is skipped for longer than their call.
+    """
+    return [
+        (level, tuple(staff_id for staff_id, phone in engineers if phone not in busy))
+        for level, engineers in levels
+    ]
 
 
 @dataclass(frozen=True)

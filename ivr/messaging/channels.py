@@ -83,6 +83,35 @@ def send_sms(settings: Settings, *, to: str, text: Text, key: str) -> str:
     return message.sid
 
 
+def place_call(
+    settings: Settings, *, to: str, url: str, status_callback: str, fallback_url: str
+) -> str:
+    """Place a call through Twilio's Calls API from the emergency line's number; return its SID.
+
+    Twilio rings `to` for `emergency.dial_timeout` seconds; once answered, it runs our TwiML
+    at `url` (the fallback when that fails), and reports the call's end to `status_callback`.
+    """
+    try:
+        call = twilio_client(settings).calls.create(
+            to=to,
+            from_=settings.emergency.numbers[0],
+            url=url,
+            method="POST",
+            fallback_url=fallback_url,
+            fallback_method="POST",
+            status_callback=status_callback,
+            status_callback_method="POST",
+            timeout=settings.emergency.dial_timeout,
+        )
+    except TwilioRestException as exc:
+        retry = exc.status >= 500 or exc.status == 429
+        problem = f"Twilio {exc.status} {exc.code or ''}: {exc.msg}"[:400]
+        raise SendError(problem, retry=retry) from exc
+    except (TwilioException, requests.RequestException) as exc:
+        raise SendError(f"Twilio not reachable: {type(exc).__name__}", retry=True) from exc
+    return call.sid
+
+
 def _smtp_session(url: str) -> smtplib.SMTP:
     """Open and sign in to the mail server of `smtp://user:password@host:port`."""
     parts = urlsplit(url)

@@ -16,8 +16,10 @@ from ivr import params
 from ivr.messaging.texts import listed
 from ivr.prompts import fill
 from ivr.signatures import twilio_only
-from tickets import lifecycle, paging
-from tickets.models import OutboxMessage, StaffUser, Ticket
+from tickets import lifecycle, paged
+from tickets.incidents import Incident
+from tickets.incidents import pages as incident_pages
+from tickets.models import TICKET_NUMBER_BASE, OutboxMessage, StaffUser, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -61,36 +63,79 @@ def _staff_by_phone(number: str | None) -> StaffUser | None:
 
 @dataclass(frozen=True)
 class Named:
-    """What an SMS reply names: one ticket to acknowledge, or the answer's key and values."""
+    """What an SMS reply names: one ticket or incident to acknowledge, or the answer's key."""
 
     ticket: Ticket | None = None
+    incident: Incident | None = None
     answer: str | None = None
     tickets: tuple[str, ...] = ()
 
 
-def _ticket_named(body: str, staff: StaffUser) -> Named:
-    """Return the ticket an SMS reply names among those paged to its sender; never a guess.
+def _incident_number(word: str) -> int | None:
+    """Return the incident an SMS reply names ("i7", "incident 7", or a number below tickets')."""
+    text = word.removeprefix("incident").removeprefix("i").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        return None
+    number = int(text)
+    return number if 0 < number < TICKET_NUMBER_BASE else None
 
-    "1" or "ok" means the one ticket still waiting that the sender was paged for; with more,
-    the answer lists them and asks which. A ticket number must be one paged to the sender.
+
+def _waiting(staff: StaffUser, now) -> tuple[list[Ticket], list[Incident], list[Ticket]]:
+    """Return what the sender was paged for and nobody acknowledged: tickets, incidents.
+
+    A ticket in an incident is left out: the incident stands for it. Also returns every
+    ticket paged to the sender, for the answer when nothing waits.
+    """
+    paged_for = paged.paged_tickets(db.session, staff, now=now)
+    tickets = [t for t in paged_for if paged.is_waiting(t) and t.incident_id is None]
+    incidents = incident_pages.paged_incidents(db.session, staff, now=now)
+    open_ones = [i for i in incidents if i.is_open and i.acknowledged_at is None]
+    return tickets, open_ones, paged_for
+
+
+def _any_waiting(staff: StaffUser) -> Named:
+    """Name the one thing waiting that the sender was paged for; with more, ask which."""
+    now = utcnow()
+    tickets, incidents, paged = _waiting(staff, now)
+    if len(tickets) + len(incidents) > 1:
+        listed_ = tuple(f"I{i.number}" for i in incidents) + tuple(t.number for t in tickets)
+        return Named(answer="sms_which" if incidents else "sms_which_ticket", tickets=listed_)
+    if incidents:
+        return Named(incident=incidents[0])
+    if tickets or paged:  # none waiting: the newest, answered "already acknowledged"
+        return Named(ticket=(tickets or paged)[0])
+    paged_incidents = incident_pages.paged_incidents(db.session, staff, now=now)
+    if paged_incidents:
+        return Named(incident=paged_incidents[0])
+    return Named(answer="sms_nothing_to_ack")
+
+
+def _ticket_named(body: str, staff: StaffUser) -> Named:
+    """Return the ticket or incident an SMS reply names among those paged to its sender.
+
+    "1" or "ok" means the one ticket or incident still waiting that the sender was paged
+    for; with more, the answer lists them and asks which: it never guesses. A number must
+    name a ticket or incident paged to the sender.
     """
     word = body.strip().strip(".!").lower()
-    paged = paging.paged_tickets(db.session, staff, now=utcnow())
     if word in ACK_WORDS:
-        waiting = [ticket for ticket in paged if paging.is_waiting(ticket)]
-        if len(waiting) > 1:
-            numbers = tuple(ticket.number for ticket in waiting)
-            return Named(answer="sms_which_ticket", tickets=numbers)
-        if waiting or paged:  # none waiting: the newest, answered "already acknowledged"
-            return Named(ticket=(waiting or paged)[0])
-        return Named(answer="sms_nothing_to_ack")
+        return _any_waiting(staff)
+    number = _incident_number(word)
+    if number is not None:
+        incident = db.session.get(Incident, number)
+        if incident is None:
+            return Named(answer="sms_unknown_incident")
+        if incident not in incident_pages.paged_incidents(db.session, staff, now=utcnow()):
+            log.info("SMS from %s names incident %s they were not paged for", staff.email, number)
+            return Named(answer="sms_incident_not_paged")
+        return Named(incident=incident)
     ticket_id = Ticket.id_from_number(word)
     if ticket_id is None:
         return Named(answer="sms_help")
     ticket = db.session.get(Ticket, ticket_id)
     if ticket is None:
         return Named(answer="sms_unknown_ticket")
-    if ticket not in paged:
+    if ticket not in paged.paged_tickets(db.session, staff, now=utcnow()):
         log.info("SMS from %s names ticket %s they were not paged for", staff.email, word)
         return Named(answer="sms_not_paged")
     return Named(ticket=ticket)
@@ -107,6 +152,23 @@ def _acknowledge(staff: StaffUser, ticket: Ticket) -> str:
     return "sms_ack_confirm"
 
 
+def _acknowledge_incident(staff: StaffUser, incident: Incident) -> str:
+    """Acknowledge the incident (and every ticket in it) as `staff`; return the answer's key."""
+    if not incident.is_open:
+        return "sms_incident_resolved"
+    if incident.acknowledged_at is not None and incident.acknowledged_by_id != staff.id:
+        return "sms_incident_already"
+    try:
+        incident_pages.acknowledge(
+            db.session, incident=incident, staff=staff, via="sms", now=utcnow()
+        )
+    except incident_pages.NotOpen:
+        db.session.rollback()
+        return "sms_incident_resolved"
+    log.info("incident %s acknowledged by %s by SMS", incident.number, staff.email)
+    return "sms_incident_confirm"
+
+
 @bp.post("/incoming")
 @twilio_only
 @unit_of_work
@@ -119,17 +181,24 @@ def incoming():
         return reply()
     body = params.text(request.form.get("Body"), 160) or ""
     named = _ticket_named(body, staff)
-    ticket, answer = named.ticket, named.answer
-    if ticket is not None:
+    ticket, incident, answer = named.ticket, named.incident, named.answer
+    if incident is not None:
+        answer = _acknowledge_incident(staff, incident)
+    elif ticket is not None:
         try:
             answer = _acknowledge(staff, ticket)
         except lifecycle.LifecycleError:
             answer = "sms_ack_closed"
     texts = settings.messages[settings.default_language]
-    name = ticket.acknowledged_by.name if ticket and ticket.acknowledged_by else ""
+    acknowledger = (incident or ticket).acknowledged_by if (incident or ticket) else None
     number = ticket.number if ticket is not None else body.strip()[:12]
-    tickets = listed(list(named.tickets))
-    return reply(fill(texts[answer], {"number": number, "name": name, "tickets": tickets}))
+    values = {
+        "number": number,
+        "incident": incident.number if incident is not None else number.lstrip("iI "),
+        "name": acknowledger.name if acknowledger is not None else "",
+        "tickets": listed(list(named.tickets)),
+    }
+    return reply(fill(texts[answer], values))
 
 
 @bp.post("/status")

@@ -22,13 +22,15 @@ from sqlalchemy.orm import Session
 from core.clock import utcnow
 from core.db import db
 from core.settings import Settings
-from ivr.messaging import channels
+from ivr.messaging import call_backs, channels
+from ivr.messaging.incident_texts import render_message
 from ivr.messaging.outbox import LOST_RACE, commit_or_skip
 from ivr.messaging.outbox import backoff as outbox_backoff
 from ivr.messaging.outbox import record as outbox_record
-from ivr.messaging.texts import render
 from ivr.metrics import counters
 from tickets import paging
+from tickets.callback_queue.queue import CALL
+from tickets.incidents import pages as incident_pages
 from tickets.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class TickReport:
     steps: int = 0
     summaries: int = 0
     digested: int = 0
+    incident_digests: int = 0
     sent: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
@@ -99,6 +102,21 @@ def send_due_digest(session: Session, now: datetime, rules: paging.PagingPolicy)
     return len(pages) if commit_or_skip(session) else 0
 
 
+def send_due_incident_digests(session: Session, now: datetime, rules: paging.PagingPolicy) -> int:
+    """Send level 1 the digest of organisations that joined an acknowledged incident."""
+    try:
+        due = incident_pages.due_digests(session, now)
+        for incident in due:
+            incident_pages.send_digest(session, incident=incident, now=now, rules=rules)
+    except LOST_RACE:
+        session.rollback()
+        return 0
+    if not due:
+        session.rollback()
+        return 0
+    return len(due) if commit_or_skip(session) else 0
+
+
 def claim(session: Session, now: datetime, *, limit: int = BATCH) -> list[int]:
     """Take up to `limit` due messages (and ones whose sender died) for this process."""
     rows = session.scalars(
@@ -133,7 +151,9 @@ def release(session: Session, message_ids: list[int]) -> None:
         _record(session, message_id, unclaim)
 
 
-def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text) -> str:
+def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text | None) -> str:
+    if message.channel == CALL:
+        return call_backs.place(settings, message)
     if message.channel == "sms":
         return channels.send_sms(
             settings, to=message.recipient, text=text, key=message.idempotency_key
@@ -186,14 +206,20 @@ def _sent(provider_id: str) -> Callable[[OutboxMessage], None]:
 def send_one(settings: Settings, session: Session, message_id: int, report: TickReport) -> None:
     """Send one claimed message and record how it went."""
     message = session.get(OutboxMessage, message_id)
-    text = render(settings, session, message)
+    calling = message.channel == CALL
+    text = None if calling else render_message(settings, session, message)
     # Hold no transaction open while talking to the outside world.
     if not commit_or_skip(session):
         return
     try:
         provider_id = _deliver(settings, message, text)
     except channels.SendError as exc:
-        give_up = not exc.retry or message.attempts >= settings.paging.max_attempts
+        limit = (
+            call_backs.gives_up(message)
+            if calling
+            else message.attempts >= settings.paging.max_attempts
+        )
+        give_up = not exc.retry or limit
         (report.failed if give_up else report.retrying).append(message_id)
         who = message.recipient_name or message.channel
         log.warning(
@@ -205,10 +231,16 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
             exc,
         )
         _record(session, message_id, _failed(str(exc), give_up))
+        if calling and give_up:
+            call_backs.record_given_up(session, message, str(exc))
+            commit_or_skip(session)
         counters.count_message(message.channel, message.kind, sent=False, final=give_up)
         return
     report.sent.append(message_id)
     _record(session, message_id, _sent(provider_id))
+    if calling:
+        call_backs.record_placed(session, message, provider_id)
+        commit_or_skip(session)
     counters.count_message(message.channel, message.kind, sent=True)
 
 
@@ -228,6 +260,7 @@ def tick(app: Flask) -> TickReport:
             report.steps = take_due_steps(session, now, rules)
             report.summaries = send_due_summaries(session, now, rules)
             report.digested = send_due_digest(session, now, rules)
+            report.incident_digests = send_due_incident_digests(session, now, rules)
             ends = time.monotonic() + ROUND_SECONDS
             for _ in range(MAX_BATCHES):
                 claimed = claim(session, now)

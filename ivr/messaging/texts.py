@@ -97,7 +97,7 @@ def _listing(settings: Settings, message: OutboxMessage, table: dict[str, str]) 
 
 
 def render(settings: Settings, session: Session, message: OutboxMessage) -> Text:
-    """Return the text of a queued message."""
+    """Return the text of a queued message about a ticket (`incident_texts` writes the others)."""
     table = settings.messages.get(message.language) or settings.messages[settings.default_language]
     if message.kind == paging.PAGE:
         return _page(settings, message, table)

@@ -13,6 +13,7 @@ from prometheus_client import Counter, Histogram
 from core.helpdesk_settings import EVENT_TYPES, TEST
 from ivr.calls import EMERGENCY_WITHOUT_TICKET, FAILED, OFFICE_OUTCOMES, OUTAGE
 from ivr.lines import EMERGENCY, OFFICE
+from tickets.callback_queue import CALL_BACK
 from tickets.metrics import OTHER, bounded
 from tickets.models import MESSAGE_CHANNELS
 from tickets.paging import (
@@ -34,7 +35,16 @@ CALL_OUTCOMES = (
     OUTAGE,
     FAILED,
 )
-MESSAGE_KINDS = (PAGE, ACK_NOTICE, SUMMARY, DIGEST, CALLER_TICKET, CALLER_ACK, CALLER_RESOLVED)
+MESSAGE_KINDS = (
+    PAGE,
+    ACK_NOTICE,
+    SUMMARY,
+    DIGEST,
+    CALLER_TICKET,
+    CALLER_ACK,
+    CALLER_RESOLVED,
+    CALL_BACK,
+)
 # Rota levels get their own label value up to here; the configured engineers are "configured".
 HIGHEST_LEVEL = 10
 CONFIGURED = "configured"

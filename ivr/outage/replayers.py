@@ -19,6 +19,7 @@ from ivr.messaging.policy import paging_policy
 from ivr.models import CallLog
 from ivr.office.menu import RECEPTION
 from ivr.outage.journal import Entry
+from tickets import incidents
 from tickets.availability import get_hours_override
 from tickets.callbacks import record_callback_request
 from tickets.directory import find_contact_by_phone
@@ -156,6 +157,8 @@ def replay_reason(settings: Settings, session: Session, entry: Entry) -> str:
     if call is None or reason not in REASONS:
         return f"reason of call {entry.call_sid}: nothing to record"
     timeline.record_reason(session, call=call, reason=reason, now=entry.at)
+    if reason == "outage":
+        incidents.note_outage_report(session, ticket=call.ticket, now=entry.at)
     return f"reason {reason} on urgent ticket {call.ticket.number}"
 
 

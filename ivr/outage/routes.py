@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("outage", __name__, url_prefix="/voice")
 
-# The blueprints whose webhooks Twilio calls for a caller; all but ours use the database.
-VOICE_BLUEPRINTS = frozenset({"voice", "office", "emergency", "outage"})
+# The blueprints whose webhooks Twilio calls for a call; all but ours use the database.
+VOICE_BLUEPRINTS = frozenset({"voice", "office", "emergency", "call_back", "outage"})
 
 
 @dataclass

@@ -18,6 +18,8 @@ from tickets.models import REASONS
 # The blueprint of the webhooks that never touch the database (fallback and outage TwiML).
 OUTAGE_BLUEPRINT = "outage"
 STATUS_ENDPOINT = "voice.status"
+# The webhooks of a call-back's call (`ivr.emergency.call_back_routes`): no caller to serve.
+CALL_BACK_BLUEPRINT = "call_back"
 TRIAGE_ENDPOINT = "emergency.triage"
 # The triage key of a caller who goes on without a confirmed PIN (never a PIN itself).
 UNVERIFIED_TRIAGE_ENDPOINT = "emergency.unverified"
@@ -113,6 +115,8 @@ def journal_events(settings: Settings, hook: Webhook) -> list[Event]:
 
     Never the keys a caller typed (they may be a PIN), except a triage choice.
     """
+    if hook.blueprint == CALL_BACK_BLUEPRINT:
+        return []  # a call-back not made now goes back in the queue; nothing to replay
     sid = params.sid(hook.form.get("CallSid"))
     line = outage_line(settings, hook)
     if is_engineer_leg(hook):

@@ -19,6 +19,7 @@ from ivr.lines import EMERGENCY, OFFICE
 from ivr.metrics import counters
 from ivr.outage.journal import Journal, write_events
 from ivr.outage.webhook import (
+    CALL_BACK_BLUEPRINT,
     OUTAGE_VOICEMAIL_ENDPOINT,
     STATUS_ENDPOINT,
     UNVERIFIED_ACCEPT_ENDPOINT,
@@ -137,6 +138,11 @@ def twiml_without_database(settings: Settings, hook: Webhook) -> VoiceResponse |
     """Return TwiML that serves this webhook's caller from configuration; None: no body."""
     form, args = hook.form, hook.args
     speak = Speaker.for_language(settings, params.language(settings, args.get("lang")))
+    if hook.blueprint == CALL_BACK_BLUEPRINT:
+        # The engineer of a call-back hears it cannot be made now; nobody is dialled.
+        if is_status_callback(hook) or params.is_final(call_status(hook)):
+            return VoiceResponse()
+        return goodbye(VoiceResponse(), speak, "call_back_unavailable")
     line = outage_line(settings, hook)
     if hook.endpoint == STATUS_ENDPOINT:
         return None

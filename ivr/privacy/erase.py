@@ -33,6 +33,7 @@ from ivr.privacy.retention import RECORDING_EVENTS, UNSENT
 from ivr.privacy.scrub import Mentions, scrub_mentions
 from tickets import urgent
 from tickets.audit import PRIVACY_ERASE, note_change
+from tickets.callback_queue.models import QueuedCallBack
 from tickets.models import (
     ERASED,
     CallbackRequest,
@@ -143,6 +144,7 @@ def _erase_by_number(session: Session, person: Person, report: EraseReport) -> N
         .where(where[CallbackRequest])
         .values(caller=None, recording_url=None, recording_sid=None),
         "pin_failures": update(PinFailure).where(where[PinFailure]).values(caller_key=ERASED),
+        "call_backs": update(QueuedCallBack).where(where[QueuedCallBack]).values(number=None),
     }
     session.execute(
         update(OutboxMessage)

@@ -21,6 +21,7 @@ from ivr.privacy import journal_files
 from ivr.privacy.people import Person, from_numbers, linked
 from ivr.privacy.scrub import Mentions, find_mentions, pattern
 from tickets.audit import PRIVACY_EXPORT, note_change
+from tickets.callback_queue.models import QueuedCallBack
 from tickets.models import (
     AuditEvent,
     CallbackRequest,
@@ -115,7 +116,7 @@ def _tickets_and_calls(session: Session, person: Person) -> tuple[list[dict], li
 
 
 def _rows(session: Session, person: Person) -> dict[str, list[dict]]:
-    """Return the rows kept by number alone: call log, call-backs, wrong PINs, texts."""
+    """Return the rows kept by number alone: call log, voicemails, wrong PINs, texts, call-backs."""
     where = from_numbers(person)
     log = session.scalars(
         select(CallLog).where(where[CallLog]).order_by(CallLog.started_at, CallLog.id)
@@ -125,6 +126,7 @@ def _rows(session: Session, person: Person) -> dict[str, list[dict]]:
         select(PinFailure).where(where[PinFailure]).order_by(PinFailure.at, PinFailure.id)
     )
     texts = session.scalars(select(OutboxMessage).where(where[OutboxMessage]))
+    call_backs = session.scalars(select(QueuedCallBack).where(where[QueuedCallBack]))
     return {
         "call_log": [
             {"sid": row.sid, "line": row.line, "from": row.from_number, "to": row.to_number}
@@ -139,6 +141,11 @@ def _rows(session: Session, person: Person) -> dict[str, list[dict]]:
             for row in callbacks
         ],
         "wrong_pins": [{"at": iso(row.at), "call_sid": row.call_sid} for row in pins],
+        "call_backs": [
+            {"ticket": row.ticket.number, "number": row.number, "status": row.status}
+            | {"requested_at": iso(row.requested_at), "outcome": row.outcome}
+            for row in call_backs
+        ],
         "messages": [
             {"kind": row.kind, "channel": row.channel, "to": row.recipient}
             | {"ticket": row.ticket.number if row.ticket else None, "status": row.status}

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from core.phones import to_e164
 from ivr.models import CallLog, PinFailure
+from tickets.callback_queue.models import QueuedCallBack
 from tickets.models import (
     CallbackRequest,
     Contact,
@@ -140,6 +141,7 @@ def from_numbers(person: Person) -> dict:
     return {
         CallLog: or_(CallLog.from_number.in_(numbers), CallLog.caller_id.in_(numbers)),
         CallbackRequest: CallbackRequest.caller.in_(numbers),
+        QueuedCallBack: QueuedCallBack.number.in_(numbers),
         PinFailure: PinFailure.caller_key.in_(numbers),
         OutboxMessage: OutboxMessage.recipient.in_(addresses),
     }

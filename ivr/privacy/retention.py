@@ -30,6 +30,7 @@ from ivr.privacy.recordings import (
 )
 from tickets import paging, sign_in_guard, urgent
 from tickets.audit import RETENTION_PURGE, note_change
+from tickets.callback_queue.models import QueuedCallBack
 from tickets.helpdesk.models import UNFINISHED, HelpdeskDelivery
 from tickets.models import (
     ERASED,
@@ -207,6 +208,11 @@ def purge_caller_numbers(session: Session, *, before: datetime) -> int:
             CallbackRequest,
             [CallbackRequest.caller.is_not(None), CallbackRequest.created_at < before],
             {"caller": None},
+        ),
+        (
+            QueuedCallBack,
+            [QueuedCallBack.number.is_not(None), QueuedCallBack.requested_at < before],
+            {"number": None},
         ),
         (
             PinFailure,

@@ -40,6 +40,15 @@ def _answer_api_errors_in_json(exc: HTTPException):
 
 
 # The two sides add their views to `bp`; they are imported last because they import it.
-from tickets.api import actions, oncall, tickets  # noqa: E402
+from tickets.api import actions, call_backs, incidents, oncall, tickets  # noqa: E402
 
-__all__ = ["actions", "bp", "is_api_path", "json_error", "oncall", "tickets"]
+__all__ = [
+    "actions",
+    "bp",
+    "call_backs",
+    "incidents",
+    "is_api_path",
+    "json_error",
+    "oncall",
+    "tickets",
+]

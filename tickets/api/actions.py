@@ -73,7 +73,7 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-def _body() -> dict:
+def json_body() -> dict:
     """Return the JSON object sent, or raise InvalidInput."""
     raw = request.get_data()
     if not raw:
@@ -91,7 +91,7 @@ def _body() -> dict:
 def act(number: str, action: TicketAction, status: int):
     """Find the ticket, apply one change as the token's staff member, answer with its state."""
     try:
-        body = _body()
+        body = json_body()
         ticket = lifecycle.find_ticket(db.session, number)
         action.apply(db.session, ticket=ticket, staff=g.api_staff, read=body.get, via="api")
     except lifecycle.LifecycleError as exc:

@@ -1,13 +1,15 @@
 """The support dashboard at /support: one blueprint, a module per page.
 
 `queue` the ticket list and its filters, `feed` the live alert of new urgent tickets, `ticket`
-a ticket's page and its actions, `callbacks` the office voicemails, `recordings` playing calls
-back, `settings` the hours override and announcements, `helpdesk` the helpdesk events there,
-`oncall` the rota, `staff` and `staff_account` the staff accounts and their tokens (admins),
-`testpages` an engineer's test page, `messages` where paging stands and the pages that failed
-or wait, `statistics` the figures of a period (and their CSV), `notices` what every page says
-while it holds (PIN checks paused, a helpdesk receiver switched off, paging or recordings that
-cannot work), `display` how times and names are shown.
+a ticket's page and its actions, `incidents` major incidents (list, page and actions),
+`call_backs` the call-back queue of a ticket or incident and its button, `callbacks` the
+office voicemails, `recordings` playing calls back, `settings` the hours override and
+announcements, `helpdesk` the helpdesk events there, `oncall` the rota, `staff` and
+`staff_account` the staff accounts and their tokens (admins), `testpages` an engineer's test
+page, `messages` where paging stands and the pages that failed or wait, `statistics` the
+figures of a period (and their CSV), `notices` what every page says while it holds (an open
+incident, PIN checks paused, a helpdesk receiver switched off, paging or recordings that cannot
+work), `display` how times and names are shown.
 """
 
 from __future__ import annotations
@@ -67,10 +69,12 @@ def first_error(form: FlaskForm) -> str:
 
 # The page modules add their views to `bp`; they are imported last because they import it.
 from tickets.dashboard import (  # noqa: E402
+    call_backs,
     callbacks,
     display,
     feed,
     helpdesk,
+    incidents,
     messages,
     notices,
     oncall,
@@ -86,12 +90,14 @@ from tickets.dashboard import (  # noqa: E402
 
 __all__ = [
     "bp",
+    "call_backs",
     "callbacks",
     "display",
     "error_page",
     "feed",
     "first_error",
     "helpdesk",
+    "incidents",
     "messages",
     "notices",
     "require_admin",

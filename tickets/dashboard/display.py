@@ -28,6 +28,7 @@ for _label in (
     labels.audit_label,
     labels.event_detail,
     labels.short_recording,
+    labels.incident_update_label,
 ):
     bp.add_app_template_global(_label)
     bp.add_app_template_filter(_label)  # for map(): lines|map('line_label')

@@ -1,11 +1,12 @@
-"""What every dashboard page says while it holds: PIN checks paused, a helpdesk receiver switched
-off, paging that cannot send or recordings that cannot be played."""
+"""What every dashboard page says while it holds: a major incident open, PIN checks paused, a
+helpdesk receiver switched off, paging that cannot send or recordings that cannot be played."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from flask import g, url_for
+from sqlalchemy import func, select
 
 from core.clock import utcnow
 from core.db import db
@@ -15,6 +16,8 @@ from tickets.dashboard import bp
 from tickets.dashboard.display import format_local
 from tickets.helpdesk import deliveries
 from tickets.helpdesk.events import policy as helpdesk_policy
+from tickets.incidents import current_incident
+from tickets.models import Ticket
 from tickets.paging_state import CANNOT_SEND, PagingState, paging_state
 
 
@@ -27,6 +30,40 @@ class ServiceNotice:
     text: str
     link: str | None = None
     link_text: str = ""
+
+
+@dataclass(frozen=True)
+class IncidentNotice:
+    """The banner of the open incident: what it says, and which incident it links to."""
+
+    number: int
+    text: str
+
+
+def incident_notice() -> IncidentNotice | None:
+    """Return the banner of the open major incident (asked once per request), or None."""
+    if "incident_notice" not in g:
+        incident = current_incident(db.session)
+        g.incident_notice = None
+        if incident is not None:
+            count = db.session.scalar(
+                select(func.count(func.distinct(Ticket.organization_id))).where(
+                    Ticket.incident_id == incident.id
+                )
+            )
+            state = (
+                f"acknowledged by {incident.acknowledged_by.name}"
+                if incident.acknowledged_by is not None
+                else "not acknowledged yet"
+            )
+            g.incident_notice = IncidentNotice(
+                number=incident.number,
+                text=(
+                    f"Major incident open since {format_local(incident.opened_at)}: "
+                    f"{count} organisation(s), {state}."
+                ),
+            )
+    return g.incident_notice
 
 
 def pin_pause_notice() -> str | None:
@@ -106,6 +143,7 @@ def service_notices() -> list[ServiceNotice]:
 def _notices() -> dict:
     # Callables: only pages that show the notices (those built on base.html) ask the database.
     return {
+        "incident_notice": incident_notice,
         "pin_pause_notice": pin_pause_notice,
         "helpdesk_notice": helpdesk_notice,
         "service_notices": service_notices,

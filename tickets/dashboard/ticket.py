@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy.orm import joinedload, selectinload
 
 from core.db import db, unit_of_work
-from tickets import actions, lifecycle, paging
+from tickets import actions, lifecycle, paged
 from tickets.actions import TicketAction
 from tickets.auth import current_staff
 from tickets.dashboard import bp, error_page, first_error
@@ -158,7 +158,7 @@ def render_ticket(
         is_admin=current_staff().role == "admin",
         rate_approver=_staff_name(ticket.rate_approved_by_id),
         free_minutes=lifecycle.FREE_QUESTION_MINUTES,
-        messages=paging.messages_of(db.session, ticket.id),
+        messages=paged.messages_of(db.session, ticket.id),
     )
     return body, status
 

@@ -11,6 +11,8 @@
     no_answer: "#e07b00",
     abandoned: "#8e99a8",
     closed: "#5f6b7d",
+    call_back: "#00897b",
+    informed: "#5c6bc0",
     in_progress: "#b39ddb"
   };
   var IN_HOURS = "#1f6feb";

@@ -56,6 +56,20 @@ def statistics_rows(stats: Statistics) -> Iterator[Row]:
         yield "engineer", engineer.name, "out_of_hours", engineer.out_of_hours
     for label, calls in stats.office_choices:
         yield "office_menu", label, "calls", calls
+    yield from _incident_rows(stats)
+
+
+def _incident_rows(stats: Statistics) -> Iterator[Row]:
+    incidents = stats.incidents
+    if incidents is None:
+        return
+    yield "incidents", "", "all", incidents.count
+    yield from _spread_rows("incident_time_to_acknowledge_seconds", incidents.time_to_acknowledge)
+    for row in incidents.rows:
+        key = str(row.number)
+        yield "incident", key, "organisations", row.organisations
+        yield "incident", key, "tickets", row.tickets
+        yield "incident", key, "calls", row.calls
 
 
 def _cell(value: object) -> object:

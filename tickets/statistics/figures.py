@@ -11,6 +11,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from tickets.models import Organization, Ticket, TicketCall
+from tickets.statistics.incidents import IncidentFigures, gather_incidents
 from tickets.statistics.localtime import epoch_seconds, local_hour, local_hour_number
 from tickets.statistics.percentiles import Spread, measure_spread
 from tickets.statistics.period import Period
@@ -25,6 +26,8 @@ OUTCOME_GROUPS = {
     "abandoned": ("abandoned_before_triage", "abandoned_after_triage", "abandoned_while_ringing"),
     # Out of hours the line offers a voicemail at once: leaving none is not hanging up.
     "closed": ("closed_no_message",),
+    "call_back": ("call_back",),
+    "informed": ("informed",),
     "in_progress": ("in_progress",),
 }
 GROUP_OF_OUTCOME = {outcome: group for group, kinds in OUTCOME_GROUPS.items() for outcome in kinds}
@@ -97,6 +100,7 @@ class Statistics:
     organisations_calling: int
     engineers: list[EngineerFigures]
     office_choices: list[tuple[str, int]]
+    incidents: IncidentFigures | None = None
 
 
 def _emergency_calls(period: Period) -> tuple:
@@ -230,4 +234,5 @@ def gather_statistics(
         organisations_calling=calling,
         engineers=count_per_engineer(session, period),
         office_choices=office(session, start=period.start, end=period.end) if office else [],
+        incidents=gather_incidents(session, period),
     )

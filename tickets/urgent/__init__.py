@@ -27,7 +27,9 @@ OUTCOME_RANK = {
     "abandoned_while_ringing": 1,
     "no_answer": 1,
     "refused": 1,
+    "informed": 1,
     "voicemail": 2,
+    "call_back": 2,
     "answered": 3,
 }
 
@@ -41,6 +43,12 @@ ENGINEER_RUNG = "engineer_rung"
 ENGINEER_REFUSED = "engineer_refused"
 ENGINEER_ACCEPTED = "engineer_accepted"
 ENGINEERS_UNAVAILABLE = "engineers_unavailable"
+# Every engineer was on another call: nobody was rung, the caller was offered a call-back.
+ENGINEERS_BUSY = "engineers_busy"
+# The caller heard that their outage is a known incident (what, since when, the newest update).
+INCIDENT_TOLD = "incident_told"
+# The caller asked to be called back (tickets.callback_queue).
+CALL_BACK_ASKED = "call_back_asked"
 VOICEMAIL = "voicemail"
 CALL_RECORDED = "call_recorded"
 CALL_ENDED = "call_ended"

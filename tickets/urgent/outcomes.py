@@ -18,11 +18,14 @@ from core.clock import utcnow
 from tickets.helpdesk import events as helpdesk
 from tickets.models import TicketCall, TicketEvent
 from tickets.urgent import (
+    CALL_BACK_ASKED,
     CALL_ENDED,
     ENGINEER_ACCEPTED,
     ENGINEER_REFUSED,
     ENGINEER_RUNG,
+    ENGINEERS_BUSY,
     ENGINEERS_UNAVAILABLE,
+    INCIDENT_TOLD,
     LINE_CLOSED,
     OUTCOME_RANK,
     TRIAGE,
@@ -75,6 +78,14 @@ def record_voicemail(
     return call
 
 
+def record_engineers_busy(
+    session: Session, *, call: TicketCall, now: datetime | None = None
+) -> TicketCall:
+    """Note that every engineer was on another call: nobody was rung for this one."""
+    add_call_event(session, call, ENGINEERS_BUSY, None, now)
+    return call
+
+
 def record_line_closed(session: Session, *, call: TicketCall, now: datetime | None = None) -> None:
     """Note that the line was closed and the caller offered a voicemail at once.
 
@@ -90,12 +101,18 @@ def outcome_from_events(kinds: set[str]) -> str:
         return "answered"
     if VOICEMAIL in kinds:
         return "voicemail"
+    if CALL_BACK_ASKED in kinds:
+        return "call_back"
     if LINE_CLOSED in kinds:
         return "closed_no_message"
     if ENGINEERS_UNAVAILABLE in kinds:
         return "refused" if ENGINEER_REFUSED in kinds else "no_answer"
+    if ENGINEERS_BUSY in kinds:
+        return "no_answer"
     if ENGINEER_RUNG in kinds:
         return "abandoned_while_ringing"
+    if INCIDENT_TOLD in kinds:
+        return "informed"
     if TRIAGE in kinds:
         return "abandoned_after_triage"
     return "abandoned_before_triage"
@@ -108,20 +125,24 @@ def settle_ticket_call(
     duration: int | None,
     now: datetime | None = None,
     then: Callable[[Session, TicketCall], None] | None = None,
+    from_timeline: bool = True,
 ) -> TicketCall | None:
     """Settle a ticket call that ended: its outcome if still open, its duration and end.
 
     `then` adds what the end of the call causes (paging, the caller's SMS) to the same
     transaction, so the settled call and its consequences are written together or not at all.
+    Without `from_timeline` the outcome is kept as recorded (a call-back's is the caller's
+    answer, not the engineer's).
     """
     call = find_ticket_call(session, sid)
     if call is None or call.ended_at is not None:
         return call
     now = now or utcnow()
-    kinds = set(
-        session.scalars(select(TicketEvent.kind).where(TicketEvent.call_sid == call.sid)).all()
-    )
-    _settle(call, outcome_from_events(kinds))
+    if from_timeline:
+        kinds = set(
+            session.scalars(select(TicketEvent.kind).where(TicketEvent.call_sid == call.sid))
+        )
+        _settle(call, outcome_from_events(kinds))
     call.ended_at = now
     call.duration = duration
     detail = f"{call.outcome}, {duration if duration is not None else '?'} s"

@@ -22,6 +22,7 @@ from tickets.urgent import (
     ENGINEER_ACCEPTED,
     ENGINEER_REFUSED,
     ENGINEER_RUNG,
+    INCIDENT_TOLD,
     JOURNAL,
     REASON_RANK,
     TRIAGE,
@@ -225,11 +226,13 @@ def record_engineer_response(
     engineer: str,
     accepted: bool,
     place: str = "",
+    engineer_phone: str | None = None,
     now: datetime | None = None,
 ) -> Ticket:
     """Record an engineer accepting (who answered, after how long) or refusing the call.
 
     `place` says where in the escalation the leg rang, so a refusal in round 2 is its own event.
+    The accepting engineer's `engineer_phone` is busy on this call until its end is in.
     """
     now = now or utcnow()
     sid = call.sid if call is not None else None
@@ -239,6 +242,7 @@ def record_engineer_response(
     if accepted and call is not None and call.answered_at is None:
         call.answered_by = engineer
         call.answered_at = now
+        call.answered_by_number = engineer_phone
         # Without autoflush the call is written once, with its ring time, at the commit.
         with session.no_autoflush:
             first_ring = session.scalar(
@@ -251,6 +255,14 @@ def record_engineer_response(
             call.ring_seconds = max(0, int((now - first_ring).total_seconds()))
     session.flush()
     return ticket
+
+
+def record_incident_told(
+    session: Session, *, call: TicketCall, incident: int, now: datetime | None = None
+) -> TicketCall:
+    """Note that the caller heard their outage is incident `incident`, known and worked on."""
+    add_call_event(session, call, INCIDENT_TOLD, f"incident {incident}", now)
+    return call
 
 
 def keep_recording(
