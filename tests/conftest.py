@@ -21,13 +21,12 @@ from helpers import (
 from sqlalchemy import delete
 from twilio_helpers import ACCOUNT_SID
 
-import ivr.models  # noqa: F401
-import tickets.helpdesk.models  # noqa: F401
-import tickets.models  # noqa: F401
 from app import create_app
-from app.schema import upgrade_database
+from app.schema import register_models, upgrade_database
 from bench.standin import TwilioStandIn
 from core.db import Base, db
+
+register_models()  # every table, for the clean-up between tests
 
 
 @pytest.fixture(scope="session")

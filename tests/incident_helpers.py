@@ -7,10 +7,9 @@ from datetime import timedelta
 from helpers import EMERGENCY_NUMBER
 from sqlalchemy import select
 
-from tickets import urgent
 from tickets.incidents import Incident
 from tickets.models import Contact, ContactPhone, Organization, Ticket
-from tickets.urgent import timeline
+from tickets.urgent import opening, timeline
 
 
 def super_phone(n: int) -> str:
@@ -45,18 +44,19 @@ def outage_call(phone, caller: str, *, key: str = "1"):
 
 def report(session, contact: Contact, *, sid: str, now, reason: str = "outage") -> Ticket:
     """Open (or join) the contact's urgent ticket and record its reason, as the webhooks do."""
-    call = urgent.open_urgent_ticket(
+    call = opening.open_ticket(
         session,
+        arrival=opening.recognised(contact, "caller_id"),
         call_sid=sid,
         line="emergency",
         caller=contact.phones[0].number if contact.phones else None,
         contact=contact,
         in_hours=True,
-        recognised_by="caller_id",
         repeat_window_minutes=30,
-        now=now,
+        at=now,
     )
     timeline.record_reason(session, call=call, reason=reason, now=now)
+    session.commit()  # as the webhooks do
     return call.ticket
 
 

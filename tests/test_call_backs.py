@@ -24,13 +24,12 @@ from incident_helpers import (
 )
 from message_servers import MailServer
 from sqlalchemy import select
-from support_helpers import page_token, sign_in
+from support_helpers import page_token, sign_in, token_for
 
 from bench.standin import TwilioStandIn
 from ivr.messaging.sender import tick
 from tickets.callback_queue import QueuedCallBack
 from tickets.models import OutboxMessage, Ticket, TicketCall
-from tickets.staff import issue_token
 
 CALLER = super_phone(4)
 
@@ -180,7 +179,7 @@ def test_while_calling_back_the_engineer_is_busy_for_the_line(
 def test_the_api_starts_it_for_the_token_or_the_named_engineer(
     app, client, session, twilio, people, asked
 ):
-    token = issue_token(session, staff=people["bas"])
+    token = token_for(session, people["bas"])
     headers = {"Authorization": f"Bearer {token}"}
     url = f"/api/tickets/{asked.number}/call-back"
     answer = client.post(url, json={"engineer": "anna@otys.test"}, headers=headers)
@@ -198,7 +197,7 @@ def test_the_api_refuses_what_it_cannot_do(app, client, session, people, asked):
     from support_helpers import make_staff
 
     clerk = make_staff(session, email="clerk@otys.test", name="Clerk")
-    headers = {"Authorization": f"Bearer {issue_token(session, staff=clerk)}"}
+    headers = {"Authorization": f"Bearer {token_for(session, clerk)}"}
     url = f"/api/tickets/{asked.number}/call-back"
     no_phone = client.post(url, headers=headers)
     assert (no_phone.status_code, no_phone.get_json()["code"]) == (409, "no_phone")

@@ -26,6 +26,7 @@ from message_servers import MailServer
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
+from support_helpers import token_for
 
 from bench.standin import TwilioStandIn
 from ivr.messaging.sender import tick
@@ -33,7 +34,6 @@ from tickets.helpdesk.models import HelpdeskDelivery
 from tickets.incidents import note_outage_report, spoken_text
 from tickets.incidents.telling import post_update
 from tickets.models import Contact, ContactPhone, OutboxMessage, Ticket, TicketCall
-from tickets.staff import issue_token
 
 FAR_AWAY = "+447911123456"  # a UK mobile: not among paging.caller_sms_countries
 LANDLINE = "+31318555001"  # a Dutch landline: no SMS
@@ -78,7 +78,7 @@ def people(session, clock):
     session.add(colleague)
     session.commit()
     staff = make_engineers(session, clock.now)
-    return {"anna": staff["anna"], "token": issue_token(session, staff=staff["anna"])}
+    return {"anna": staff["anna"], "token": token_for(session, staff["anna"])}
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-import ivr.models  # noqa: F401  (registers the telephone side's tables)
-import tickets.helpdesk.models  # noqa: F401
-import tickets.models  # noqa: F401
-from app.schema import alembic_config, upgrade_database
+from app.schema import alembic_config, register_models, upgrade_database
 from core.db import Base
+
+register_models()  # every table, for the clean-up between tests
 
 
 def latest_migration() -> str:
