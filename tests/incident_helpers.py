@@ -55,8 +55,8 @@ def report(session, contact: Contact, *, sid: str, now, reason: str = "outage") 
         repeat_window_minutes=30,
         at=now,
     )
+    session.commit()  # the first webhook commits the ticket at once
     timeline.record_reason(session, call=call, reason=reason, now=now)
-    session.commit()  # as the webhooks do
     return call.ticket
 
 
