@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from core.db import savepoint
 from core.phones import to_e164
 from tickets.models import ROLES, Contact, ContactPhone, Organization
 
@@ -232,7 +233,7 @@ def _apply_entry(session: Session, entry: _Entry, known: _Known) -> str | None:
     try:
         # A savepoint per row: a conflict nobody could see while validating (a concurrent
         # import) rejects that row alone and keeps the rows already applied.
-        with session.begin_nested():
+        with savepoint(session):
             if organization is None:
                 organization = Organization(name=entry.organization)
                 session.add(organization)

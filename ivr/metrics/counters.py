@@ -14,6 +14,8 @@ from core.helpdesk_settings import EVENT_TYPES, TEST
 from ivr.calls import EMERGENCY_WITHOUT_TICKET, FAILED, OFFICE_OUTCOMES, OUTAGE
 from ivr.lines import EMERGENCY, OFFICE
 from tickets.callback_queue import CALL_BACK
+from tickets.caller_texts import CALLER_INCIDENT, CALLER_INCIDENT_END
+from tickets.incidents.pages import INCIDENT_DIGEST
 from tickets.metrics import OTHER, bounded
 from tickets.models import MESSAGE_CHANNELS
 from tickets.paging import (
@@ -43,6 +45,9 @@ MESSAGE_KINDS = (
     CALLER_TICKET,
     CALLER_ACK,
     CALLER_RESOLVED,
+    CALLER_INCIDENT,
+    CALLER_INCIDENT_END,
+    INCIDENT_DIGEST,
     CALL_BACK,
 )
 # Rota levels get their own label value up to here; the configured engineers are "configured".

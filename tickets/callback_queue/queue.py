@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
+from core.db import savepoint
 from tickets import paging
 from tickets.callback_queue.models import CALLING, DONE, WAITING, QueuedCallBack
 from tickets.caller_texts import NO_COUNTRY
@@ -147,7 +148,7 @@ def ask(
     )
     request.requested_at = now
     try:
-        with session.begin_nested():  # a retried webhook may ask at the very same moment
+        with savepoint(session):  # a retried webhook may ask at the very same moment
             session.add(request)
     except IntegrityError:
         return session.scalar(select(QueuedCallBack).where(QueuedCallBack.asked_on == call.sid))

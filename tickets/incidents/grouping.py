@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
+from core.db import savepoint
 from core.helpdesk_settings import INCIDENT_OPENED, INCIDENT_UPDATED
 from tickets.incidents import pages
 from tickets.incidents.documents import tell_helpdesk
@@ -80,7 +81,7 @@ def open_incident(
         changed_at=now,
     )
     try:
-        with session.begin_nested():
+        with savepoint(session):
             session.add(incident)
             session.flush()
     except IntegrityError:
