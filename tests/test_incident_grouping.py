@@ -173,6 +173,7 @@ def test_two_instances_reaching_the_threshold_at_once_open_one_incident(
     assert len(tickets_of(session, incident)) == 6
 
 
+@pytest.mark.wall_clock  # it sleeps: under libfaketime time.sleep fails (see .ci/run)
 def test_two_openings_at_once_end_with_one_incident(app, session, clock, own_connections):
     first = Session(own_connections)
     second = Session(own_connections)

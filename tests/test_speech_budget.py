@@ -213,13 +213,13 @@ def walk_from(call, root: ET.Element, keys: list[str]) -> tuple[float, int]:
 # ------------------------------------------------------------------ the office line
 
 
-def test_a_caller_for_finance_hears_at_most_six_seconds_before_the_phone_rings(phone):
+def test_a_caller_for_finance_hears_at_most_six_seconds_before_the_phone_rings(phone, clock):
     seconds, entries = walk(phone(to=OFFICE_NUMBER, from_=CALLER), ["1"])
     assert entries == 1
     assert seconds <= 6, f"{seconds:.1f} s of speech before finance's phone rings"
 
 
-def test_a_silent_office_caller_reaches_reception_after_two_menus(phone, settings):
+def test_a_silent_office_caller_reaches_reception_after_two_menus(phone, settings, clock):
     call = phone(to=OFFICE_NUMBER, from_=CALLER)
     root, menus = call.start(), 0
     while root.find("Dial") is None:
