@@ -168,3 +168,41 @@ def test_without_a_rota_the_configured_engineers_are_left_out_when_busy(
     accept(client, call, root, "+31620000012")
     _, root = urgent_call(phone, 3)
     assert dialled(root) == [] and "Al onze engineers zijn nu in gesprek." in spoken(root)
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"emergency.engineers": [{"name": "Eva", "number": "+31620000011"},
+                              {"name": "Femke", "number": "+31620000012"}]}],
+)  # fmt: skip
+def test_engineers_who_all_took_other_calls_while_ringing_leave_the_call_back_offer(
+    client, phone, session, clock
+):
+    make_organisations(session, 3)
+    waiting, ringing = urgent_call(phone, 1)  # rings Eva and Femke
+    assert sorted(dialled(ringing)) == ["+31620000011", "+31620000012"]
+    bridged(client, phone, 2, "+31620000011")  # both answer someone else first
+    bridged(client, phone, 3, "+31620000012")
+    root = waiting.dial_result(ringing, "no-answer")
+    # Nobody failed to answer: everyone is on a call, so the caller hears that, not voicemail.
+    assert dialled(root) == [] and "Al onze engineers zijn nu in gesprek." in spoken(root)
+    assert root.find("Record") is None
+
+
+def test_when_the_last_round_ends_with_everyone_on_a_call_the_caller_is_offered_a_call_back(
+    client, phone, people
+):
+    first = bridged(client, phone, 1, ANNA)
+    call, root = urgent_call(phone, 2)
+    assert dialled(root) == [BAS]
+    root = call.dial_result(root, "no-answer")  # Bas does not answer: Carla, level 2
+    assert dialled(root) == [CARLA]
+    root = call.dial_result(root, "no-answer")
+    assert dialled(root) == [BAS]  # round 2
+    root = call.dial_result(root, "no-answer")
+    assert dialled(root) == [CARLA]  # the last step of the escalation
+    bridged(client, phone, 3, BAS)
+    bridged(client, phone, 4, CARLA)
+    root = call.dial_result(root, "no-answer")
+    assert dialled(root) == [] and "Al onze engineers zijn nu in gesprek." in spoken(root)
+    first.hang_up()

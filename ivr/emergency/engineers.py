@@ -277,18 +277,25 @@ def _ring_again(
             anyone = next_ring_step(
                 without_busy(levels, frozenset()), rounds=rounds, after=after, previous=previous
             )
-            return ALL_BUSY if anyone is not None else NOBODY
+            phones = {phone for _, engineers in levels for _, phone in engineers}
+            return ALL_BUSY if anyone is not None else _busy_or_nobody(phones, busy_phones)
         # The rota emptied during the call (a shift ended): the configured engineers are next.
         index = 0
     else:
         line = settings.emergency
         index = next_engineer(line.ring_strategy, len(line.engineers), state.index)
         if index is None:
-            return NOBODY
+            return _busy_or_nobody({e.number for e in line.engineers}, busy_phones)
     rang = ring_configured(
         settings, response, call, language=language, index=index, busy=busy_phones
     )
     return RANG if rang else ALL_BUSY
+
+
+def _busy_or_nobody(phones: set[str], busy_phones: frozenset[str]) -> str:
+    """At the escalation's end: everyone on a call now (they took others while this one rang)
+    is not "nobody answered", and the caller is offered a call-back rather than a voicemail."""
+    return ALL_BUSY if phones and phones <= busy_phones else NOBODY
 
 
 def _engineer(
