@@ -24,8 +24,9 @@ DIAL_UNANSWERED = "no-answer"
 SPEECH_CONFIDENCE = "0.87"
 # What a caller does once the plan has said all it says: told the outage is known, they still
 # ask for an engineer (1); told every engineer is on a call, they ask to be called back (2).
-INSISTS = {"/voice/emergency/known": "1", "/voice/emergency/busy": "2"}
 CALL_BACK_KEY = "2"
+BUSY_PATH = "/voice/emergency/busy"
+INSISTS = {"/voice/emergency/known": "1", BUSY_PATH: CALL_BACK_KEY}
 
 
 class FlowError(Exception):
@@ -145,6 +146,9 @@ class Plan:
     expect: str = "bridged"
     # Whose phone calls: "entitled" (a key/super user in the directory) or "anyone".
     caller_kind: str = "anyone"
+    # Told every engineer is on a call: ask for a call-back (2), or stay on the line (SILENCE)
+    # for the voicemail.
+    when_all_busy: str = CALL_BACK_KEY
 
 
 @dataclass
@@ -158,6 +162,10 @@ class CallResult:
     recorded: bool = False
     # Every engineer was on a call, and the caller asked to be called back.
     called_back: bool = False
+    # Every engineer rung refused at once, being on another call (the bench's engineers end
+    # their calls at once, so by the dial's end one may be free and the escalation over: the
+    # caller leaves a voicemail; with calls of minutes they would be offered a call-back).
+    refused_busy: bool = False
     error: str | None = None
     started: float = 0.0
     ended: float = 0.0
@@ -191,6 +199,7 @@ class _Call:
         # A real-time transcription the service started (<Start><Transcription>): its
         # callback path and how many events it was sent.
         self.transcription: list | None = None
+        self.leg_refused_at_once = False
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -249,7 +258,9 @@ class _Call:
             # The service asked fewer questions than the plan answers: the flow has changed.
             raise FlowError(f"the call ended before the plan's answers {self.answers} were asked")
         expect = self.plan.expect
-        if expect == "bridged" and not (self.result.bridged or self.result.called_back):
+        result = self.result
+        served = result.bridged or result.called_back or (result.refused_busy and result.recorded)
+        if expect == "bridged" and not served:
             raise FlowError("the caller was never bridged to a person nor called back")
         if expect == "voicemail" and not (self.result.recorded and not self.result.bridged):
             raise FlowError("the caller did not end in a voicemail")
@@ -299,7 +310,7 @@ class _Call:
     def insist(self, verb: ET.Element, path: str) -> str:
         """Answer a choice the plan does not know of: an engineer after all, or a call-back."""
         action = urlsplit(self.twilio.resolve(path, verb.get("action") or path)).path
-        answer = INSISTS.get(action, SILENCE)
+        answer = self.plan.when_all_busy if action == BUSY_PATH else INSISTS.get(action, SILENCE)
         if answer == CALL_BACK_KEY:
             self.result.called_back = True
         return answer
@@ -405,12 +416,14 @@ class _Call:
             if outcome == DIAL_ANSWERED:
                 # The first who picks up and presses 1; an engineer who took another call
                 # meanwhile is refused at the screening, and the next phone is answered.
-                bridged = False
+                bridged, refused = False, 0
                 for number in screened:
                     bridged = self.screen(number, leg_sid, accept=True)
                     if bridged:
                         break
+                    refused += self.leg_refused_at_once
                     leg_sid = new_sid()
+                self.result.refused_busy = refused == len(screened)
             else:
                 for number in screened:
                     self.screen(number, new_sid(), accept=False)
@@ -456,6 +469,8 @@ class _Call:
                     self.callback(status_url, {"CallStatus": status}, form=leg)
         path = self.twilio.resolve(current, number.get("url"))
         root = self.twiml(path, {}, method=number.get("method", "POST"), form=leg)
+        # Hung up before any question: this engineer is on another of the line's calls.
+        self.leg_refused_at_once = [verb.tag for verb in root] == ["Hangup"]
         bridged = self.run_screening(root, path, leg, accept=accept)
         if status_url and (not events or "completed" in events):
             self.callback(status_url, {"CallStatus": "completed", "CallDuration": "30"}, form=leg)
@@ -530,6 +545,7 @@ def standard_plans(settings) -> dict[str, Plan]:
             dials=(DIAL_UNANSWERED,),
             expect="voicemail",
             caller_kind="entitled",
+            when_all_busy=SILENCE,
         ),
         Plan(
             "office-to-emergency",

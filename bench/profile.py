@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import cProfile
+import dataclasses
 import io
 import os
 import pstats
@@ -32,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument(
+        "--plan", default="emergency-accept", help="which of the bench's calls (bench.flows)"
+    )
+    parser.add_argument(
+        "--triage-key", default=None, help="press this at the triage instead (2: urgent bug)"
+    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--output", default=None, help="also dump the raw profile here")
     parser.add_argument(
@@ -86,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(environ=environ)
     pings = count_pings()
     app = create_app(settings)
-    plan = standard_plans(settings)["emergency-accept"]
+    plan = standard_plans(settings)[args.plan]
+    if args.triage_key:
+        plan = dataclasses.replace(plan, answers=(*plan.answers[:-1], args.triage_key))
     twilio = Twilio(FlaskTransport(app.test_client()), public_url=public_url, auth_token=auth_token)
     callers = iter(data.callers)
+    by_endpoint: dict[str, list[float]] = {}
 
     def calls(count: int) -> int:
         webhooks = 0
@@ -97,15 +107,22 @@ def main(argv: list[str] | None = None) -> int:
             if result.error:
                 raise SystemExit(f"call failed: {result.error}")
             webhooks += len(result.samples)
+            for endpoint, seconds in result.samples:
+                by_endpoint.setdefault(endpoint, []).append(seconds)
         return webhooks
 
     calls(20)  # warm up: imports, caches, prepared statements, the pool
     if args.statements:
         print_statements(app, calls)
     trips = RoundTrips(app, pings)
+    by_endpoint.clear()
     started = time.process_time()
     webhooks = calls(args.calls)
     plain = (time.process_time() - started) * 1000 / webhooks
+    print("time per webhook by endpoint (no profiler; the database's time included):")
+    for endpoint, seconds in sorted(by_endpoint.items(), key=lambda item: -sum(item[1])):
+        mean = sum(seconds) * 1000 / len(seconds)
+        print(f"  {endpoint:<32}{len(seconds):>6}  {mean:6.2f} ms")
     trips.stop()
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()

@@ -87,6 +87,7 @@ class Phase:
     called_back: int = 0  # every engineer on a call: the caller asked to be called back
     recorded: int = 0
     errors: list[str] = field(default_factory=list)
+    error_trails: dict[str, list[str]] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     outbox_waiting: int = 0  # messages still unsent when the bench stopped waiting
     outbox_seconds: float = 0.0  # how long the sender loops took to send the phase's messages
@@ -652,6 +653,8 @@ class Bench:
         for phase in self.phases.values():
             for error in sorted(set(phase.errors))[:5]:
                 self.say(f"  error in {phase.name}: {error}")
+                if phase.error_trails.get(error):
+                    self.say("    its webhooks: " + " > ".join(phase.error_trails[error]))
         self.say(
             f"paging on: {self.messages.accepted} messages sent to the Twilio stand-in "
             f"({self.messages.refused} refused)"
@@ -871,7 +874,10 @@ def _collect(phase: Phase, results: list) -> None:
         phase.called_back += result.called_back
         phase.recorded += result.recorded
         if result.error:
-            phase.errors.append(f"{result.plan}: {result.error}")
+            error = f"{result.plan}: {result.error}"
+            phase.errors.append(error)
+            # The webhooks of the first call that failed so: where its flow went astray.
+            phase.error_trails.setdefault(error, [endpoint for endpoint, _ in result.samples])
     phase.latencies.sort()
     phase.by_endpoint = dict(by_endpoint)
 

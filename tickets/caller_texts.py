@@ -72,8 +72,11 @@ def number_problem(number: str | None, countries: tuple[str, ...]) -> str | None
 def cap_problem(
     session: Session, *, number: str, rules: CallerTextRules, now: datetime
 ) -> str | None:
-    """Return which cap one more text to `number` would break, counted from the outbox."""
-    to_number = session.scalar(
+    """Return which cap one more text to `number` would break, counted from the outbox.
+
+    Both counts in one round trip, each its own subquery so each keeps its index.
+    """
+    to_number = (
         select(func.count())
         .select_from(OutboxMessage)
         .where(
@@ -81,11 +84,10 @@ def cap_problem(
             OutboxMessage.kind.in_(CALLER_KINDS),
             OutboxMessage.created_at > now - timedelta(days=1),
         )
+        .scalar_subquery()
     )
-    if to_number >= rules.per_number_per_day:
-        return f"the cap of {rules.per_number_per_day} texts a day to one number is reached"
     # The same condition as the outbox's partial index of caller texts, so it is used.
-    line = session.scalar(
+    line = (
         select(func.count())
         .select_from(OutboxMessage)
         .where(
@@ -93,8 +95,12 @@ def cap_problem(
             OutboxMessage.recipient != ERASED,
             OutboxMessage.created_at > now - timedelta(hours=1),
         )
+        .scalar_subquery()
     )
-    if line >= rules.per_hour:
+    sent_to_number, sent_by_line = session.execute(select(to_number, line)).one()
+    if sent_to_number >= rules.per_number_per_day:
+        return f"the cap of {rules.per_number_per_day} texts a day to one number is reached"
+    if sent_by_line >= rules.per_hour:
         return f"the cap of {rules.per_hour} caller texts an hour is reached"
     return None
 

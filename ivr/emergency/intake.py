@@ -61,12 +61,14 @@ def take_triage(
         return response
     now = utcnow()
     guarded(timeline.record_reason, call=call, reason=step.reason, now=now)
-    note(call.sid, f"triage:{step.reason or 'unknown'}")
+    trail = f"triage:{step.reason or 'unknown'}"
     if step.reason == "outage":
         # In this webhook's transaction: the ticket joins the open incident, or opens one.
         incident = guarded(incidents.note_outage_report, ticket=call.ticket, now=now)
         if known_outage.is_known(incident, now):
+            note(call.sid, f"{trail} incident:{incident.number}")  # one write for both steps
             return known_outage.tell(settings, speak, response, call, incident, now=now)
+    note(call.sid, trail)
     return put_through(settings, speak, response, call)
 
 

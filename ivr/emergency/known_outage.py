@@ -81,7 +81,6 @@ def tell(
 ) -> VoiceResponse:
     """Say the ticket number, what is known of the outage, the SMS promise, and the choice."""
     guarded(timeline.record_incident_told, call=call, incident=incident.number, now=now)
-    note(call.sid, f"incident:{incident.number}")
     say_ticket(speak, response, call)
     gather = _choices(settings, speak, response, misses=0)
     since = describe_since(incident.opened_at, now, speak, zone=settings.zone)

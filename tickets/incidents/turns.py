@@ -20,15 +20,21 @@ GROUPING_LOCK = 720_184_921
 
 
 def lock_open(session: Session, incident: Incident, now: datetime) -> bool:
-    """Take the incident's row lock if it is still open, and read it afresh; say whether."""
-    changed = session.execute(
+    """Take the incident's row lock if it is still open, and read it afresh; say whether.
+
+    One statement while it is open: the update returns the row, which refreshes `incident`.
+    """
+    fresh = session.scalars(
         update(Incident)
         .where(Incident.id == incident.id, Incident.status == OPEN)
         .values(changed_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    session.refresh(incident)
-    return bool(changed)
+        .returning(Incident)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if fresh is None:
+        session.refresh(incident)
+        return False
+    return True
 
 
 def take_turn(session: Session) -> None:
