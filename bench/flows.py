@@ -531,13 +531,17 @@ def place_call(
     return result
 
 
-def standard_plans(settings) -> dict[str, Plan]:
-    """Return the calls the bench places, built from the service's own configuration."""
+def standard_plans(settings, *, triage_key: str = "1") -> dict[str, Plan]:
+    """Return the calls the bench places, built from the service's own configuration.
+
+    Callers who reach an engineer press `triage_key`: 1, a major outage (from the third
+    organisation on they join one incident and hear it is known), or 2, an urgent bug.
+    """
     office = settings.office.numbers[0]
     emergency = settings.emergency.numbers[0]
     # The triage key is the caller's last answer: the same response rings the engineers.
     plans = [
-        Plan("emergency-accept", emergency, ("1",), caller_kind="entitled"),
+        Plan("emergency-accept", emergency, (triage_key,), caller_kind="entitled"),
         Plan(
             "emergency-voicemail",
             emergency,
@@ -550,7 +554,7 @@ def standard_plans(settings) -> dict[str, Plan]:
         Plan(
             "office-to-emergency",
             office,
-            (settings.office.emergency_key, "1"),
+            (settings.office.emergency_key, triage_key),
             caller_kind="entitled",
         ),
     ]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import cProfile
-import dataclasses
 import io
 import os
 import pstats
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         "--plan", default="emergency-accept", help="which of the bench's calls (bench.flows)"
     )
     parser.add_argument(
-        "--triage-key", default=None, help="press this at the triage instead (2: urgent bug)"
+        "--triage-key", default="1", help="what the caller reports: 1 an outage, 2 an urgent bug"
     )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--output", default=None, help="also dump the raw profile here")
@@ -93,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(environ=environ)
     pings = count_pings()
     app = create_app(settings)
-    plan = standard_plans(settings)[args.plan]
-    if args.triage_key:
-        plan = dataclasses.replace(plan, answers=(*plan.answers[:-1], args.triage_key))
+    plan = standard_plans(settings, triage_key=args.triage_key)[args.plan]
     twilio = Twilio(FlaskTransport(app.test_client()), public_url=public_url, auth_token=auth_token)
     callers = iter(data.callers)
     by_endpoint: dict[str, list[float]] = {}

@@ -153,7 +153,7 @@ class Bench:
         self.env = self._server_env()
         self.settings: Settings = load_settings(environ=self.env)
         self.workers = args.workers or self.settings.server.workers
-        self.plans = standard_plans(self.settings)
+        self.plans = standard_plans(self.settings, triage_key=args.triage_key)
         self.alarms = tuple(
             table["technical_problem"]
             for table in self.settings.prompts.values()
@@ -604,14 +604,17 @@ class Bench:
                 "kernel": platform.release(),
                 "commit": _git_commit(),
                 "load_before": [round(x, 2) for x in os.getloadavg()],
+                "triage_key": self.args.triage_key,
             }
         )
         n = self.notes
+        reported = "a major outage" if n["triage_key"] == "1" else "an urgent bug"
         return (
             f"OTYS IVR benchmark, {n['date']}\n"
             f"machine: {n['cpus']} CPUs ({n['cpu_model']}), Linux {n['kernel']}, "
             f"Python {n['python']}, commit {n['commit']}\n"
-            f"load average before: {n['load_before']}"
+            f"load average before: {n['load_before']}\n"
+            f"emergency callers report {reported} (triage key {n['triage_key']})"
         )
 
     def report(self) -> int:
@@ -937,6 +940,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--burst-think", type=float, default=1.0,
         help="seconds a burst caller listens before each answer (1.0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--triage-key", default="1", choices=("1", "2"),
+        help="what emergency callers report: 1 a major outage (they join one incident), "
+        "2 an urgent bug (1)",
     )  # fmt: skip
     parser.add_argument("--all", action="store_true", help="--growth and --burst 500")
     parser.add_argument("--time-limit", type=float, default=1200.0, help="seconds (1200)")
