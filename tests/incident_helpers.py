@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from helpers import EMERGENCY_NUMBER
+import pytest
+from helpers import AUTH_TOKEN, EMERGENCY_NUMBER
+from message_servers import MailServer
 from sqlalchemy import select
 
+from bench.standin import TwilioStandIn
 from tickets.incidents import Incident
 from tickets.models import Contact, ContactPhone, Organization, Ticket
 from tickets.urgent import opening, timeline
@@ -72,6 +75,26 @@ ACCOUNT_SID = "AC" + "6" * 32
 SMS_FROM = "+31612340000"
 ANNA, BAS, CARLA = "+31620000001", "+31620000002", "+31620000003"
 ENGINEERS = (ANNA, BAS, CARLA)
+
+
+@pytest.fixture(scope="module")
+def twilio():
+    """A stand-in of Twilio's REST API (Messages and Calls) for the incident tests' account.
+
+    A fixture: a test module binds it with `mail` (`twilio, mail = incident_helpers.twilio,
+    incident_helpers.mail`) and passes both to `messaging_overrides`.
+    """
+    standin = TwilioStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="module")
+def mail():
+    """A local SMTP server that keeps what it receives (a fixture, like `twilio`)."""
+    server = MailServer().start()
+    yield server
+    server.stop()
 
 
 def messaging_overrides(twilio, mail, **more) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlsplit
 
+import incident_helpers
 import pytest
 from helpers import EMERGENCY_NUMBER, PUBLIC_URL, Call, dialled, spoken
 from incident_helpers import (
@@ -22,11 +23,9 @@ from incident_helpers import (
     outage_call,
     super_phone,
 )
-from message_servers import MailServer
 from sqlalchemy import select
 from support_helpers import page_token, sign_in, token_for
 
-from bench.standin import TwilioStandIn
 from ivr.messaging.sender import tick
 from tickets.callback_queue import QueuedCallBack
 from tickets.models import OutboxMessage, Ticket, TicketCall
@@ -34,21 +33,8 @@ from tickets.models import OutboxMessage, Ticket, TicketCall
 CALLER = super_phone(4)
 
 
-@pytest.fixture(scope="module")
-def twilio():
-    from helpers import AUTH_TOKEN
-    from incident_helpers import ACCOUNT_SID
-
-    standin = TwilioStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture(scope="module")
-def mail():
-    server = MailServer().start()
-    yield server
-    server.stop()
+# The stand-ins of Twilio and of a mail server, shared with the other incident tests.
+twilio, mail = incident_helpers.twilio, incident_helpers.mail
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import incident_helpers
 import pytest
 from helpers import EMERGENCY_NUMBER, dialled, spoken
 from incident_helpers import (
@@ -19,10 +20,8 @@ from incident_helpers import (
     outage_call,
     super_phone,
 )
-from message_servers import MailServer
 from sqlalchemy import select
 
-from bench.standin import TwilioStandIn
 from tickets.callback_queue import QueuedCallBack
 from tickets.incidents.telling import post_update
 from tickets.models import Ticket, TicketCall
@@ -31,21 +30,8 @@ LANDLINE = "+31318555004"  # a Dutch fixed line: called back, never texted
 NEWS = "De database wordt hersteld, verwacht binnen een uur."
 
 
-@pytest.fixture(scope="module")
-def twilio():
-    from helpers import AUTH_TOKEN
-    from incident_helpers import ACCOUNT_SID
-
-    standin = TwilioStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture(scope="module")
-def mail():
-    server = MailServer().start()
-    yield server
-    server.stop()
+# The stand-ins of Twilio and of a mail server, shared with the other incident tests.
+twilio, mail = incident_helpers.twilio, incident_helpers.mail
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import incident_helpers
 import pytest
 from incident_helpers import (
     ANNA,
@@ -23,29 +24,13 @@ from incident_helpers import (
     super_phone,
     texts_to,
 )
-from message_servers import MailServer
 from sqlalchemy import select
 
-from bench.standin import TwilioStandIn
 from ivr.messaging.sender import tick
 from tickets.models import OutboxMessage, Page, Ticket
 
-
-@pytest.fixture(scope="module")
-def twilio():
-    from helpers import AUTH_TOKEN
-    from incident_helpers import ACCOUNT_SID
-
-    standin = TwilioStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture(scope="module")
-def mail():
-    server = MailServer().start()
-    yield server
-    server.stop()
+# The stand-ins of Twilio and of a mail server, shared with the other incident tests.
+twilio, mail = incident_helpers.twilio, incident_helpers.mail
 
 
 @pytest.fixture

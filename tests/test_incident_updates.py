@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import timedelta
 
+import incident_helpers
 import pytest
 from helpdesk_receiver import new_secret
 from incident_helpers import (
@@ -22,13 +23,11 @@ from incident_helpers import (
     super_phone,
     texts_to,
 )
-from message_servers import MailServer
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from support_helpers import token_for
 
-from bench.standin import TwilioStandIn
 from ivr.messaging.sender import tick
 from tickets.helpdesk.models import HelpdeskDelivery
 from tickets.incidents import note_outage_report, spoken_text
@@ -40,21 +39,8 @@ LANDLINE = "+31318555001"  # a Dutch landline: no SMS
 COLLEAGUE = "+31640000002"  # a second caller of Klant 02
 
 
-@pytest.fixture(scope="module")
-def twilio():
-    from helpers import AUTH_TOKEN
-    from incident_helpers import ACCOUNT_SID
-
-    standin = TwilioStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN).start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture(scope="module")
-def mail():
-    server = MailServer().start()
-    yield server
-    server.stop()
+# The stand-ins of Twilio and of a mail server, shared with the other incident tests.
+twilio, mail = incident_helpers.twilio, incident_helpers.mail
 
 
 @pytest.fixture
