@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from helpers import AUTH_TOKEN, PUBLIC_URL, SECRET_KEY, sign
 from sqlalchemy import create_engine, delete
@@ -256,3 +257,24 @@ class IvrServer:
         """Post a webhook signed like Twilio signs it for our public URL."""
         headers = {"X-Twilio-Signature": sign(PUBLIC_URL + path, form)}
         return self.http.post(self.base_url + path, data=form, headers=headers, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """Start a PostgreSQL server of the module's own; stop and remove it afterwards.
+
+    A fixture: a test module binds it (`postgres = real_servers.postgres`). Skips where no
+    server binaries are installed, or as root without `runuser`.
+    """
+    binaries = postgres_binaries()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: cannot start PostgreSQL as postgres")
+    server = PostgresServer(binaries)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.destroy()

@@ -8,18 +8,17 @@ through the outage path. A modest load: `python -m bench.badday` is the heavy ve
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import shutil
 import threading
 import time
 from collections import Counter
 
 import pytest
+import real_servers
 import requests
 from helpers import AUTH_TOKEN, EMERGENCY_NUMBER
-from real_servers import IvrServer, PostgresServer, postgres_binaries, write_config
+from real_servers import IvrServer, write_config
 from resilience_helpers import SUPER_PHONE, make_directory
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
@@ -40,20 +39,8 @@ MIN_CALLS = 4
 MOST_SECONDS = 60.0
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    binaries = postgres_binaries()
-    if binaries is None:
-        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL as postgres")
-    server = PostgresServer(binaries)
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        server.destroy()
+# A PostgreSQL server of this module's own (real_servers.postgres).
+postgres = real_servers.postgres
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ stop it, and real `ivr serve` processes (gunicorn) in front of it. The journal i
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -15,8 +14,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import real_servers
 from helpers import EMERGENCY_0900, EMERGENCY_NUMBER, OFFICE_NUMBER
-from real_servers import IvrServer, PostgresServer, postgres_binaries, wait_until, write_config
+from real_servers import IvrServer, PostgresServer, wait_until, write_config
 from resilience_helpers import SUPER_PHONE, make_directory
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
@@ -36,21 +36,8 @@ RECEPTION = ["+31318584901"]
 OUTAGE_ANSWER_SECONDS = 1.0
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    """Start a PostgreSQL server of our own for this module; stop and remove it afterwards."""
-    binaries = postgres_binaries()
-    if binaries is None:
-        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL as postgres")
-    server = PostgresServer(binaries)
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        server.destroy()
+# A PostgreSQL server of this module's own (real_servers.postgres).
+postgres = real_servers.postgres
 
 
 @pytest.fixture
