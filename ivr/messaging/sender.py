@@ -151,7 +151,8 @@ def release(session: Session, message_ids: list[int]) -> None:
         _record(session, message_id, unclaim)
 
 
-def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text | None) -> str:
+def deliver(settings: Settings, message: OutboxMessage, text: channels.Text | None) -> str:
+    """Send one message through its channel; return the provider's id (the test page too)."""
     if message.channel == CALL:
         return call_backs.place(settings, message)
     if message.channel == "sms":
@@ -212,7 +213,7 @@ def send_one(settings: Settings, session: Session, message_id: int, report: Tick
     if not commit_or_skip(session):
         return
     try:
-        provider_id = _deliver(settings, message, text)
+        provider_id = deliver(settings, message, text)
     except channels.SendError as exc:
         limit = (
             call_backs.gives_up(message)

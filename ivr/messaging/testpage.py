@@ -19,7 +19,7 @@ from core.settings import Settings
 from ivr.messaging import channels
 from ivr.messaging.outbox import commit_or_skip
 from ivr.messaging.policy import NEEDS, usable_channels
-from ivr.messaging.sender import LEASE
+from ivr.messaging.sender import LEASE, deliver
 from ivr.messaging.texts import render
 from tickets import paging
 from tickets.labels import channel_label
@@ -86,20 +86,6 @@ def _not_sent(session: Session, staff: StaffUser, channel: str, address: str, wh
     session.flush()
 
 
-def _deliver(settings: Settings, message: OutboxMessage, text: channels.Text) -> str:
-    if message.channel == "sms":
-        return channels.send_sms(
-            settings, to=message.recipient, text=text, key=message.idempotency_key
-        )
-    return channels.send_email(
-        settings,
-        to=message.recipient,
-        name=message.recipient_name,
-        text=text,
-        key=message.idempotency_key,
-    )
-
-
 def _try(settings: Settings, session: Session, staff: StaffUser, channel: str) -> ChannelResult:
     address = staff.phone if channel == "sms" else staff.email
     if channel not in usable_channels(settings):
@@ -114,7 +100,7 @@ def _try(settings: Settings, session: Session, staff: StaffUser, channel: str) -
     text = render(settings, session, message)
     commit_or_skip(session)  # no transaction open while the provider answers
     try:
-        provider_id = _deliver(settings, message, text)
+        provider_id = deliver(settings, message, text)
     except channels.SendError as exc:
         message.status, message.last_error, message.lease_until = "failed", str(exc)[:500], None
         session.flush()
