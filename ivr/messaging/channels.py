@@ -9,6 +9,8 @@ from __future__ import annotations
 import smtplib
 import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from urllib.parse import unquote, urlsplit
@@ -61,25 +63,32 @@ def twilio_client(settings: Settings, *, timeout: float = TIMEOUT_SECONDS) -> Cl
 _clients = threading.local()
 
 
-def send_sms(settings: Settings, *, to: str, text: Text, key: str) -> str:
-    """Send an SMS through Twilio's Messages API; return the message SID."""
-    status_callback = None
-    if settings.public_url:
-        # The key comes back with every status: a message sent just before a crash is known.
-        status_callback = f"{settings.public_url}/sms/status?ref={key}"
+@contextmanager
+def _twilio_errors() -> Iterator[None]:
+    """Turn what Twilio's REST client raises into a SendError: 5xx and 429 are retried."""
     try:
-        message = twilio_client(settings).messages.create(
-            to=to,
-            from_=settings.paging.sms_from,
-            body=text.body,
-            status_callback=status_callback,
-        )
+        yield
     except TwilioRestException as exc:
         retry = exc.status >= 500 or exc.status == 429
         problem = f"Twilio {exc.status} {exc.code or ''}: {exc.msg}"[:400]
         raise SendError(problem, retry=retry) from exc
     except (TwilioException, requests.RequestException) as exc:
         raise SendError(f"Twilio not reachable: {type(exc).__name__}", retry=True) from exc
+
+
+def send_sms(settings: Settings, *, to: str, text: Text, key: str) -> str:
+    """Send an SMS through Twilio's Messages API; return the message SID."""
+    status_callback = None
+    if settings.public_url:
+        # The key comes back with every status: a message sent just before a crash is known.
+        status_callback = f"{settings.public_url}/sms/status?ref={key}"
+    with _twilio_errors():
+        message = twilio_client(settings).messages.create(
+            to=to,
+            from_=settings.paging.sms_from,
+            body=text.body,
+            status_callback=status_callback,
+        )
     return message.sid
 
 
@@ -91,7 +100,7 @@ def place_call(
     Twilio rings `to` for `emergency.dial_timeout` seconds; once answered, it runs our TwiML
     at `url` (the fallback when that fails), and reports the call's end to `status_callback`.
     """
-    try:
+    with _twilio_errors():
         call = twilio_client(settings).calls.create(
             to=to,
             from_=settings.emergency.numbers[0],
@@ -103,12 +112,6 @@ def place_call(
             status_callback_method="POST",
             timeout=settings.emergency.dial_timeout,
         )
-    except TwilioRestException as exc:
-        retry = exc.status >= 500 or exc.status == 429
-        problem = f"Twilio {exc.status} {exc.code or ''}: {exc.msg}"[:400]
-        raise SendError(problem, retry=retry) from exc
-    except (TwilioException, requests.RequestException) as exc:
-        raise SendError(f"Twilio not reachable: {type(exc).__name__}", retry=True) from exc
     return call.sid
 
 
