@@ -40,7 +40,7 @@ from app.schema import upgrade_database
 from bench import loads
 from bench.flows import Plan
 from bench.seed import CALLER_BLOCK, STAFF_EMAIL, grow_database, seed_bench
-from bench.servers import Server, free_port
+from bench.servers import Server, free_port, service_environment
 from bench.standin import TwilioStandIn
 from core.settings import DEFAULT_CONFIG, load_settings
 from tickets.models import ContactPhone, Ticket
@@ -108,24 +108,19 @@ class BadDay:
         return path
 
     def _server_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_"))}
-        env.update(
-            {
-                "IVR_CONFIG": str(self.config),
-                "IVR_DATABASE_URL": self.args.database_url,
-                "TWILIO_AUTH_TOKEN": self.auth_token,
-                "IVR_SECRET_KEY": secrets.token_hex(32),
-                "IVR_PUBLIC_URL": self.base,
-                "IVR_JOURNAL_PATH": str(self.workdir / "journal.jsonl"),
-                "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-                "TWILIO_API_URL": self.standin.url,
-                "IVR_SMS_FROM": SMS_FROM,
-                "PYTHONPATH": os.pathsep.join(
-                    filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
-                ),
-                "PYTHONUNBUFFERED": "1",
-            }
+        env = service_environment(
+            database_url=self.args.database_url,
+            public_url=self.base,
+            auth_token=self.auth_token,
+            workdir=self.workdir,
+            account_sid=ACCOUNT_SID,
+            api_url=self.standin.url,
+            sms_from=SMS_FROM,
+            pythonpath=os.pathsep.join(
+                filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
+            ),
         )
+        env["IVR_CONFIG"] = str(self.config)
         if self.args.workers:
             env["IVR_WORKERS"] = str(self.args.workers)
         return env

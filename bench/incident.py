@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -42,7 +41,7 @@ from urllib.parse import urlsplit
 
 from bench.checkout import ENGINEERS, caller_number, ivr_command, seed
 from bench.flows import ACCOUNT_SID, HttpTransport, Twilio
-from bench.servers import Server, free_port
+from bench.servers import Server, free_port, service_environment
 from bench.standin import TwilioStandIn
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -270,19 +269,16 @@ class Scenario:
         self.token = secrets.token_hex(16)
         self.standin = TwilioStandIn(BENCH_ACCOUNT_SID, self.token).start()
         url = args.database_url or f"sqlite:///{self.workdir / 'bench.sqlite3'}"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_"))},
-            "IVR_DATABASE_URL": url,
-            "TWILIO_AUTH_TOKEN": self.token,
-            "IVR_SECRET_KEY": secrets.token_hex(32),
-            "IVR_PUBLIC_URL": self.public_url,
-            "IVR_JOURNAL_PATH": str(self.workdir / "journal.jsonl"),
-            "TWILIO_ACCOUNT_SID": BENCH_ACCOUNT_SID,
-            "TWILIO_API_URL": self.standin.url,
-            "IVR_SMS_FROM": SMS_FROM,
-            "PYTHONPATH": str(tree),
-            "PYTHONUNBUFFERED": "1",
-        }
+        self.env = service_environment(
+            database_url=url,
+            public_url=self.public_url,
+            auth_token=self.token,
+            workdir=self.workdir,
+            account_sid=BENCH_ACCOUNT_SID,
+            api_url=self.standin.url,
+            sms_from=SMS_FROM,
+            pythonpath=str(tree),
+        )
         self.server: Server | None = None
         self.phones = Phones()
 

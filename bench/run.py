@@ -39,7 +39,13 @@ from bench.floor import FLOOR_PATH
 from bench.flows import HttpTransport, Plan, Twilio, new_sid, place_call, standard_plans
 from bench.reads import time_support_reads
 from bench.seed import BenchData, count_ticket_calls, grow_database, seed_bench
-from bench.servers import Server, free_port, postgres_backends, process_cpu_seconds
+from bench.servers import (
+    Server,
+    free_port,
+    postgres_backends,
+    process_cpu_seconds,
+    service_environment,
+)
 from bench.standin import TwilioStandIn
 from core.settings import Settings, load_settings
 
@@ -178,26 +184,21 @@ class Bench:
     # -- set-up ------------------------------------------------------------------------------
 
     def _server_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_"))}
+        # Paging on, as in production: pages and callers' SMS go to the stand-in.
+        env = service_environment(
+            database_url=self.args.database_url,
+            public_url=self.public_url,
+            auth_token=self.auth_token,
+            workdir=self.workdir,
+            account_sid=BENCH_ACCOUNT_SID,
+            api_url=self.messages.url,
+            sms_from=BENCH_SMS_FROM,
+            pythonpath=os.pathsep.join(
+                filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
+            ),
+        )
         if self.args.config:
             env["IVR_CONFIG"] = str(Path(self.args.config).resolve())
-        env.update(
-            {
-                "IVR_DATABASE_URL": self.args.database_url,
-                "TWILIO_AUTH_TOKEN": self.auth_token,
-                "IVR_SECRET_KEY": secrets.token_hex(32),
-                "IVR_PUBLIC_URL": self.public_url,
-                "IVR_JOURNAL_PATH": str(self.workdir / "journal.jsonl"),
-                # Paging on, as in production: pages and callers' SMS go to the stand-in.
-                "TWILIO_ACCOUNT_SID": BENCH_ACCOUNT_SID,
-                "TWILIO_API_URL": self.messages.url,
-                "IVR_SMS_FROM": BENCH_SMS_FROM,
-                "PYTHONPATH": os.pathsep.join(
-                    filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
-                ),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
         if self.args.workers:
             env["IVR_WORKERS"] = str(self.args.workers)
         return env

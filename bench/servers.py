@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -11,6 +12,37 @@ import time
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def service_environment(
+    *,
+    database_url: str,
+    public_url: str,
+    auth_token: str,
+    workdir: Path,
+    account_sid: str,
+    api_url: str,
+    sms_from: str,
+    pythonpath: str,
+) -> dict[str, str]:
+    """Return the environment of an `ivr serve` a bench starts: this one without its own IVR_
+    and TWILIO_ settings, fresh secrets, and paging on through the bench's Twilio stand-in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_"))}
+    env.update(
+        {
+            "IVR_DATABASE_URL": database_url,
+            "TWILIO_AUTH_TOKEN": auth_token,
+            "IVR_SECRET_KEY": secrets.token_hex(32),
+            "IVR_PUBLIC_URL": public_url,
+            "IVR_JOURNAL_PATH": str(workdir / "journal.jsonl"),
+            "TWILIO_ACCOUNT_SID": account_sid,
+            "TWILIO_API_URL": api_url,
+            "IVR_SMS_FROM": sms_from,
+            "PYTHONPATH": pythonpath,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
 
 
 def free_port() -> int:
